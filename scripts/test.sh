@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine (this is what CI runs, through .ci/run).
+# Installs what the tests need: a C/C++ compiler for the C API tests, and the pinned NVRTC wheel so that
+# every CUDA kernel is compiled for sm_80 and sm_90 even without a GPU (DESIGN §4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq gcc g++ >/dev/null
+fi
+
+NVRTC_DIR="$PWD/target/nvrtc-cu12-12.8.93"
+if [ ! -e "$NVRTC_DIR/nvidia/cuda_nvrtc/lib" ]; then
+  echo "installing the pinned NVRTC wheel (nvidia-cuda-nvrtc-cu12==12.8.93) into $NVRTC_DIR"
+  python3 -m pip install -q --disable-pip-version-check --target "$NVRTC_DIR" nvidia-cuda-nvrtc-cu12==12.8.93
+fi
+NVRTC_LIB="$NVRTC_DIR/nvidia/cuda_nvrtc/lib"
+# cudarc looks for the unversioned name too; the wheel ships only libnvrtc.so.12.
+[ -e "$NVRTC_LIB/libnvrtc.so" ] || ln -s libnvrtc.so.12 "$NVRTC_LIB/libnvrtc.so"
+export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Makes the kernel compile test fail (instead of reporting "skipped") if NVRTC cannot be loaded.
+export RATECLUST_REQUIRE_NVRTC=1
+
+cargo test --release "$@"

@@ -1,0 +1,1 @@
+//! The built-in CLIP engine: config, weights, preprocessing, tokenizer, vision and text towers.

@@ -1,0 +1,2 @@
+//! CPP clustering on feature vectors: the head and its training, spectral clustering of Π, out-of-sample
+//! assignment, choice of k by coding length, metrics, save/load.

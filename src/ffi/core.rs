@@ -1,0 +1,58 @@
+//! Version and device queries.
+
+use super::{arg_mut, guard, write_c_string};
+use crate::device::{self, Device, DeviceKind};
+use crate::error::Status;
+use std::ffi::c_char;
+
+/// The library version as "MAJOR.MINOR.PATCH" (static string; do not free).
+#[no_mangle]
+pub extern "C" fn rateclust_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// The ABI version: incremented on any incompatible change to this header.
+#[no_mangle]
+pub extern "C" fn rateclust_abi_version() -> u32 {
+    crate::RATECLUST_ABI_VERSION
+}
+
+/// Number of usable CUDA devices (0 without a driver or GPU). Never fails.
+#[no_mangle]
+pub extern "C" fn rateclust_device_count() -> u32 {
+    std::panic::catch_unwind(device::cuda_device_count).unwrap_or(0) as u32
+}
+
+/// Describes the device a call with `kind` and `ordinal` would run on, as a NUL-terminated string
+/// written into `buf` (capacity `cap` bytes, truncated if too small; `*needed`, if not NULL, gets the full
+/// size). With `RATECLUST_DEVICE_KIND_AUTO` falling back to the CPU, the text says why CUDA was not used.
+/// Fails with `RATECLUST_STATUS_DEVICE` (and the reason in `rateclust_last_error()`) if `kind` is CUDA and no
+/// usable GPU exists.
+#[no_mangle]
+pub extern "C" fn rateclust_device_info(
+    kind: DeviceKind,
+    ordinal: u32,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> Status {
+    guard(|| {
+        let dev = Device::open(kind, ordinal as usize)?;
+        let mut text = dev.describe();
+        if kind == DeviceKind::Auto && !dev.is_cuda() {
+            if let Some(why) = device::cuda_unavailable_reason() {
+                text.push_str(&format!("; CUDA not used: {why}"));
+            }
+        }
+        write_c_string(&text, buf, cap, needed)
+    })
+}
+
+/// Writes the number of CPU threads the library uses into `*out`.
+#[no_mangle]
+pub extern "C" fn rateclust_cpu_threads(out: *mut u32) -> Status {
+    guard(|| {
+        *arg_mut(out, "out")? = rayon::current_num_threads() as u32;
+        Ok(())
+    })
+}

@@ -1,0 +1,135 @@
+//! The C ABI. Conventions (DESIGN §3), followed by every export in this folder:
+//!
+//! - every symbol starts with `rateclust_`; every function returns `rateclust_status`;
+//! - the message of the last failed call on the calling thread is kept for `rateclust_last_error()`;
+//! - no panic crosses the boundary: each body runs inside [`guard`], which catches it and returns
+//!   `RATECLUST_STATUS_INTERNAL`;
+//! - every pointer is checked for NULL and every length against what the caller said it passed
+//!   (helpers below), so that a bad call yields a status and a message, never undefined behaviour
+//!   we could have detected;
+//! - handles are opaque and freed with their `*_free`, which accepts NULL; buffers the library returns
+//!   say in the header who frees them.
+
+pub mod clip;
+pub mod cluster;
+pub mod core;
+pub mod rate;
+
+use crate::error::{Error, Result, Status};
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Runs an export's body: catches panics, records the error message, returns the status code.
+pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> Status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            set_last_error("");
+            Status::Ok
+        }
+        Ok(Err(e)) => {
+            set_last_error(&e.to_string());
+            e.status()
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (panic caught at the C boundary): {what}"));
+            Status::Internal
+        }
+    }
+}
+
+/// The message of the last failed call on this thread ("" if the last call succeeded). The pointer stays
+/// valid until the next rateclust call on the same thread; the library owns it (do not free).
+#[no_mangle]
+pub extern "C" fn rateclust_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// `p` as a reference, or an error naming the argument if it is NULL.
+pub(crate) fn arg_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
+    // SAFETY: the caller promises a non-NULL pointer is valid for reads of T (header contract).
+    unsafe { p.as_ref() }.ok_or_else(|| Error::InvalidArgument(format!("`{name}` is NULL")))
+}
+
+/// `p` as a mutable reference, or an error naming the argument if it is NULL.
+pub(crate) fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
+    // SAFETY: as `arg_ref`, for writes.
+    unsafe { p.as_mut() }.ok_or_else(|| Error::InvalidArgument(format!("`{name}` is NULL")))
+}
+
+/// A caller buffer of `len` elements as a slice. NULL is an error unless `len == 0`.
+pub(crate) fn arg_slice<'a, T>(p: *const T, len: usize, name: &str) -> Result<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("`{name}` is NULL but {len} elements were expected")));
+    }
+    if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
+        return Err(Error::InvalidArgument(format!("`{name}`: {len} elements is too large")));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` readable elements (header contract).
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// A caller output buffer of `len` elements as a mutable slice. NULL is an error unless `len == 0`.
+pub(crate) fn arg_slice_mut<'a, T>(p: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("`{name}` is NULL but {len} elements were expected")));
+    }
+    if len.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
+        return Err(Error::InvalidArgument(format!("`{name}`: {len} elements is too large")));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` writable elements (header contract).
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
+}
+
+/// A NUL-terminated UTF-8 string argument.
+pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("`{name}` is NULL")));
+    }
+    // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("`{name}` is not valid UTF-8")))
+}
+
+/// `a * b` as an element count, or an error naming what overflowed.
+pub(crate) fn checked_len(a: usize, b: usize, name: &str) -> Result<usize> {
+    a.checked_mul(b).ok_or_else(|| Error::InvalidArgument(format!("`{name}`: {a} × {b} overflows")))
+}
+
+/// Copies `s` into a caller buffer of `cap` bytes as a NUL-terminated string (truncating at a UTF-8
+/// boundary if needed); `*needed` (if not NULL) receives the full length including the NUL.
+pub(crate) fn write_c_string(s: &str, buf: *mut c_char, cap: usize, needed: *mut usize) -> Result<()> {
+    if let Some(n) = unsafe { needed.as_mut() } {
+        *n = s.len() + 1;
+    }
+    if cap == 0 {
+        return Ok(());
+    }
+    let out = arg_slice_mut(buf as *mut u8, cap, "buf")?;
+    let mut end = s.len().min(cap - 1);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    out[end] = 0;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Self-labeling: naming clusters with CLIP's text encoder (DESIGN §1 step 6).

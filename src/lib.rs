@@ -1,0 +1,31 @@
+//! # rateclust
+//!
+//! Image clustering by the principle of rate reduction (CPP, Chu et al., ICLR 2024) on top of CLIP,
+//! as an embeddable library with a stable C ABI (`include/rateclust.h`).
+//!
+//! Data flows one way, and each stage is usable alone:
+//! pixels → [`clip`] (embeddings) → features → [`cluster`] (fit / assign / select k) → [`label`] (names).
+//! Underneath: [`rate`] (coding rates, Sinkhorn, gradients), [`linalg`] (GEMM, factorizations),
+//! [`device`] (CPU or CUDA).
+
+pub mod clip;
+pub mod cluster;
+pub mod device;
+pub mod error;
+pub mod ffi;
+pub mod label;
+pub mod linalg;
+pub mod progress;
+pub mod rate;
+pub mod rng;
+
+pub use device::{Device, DeviceKind};
+pub use error::{Error, Result, Status};
+
+/// Incremented on any incompatible change to the C ABI.
+pub const RATECLUST_ABI_VERSION: u32 = 1;
+
+/// The header cbindgen generated from this build's sources (compared with the committed
+/// `include/rateclust.h` by the test suite, so a stale header fails CI).
+#[doc(hidden)]
+pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/rateclust.h"));

@@ -1,0 +1,53 @@
+//! The C boundary's conventions, exercised from C against both the shared and the static library,
+//! and the committed header checked against the one cbindgen generates from the current sources.
+
+mod common;
+use common::*;
+
+#[test]
+fn header_is_current() {
+    let committed = std::fs::read_to_string(repo().join("include/rateclust.h")).expect("include/rateclust.h");
+    assert!(
+        committed == rateclust::GENERATED_HEADER,
+        "include/rateclust.h is stale: run `cargo build` outside CI to regenerate it, then commit it"
+    );
+}
+
+#[test]
+fn header_exports_only_prefixed_symbols() {
+    for line in rateclust::GENERATED_HEADER.lines() {
+        if let Some(open) = line.find('(') {
+            if line.starts_with(' ') || line.starts_with('*') || line.starts_with('#') || line.starts_with('/') {
+                continue;
+            }
+            let name = line[..open].split_whitespace().last().unwrap().trim_start_matches('*');
+            assert!(name.starts_with("rateclust_"), "exported function without the rateclust_ prefix: {name}");
+        }
+    }
+}
+
+#[test]
+fn c_example_device_info_runs_with_both_link_modes() {
+    for link in BOTH {
+        let exe = build_example("c/device_info.c", link);
+        let out = run_example(&exe, &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("rateclust {}", env!("CARGO_PKG_VERSION"))), "{text}");
+        assert!(text.contains("auto device: "), "{text}");
+        assert!(text.contains("cpu threads: "), "{text}");
+    }
+}
+
+#[test]
+fn header_compiles_as_cpp() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let src = dir.join("header_check.cpp");
+    std::fs::write(&src, "#include <rateclust.h>\nint main() { return rateclust_version() == nullptr; }\n").unwrap();
+    let out = std::process::Command::new("g++")
+        .args(["-std=c++17", "-Wall", "-Werror", "-fsyntax-only", "-I"])
+        .arg(repo().join("include"))
+        .arg(&src)
+        .output()
+        .expect("g++");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

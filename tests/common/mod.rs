@@ -1,0 +1,102 @@
+//! Shared helpers for integration tests: compiling and running the C/C++ examples against the
+//! library's cdylib and staticlib, and locating fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// How a C program links the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// `librateclust.so`, found at run time through `LD_LIBRARY_PATH`.
+    Dynamic,
+    /// `librateclust.a` plus the system libraries Rust's std needs.
+    Static,
+}
+
+pub const BOTH: [Link; 2] = [Link::Dynamic, Link::Static];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests").join("fixtures").join(rel)
+}
+
+/// The profile directory holding `librateclust.{so,a}` (the test binary lives in its `deps/`).
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    for name in ["librateclust.so", "librateclust.a"] {
+        assert!(
+            dir.join(name).exists() || dir.join("deps").join(name).exists(),
+            "{name} not found in {} — build the library first (cargo build/test builds it)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+fn lib_file(name: &str) -> PathBuf {
+    let dir = lib_dir();
+    let top = dir.join(name);
+    if top.exists() {
+        top
+    } else {
+        dir.join("deps").join(name)
+    }
+}
+
+/// Compiles `examples/<rel>` (C if it ends in `.c`, C++ if `.cpp`) against the library; returns the executable.
+pub fn build_example(rel: &str, link: Link) -> PathBuf {
+    let src = repo().join("examples").join(rel);
+    let is_cpp = rel.ends_with(".cpp");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let stem = src.file_stem().unwrap().to_string_lossy().to_string();
+    let exe = out_dir.join(format!("{stem}-{}", if link == Link::Dynamic { "dyn" } else { "static" }));
+    let mut cmd = Command::new(if is_cpp { "g++" } else { "gcc" });
+    cmd.arg(if is_cpp { "-std=c++17" } else { "-std=c11" })
+        .args(["-Wall", "-Wextra", "-Werror", "-O1", "-I"])
+        .arg(repo().join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe);
+    match link {
+        Link::Dynamic => {
+            cmd.arg(format!("-L{}", lib_file("librateclust.so").parent().unwrap().display())).arg("-lrateclust");
+        }
+        Link::Static => {
+            cmd.arg(lib_file("librateclust.a")).args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s", "-lc"]);
+        }
+    }
+    cmd.arg("-lm");
+    let out = cmd.output().expect("running the C compiler (gcc/g++ must be installed)");
+    assert!(
+        out.status.success(),
+        "compiling {rel} ({link:?}) failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Runs a compiled example with the library on the loader path; panics with its output if it fails.
+pub fn run_example(exe: &Path, args: &[&str]) -> Output {
+    let out = Command::new(exe)
+        .args(args)
+        .env("LD_LIBRARY_PATH", lib_file("librateclust.so").parent().unwrap())
+        .output()
+        .expect("running a compiled example");
+    assert!(
+        out.status.success(),
+        "{} {:?} exited with {}:\nstdout:\n{}\nstderr:\n{}",
+        exe.display(),
+        args,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
