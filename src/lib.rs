@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod device;
 pub mod error;
 pub mod ffi;
+pub mod io;
 pub mod label;
 pub mod linalg;
 pub mod progress;

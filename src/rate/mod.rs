@@ -3,6 +3,8 @@
 //!
 //! Shapes: Z and C are m×d row-major (m samples, d features, rows L2-normalised by the caller); Π is m×m.
 
+pub mod cuda;
+
 /// Which gradient flows through the Sinkhorn iterations.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

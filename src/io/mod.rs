@@ -1,0 +1,1 @@
+//! File formats shared by the CLI, the C API and the tests.
