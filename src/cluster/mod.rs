@@ -2,3 +2,4 @@
 //! assignment, choice of k by coding length, metrics, save/load.
 pub mod hungarian;
 pub mod metrics;
+pub mod kmeans;
