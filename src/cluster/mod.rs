@@ -3,3 +3,4 @@
 pub mod hungarian;
 pub mod metrics;
 pub mod kmeans;
+pub mod spectral;
