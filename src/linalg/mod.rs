@@ -82,3 +82,4 @@ macro_rules! impl_real {
 }
 impl_real!(f32, "f32");
 impl_real!(f64, "f64");
+pub mod eigh;
