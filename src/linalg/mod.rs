@@ -3,6 +3,7 @@
 //!
 //! Matrices cross module boundaries as row-major slices plus shapes; faer views are made locally.
 
+pub mod cholesky;
 pub mod gemm;
 
 pub use gemm::{gemm, Trans};
