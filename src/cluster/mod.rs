@@ -4,3 +4,4 @@ pub mod hungarian;
 pub mod metrics;
 pub mod kmeans;
 pub mod spectral;
+pub mod coding_length;
