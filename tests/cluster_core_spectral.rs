@@ -1,7 +1,11 @@
-//! Spectral clustering recovers block-structured affinities exactly; bad input is refused.
+//! Spectral clustering recovers block-structured affinities exactly, its embedding matches numpy's
+//! (tools/golden/cluster_core_goldens.py → spectral_*.npy); bad input is refused.
+
+mod common;
 
 use rateclust::cluster::metrics::ari;
-use rateclust::cluster::spectral::spectral_clustering;
+use rateclust::cluster::spectral::{spectral_clustering, spectral_embedding};
+use rateclust::io::npy::{read_npy, NpyData};
 use rateclust::rng::Rng;
 use rateclust::Status;
 
@@ -62,4 +66,28 @@ fn bad_input_is_a_clear_error() {
     let e = spectral_clustering(&b, 10, 2, 10, 0).unwrap_err();
     assert!(e.to_string().contains("negative") && e.to_string().contains("[1, 3]"), "{e}");
     assert_eq!(spectral_clustering(&a, 10, 2, 0, 0).unwrap_err().status(), Status::InvalidArgument);
+}
+
+#[test]
+fn embedding_matches_numpy_up_to_rotation() {
+    let (a, n, n2) = read_npy(&common::fixture("cluster_core/spectral_affinity.npy")).unwrap().to_f32_matrix("affinity").unwrap();
+    assert_eq!(n, n2);
+    let want = read_npy(&common::fixture("cluster_core/spectral_embedding.npy")).unwrap();
+    let k = want.shape[1];
+    let NpyData::F64(want) = want.data else { panic!("float64 expected") };
+    let got = spectral_embedding(&a, n, k).unwrap();
+    // Eigenvectors are defined up to a rotation of the basis; the Gram matrix E Eᵀ of the row-normalised
+    // embedding is not.
+    let mut worst: f64 = 0.0;
+    for i in 0..n {
+        for j in 0..n {
+            let g: f64 = (0..k).map(|t| got[i * k + t] * got[j * k + t]).sum();
+            let w: f64 = (0..k).map(|t| want[i * k + t] * want[j * k + t]).sum();
+            worst = worst.max((g - w).abs());
+        }
+    }
+    assert!(worst < 1e-6, "max |E Eᵀ − E_np E_npᵀ| = {worst:e}");
+    let truth = read_npy(&common::fixture("cluster_core/spectral_truth.npy")).unwrap().to_i64_vec("truth").unwrap();
+    let l = spectral_clustering(&a, n, k, 10, 42).unwrap();
+    assert_eq!(ari(&labels_i64(&l), &truth).unwrap(), 1.0);
 }
