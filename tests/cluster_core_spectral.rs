@@ -66,6 +66,23 @@ fn bad_input_is_a_clear_error() {
     let e = spectral_clustering(&b, 10, 2, 10, 0).unwrap_err();
     assert!(e.to_string().contains("negative") && e.to_string().contains("[1, 3]"), "{e}");
     assert_eq!(spectral_clustering(&a, 10, 2, 0, 0).unwrap_err().status(), Status::InvalidArgument);
+    let e = spectral_clustering(&vec![0.0; 100], 10, 2, 10, 0).unwrap_err();
+    assert_eq!(e.status(), Status::Numerical);
+    assert!(e.to_string().contains("all zeros"), "{e}");
+}
+
+#[test]
+fn an_isolated_point_does_not_break_the_others() {
+    let (mut a, truth) = block_affinity(&[20, 20, 20], 0.5, 0.1, 6);
+    let n = truth.len();
+    // Point 0 has no affinity to anything (zero degree): it gets some label, the rest stay exact.
+    for j in 0..n {
+        a[j] = 0.0;
+        a[j * n] = 0.0;
+    }
+    let l = spectral_clustering(&a, n, 3, 10, 42).unwrap();
+    assert!(l[0] < 3);
+    assert_eq!(ari(&labels_i64(&l[1..]), &truth[1..]).unwrap(), 1.0);
 }
 
 #[test]

@@ -49,6 +49,9 @@ pub fn spectral_embedding(affinity: &[f32], n: usize, k: usize) -> Result<Vec<f6
         }
     }
     let deg: Vec<f64> = m.chunks(n).map(|r| r.iter().sum()).collect();
+    if deg.iter().all(|&d| d == 0.0) {
+        return Err(Error::Numerical("spectral clustering: the affinity matrix is all zeros".into()));
+    }
     // Isolated points (zero degree) get a zero row: they cannot be placed by the graph.
     let inv_sqrt: Vec<f64> = deg.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
     for i in 0..n {
