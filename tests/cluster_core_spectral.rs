@@ -68,7 +68,23 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(spectral_clustering(&a, 10, 2, 0, 0).unwrap_err().status(), Status::InvalidArgument);
     let e = spectral_clustering(&vec![0.0; 100], 10, 2, 10, 0).unwrap_err();
     assert_eq!(e.status(), Status::Numerical);
-    assert!(e.to_string().contains("all zeros"), "{e}");
+    assert!(e.to_string().contains("zero off the diagonal"), "{e}");
+    // Only self-affinity: no graph either.
+    let eye: Vec<f32> = (0..100).map(|i| if i % 11 == 0 { 1.0 } else { 0.0 }).collect();
+    assert_eq!(spectral_clustering(&eye, 10, 2, 10, 0).unwrap_err().status(), Status::Numerical);
+}
+
+#[test]
+fn self_affinity_is_ignored() {
+    // A dominant diagonal (what a sharp Sinkhorn plan has) must not change the clustering.
+    let (mut a, truth) = block_affinity(&[40, 30, 30], 0.3, 0.25, 7);
+    let n = truth.len();
+    let base = spectral_clustering(&a, n, 3, 10, 42).unwrap();
+    assert_eq!(ari(&labels_i64(&base), &truth).unwrap(), 1.0);
+    for i in 0..n {
+        a[i * n + i] = 1000.0 * (1 + i % 3) as f32;
+    }
+    assert_eq!(spectral_clustering(&a, n, 3, 10, 42).unwrap(), base);
 }
 
 #[test]

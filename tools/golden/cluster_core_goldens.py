@@ -12,8 +12,8 @@ References, none of them ours:
   * eigh_*.npy    numpy.linalg.eigh (LAPACK) of random symmetric matrices, float64.
   * kmeans_blobs.npy + kmeans.json  sklearn KMeans(n_init=10) inertia on Gaussian blobs.
   * coding_length.json  DESIGN §1 step 5 recomputed in numpy float64 (slogdet).
-  * spectral_*.npy  the row-normalised NJW spectral embedding (DESIGN §1 step 4) of a noisy,
-              nonsymmetric block affinity, from numpy.linalg.eigh in float64.
+  * spectral_*.npy  the row-normalised NJW spectral embedding (DESIGN §1 step 4, diagonal ignored) of a
+              noisy, nonsymmetric block affinity, from numpy.linalg.eigh in float64.
 Tested by tests/cluster_core_*.rs.
 """
 import json
@@ -187,6 +187,7 @@ def spectral():
     same = truth[:, None] == truth[None, :]
     a = np.where(same, 0.2 + 0.5 * rng.random((n, n)), 0.3 * rng.random((n, n))).astype(np.float32)
     sym = (a.astype(np.float64) + a.T.astype(np.float64)) / 2
+    np.fill_diagonal(sym, 0.0)  # self-loops ignored, as scipy.sparse.csgraph.laplacian does
     dinv = 1 / np.sqrt(sym.sum(axis=1))
     m = sym * dinv[:, None] * dinv[None, :]
     w, v = np.linalg.eigh(m)
