@@ -3,3 +3,5 @@
 pub mod hungarian;
 pub mod metrics;
 pub mod kmeans;
+pub mod spectral;
+pub mod coding_length;
