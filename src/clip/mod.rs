@@ -1,6 +1,7 @@
 //! The built-in CLIP engine: config, weights, preprocessing, tokenizer, vision and text towers.
 
 pub mod image;
+pub mod jpeg;
 pub mod preprocess;
 pub mod resize;
 pub mod tokenizer;
