@@ -97,6 +97,12 @@ def main():
         image_embeds = model.get_image_features(pixel_values=pixel_values).pooler_output
         text_embeds = model.get_text_features(input_ids=input_ids).pooler_output
         vis_embeds = vis(pixel_values=pixel_values).image_embeds
+        # CLIPModel.forward overwrites the towers' pooler_output with the projection (transformers 5), so take
+        # the pooled outputs from the towers themselves.
+        vision_pooled = model.vision_model(pixel_values=pixel_values).pooler_output
+        text_pooled = model.text_model(input_ids=input_ids).pooler_output
+    assert torch.allclose(model.visual_projection(vision_pooled), image_embeds, atol=1e-6)
+    assert torch.allclose(model.text_projection(text_pooled), text_embeds, atol=1e-6)
     assert torch.allclose(vis_embeds, image_embeds, atol=1e-6)
     # The vision hidden_states[0] transformers reports must be the encoder input (after pre_layrnorm).
     with torch.no_grad():
@@ -108,10 +114,10 @@ def main():
     gold = {
         "pixel_values": pixel_values,
         "input_ids": input_ids,
-        "vision_pooled": vout.pooler_output,
+        "vision_pooled": vision_pooled,
         "image_embeds": image_embeds,
         "text_last_hidden": tout.last_hidden_state,
-        "text_pooled": tout.pooler_output,
+        "text_pooled": text_pooled,
         "text_embeds": text_embeds,
         "logits_per_image": out.logits_per_image,
         "logit_scale": model.logit_scale.detach().reshape(1),
