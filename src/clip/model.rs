@@ -11,7 +11,32 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::invalid_arg;
 use crate::linalg::{gemm, Trans};
+use rayon::prelude::*;
+use std::ops::Range;
 use std::path::Path;
+
+/// Splits `n` items into forward passes of at most `batch_size`. With enough items, passes are made small
+/// enough that every thread gets at least two: they then run concurrently, each with single-threaded
+/// GEMMs (no synchronisation between threads inside a pass, and work stealing absorbs uneven progress);
+/// with few items one pass uses all threads inside each GEMM instead.
+fn split_work(n: usize, batch_size: usize) -> Vec<Range<usize>> {
+    let threads = rayon::current_num_threads().max(1);
+    let mut size = batch_size.max(1);
+    if n >= 2 * threads {
+        size = size.min(n.div_ceil(2 * threads));
+    }
+    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
+}
+
+/// Runs `f` on each range (concurrently when there are several) and concatenates the results in order.
+fn run_chunks(chunks: &[Range<usize>], f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync) -> Result<Vec<f32>> {
+    let parts: Vec<Vec<f32>> = if chunks.len() > 1 {
+        chunks.par_iter().map(|r| f(r.clone())).collect::<Result<_>>()?
+    } else {
+        chunks.iter().map(|r| f(r.clone())).collect::<Result<_>>()?
+    };
+    Ok(parts.concat())
+}
 
 /// What an embedding call returns, and in what batches it works.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,15 +188,14 @@ impl ClipModel {
             ));
         }
         crate::error::check_finite("pixels", pixels)?;
-        let bs = opts.batch_size.max(1);
         let dim = self.output_dim(true, opts);
-        let mut out = Vec::with_capacity(n * dim);
-        for chunk in pixels.chunks(bs * per) {
-            let m = chunk.len() / per;
-            let pooled = v.forward(chunk, m, None);
-            out.extend(self.finish(pooled, m, self.visual_projection.as_ref(), opts));
-        }
-        Ok(out)
+        let chunks = split_work(n, opts.batch_size);
+        let rows = run_chunks(&chunks, |r| {
+            let pooled = v.forward(&pixels[r.start * per..r.end * per], r.len(), None);
+            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+        })?;
+        debug_assert_eq!(rows.len(), n * dim);
+        Ok(rows)
     }
 
     /// Embeddings of token id sequences (each with its end-of-text token; no padding needed). Sequences are
@@ -183,14 +207,15 @@ impl ClipModel {
         // Batch sequences of similar length together: each batch computes up to its own longest one.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| pools[i]);
-        let mut out = vec![0.0f32; ids.len() * dim];
-        for group in order.chunks(opts.batch_size.max(1)) {
-            let batch: Vec<&[u32]> = group.iter().map(|&i| ids[i]).collect();
+        let chunks = split_work(ids.len(), opts.batch_size);
+        let sorted_rows = run_chunks(&chunks, |r| {
+            let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
             let (pooled, _) = t.forward(&batch, None)?;
-            let rows = self.finish(pooled, group.len(), self.text_projection.as_ref(), opts);
-            for (r, &i) in group.iter().enumerate() {
-                out[i * dim..][..dim].copy_from_slice(&rows[r * dim..][..dim]);
-            }
+            Ok(self.finish(pooled, r.len(), self.text_projection.as_ref(), opts))
+        })?;
+        let mut out = vec![0.0f32; ids.len() * dim];
+        for (r, &i) in order.iter().enumerate() {
+            out[i * dim..][..dim].copy_from_slice(&sorted_rows[r * dim..][..dim]);
         }
         Ok(out)
     }
