@@ -2,9 +2,13 @@
 
 pub mod config;
 pub mod encoder;
+pub mod image;
 pub mod layers;
 pub mod model;
+pub mod preprocess;
+pub mod resize;
 pub mod text;
+pub mod tokenizer;
 pub mod vision;
 pub mod weights;
 
