@@ -180,3 +180,39 @@ fn vision_only_checkpoint_in_f32_matches_the_full_model() {
     let e = model.embed_token_ids(&[&[49406, 49407]], &RAW).unwrap_err();
     assert!(e.to_string().contains("no text tower"), "{e}");
 }
+
+#[test]
+fn texts_through_the_tokenizer_match_transformers() {
+    let g = Goldens::load();
+    let model = tiny();
+    let (_, meta) = SafeTensors::read_metadata(&g.bytes).unwrap();
+    let texts: Vec<String> = serde_json::from_str(&meta.metadata().as_ref().unwrap()["texts"]).unwrap();
+    let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    // Our tokenizer gives transformers' ids up to each end-of-text token.
+    let tok = model.tokenizer().expect("tiny/ has vocab.json + merges.txt");
+    for (text, want) in refs.iter().zip(g.ids()) {
+        let got = tok.encode(text);
+        assert_eq!(got[..], want[..got.len()], "token ids of {text:?}");
+    }
+    let emb = model.embed_texts(&refs, &RAW, &mut rateclust::progress::NoProgress).unwrap();
+    let (want, _) = g.f32("text_embeds");
+    check("text_embeds from strings", &emb, &want);
+}
+
+#[test]
+fn image_file_through_preprocessing_matches_transformers() {
+    let g = Goldens::load();
+    let model = tiny();
+    let mut seen = Vec::new();
+    let mut progress = |stage: &str, done: u64, total: u64| {
+        seen.push((stage.to_string(), done, total));
+        true
+    };
+    let emb = model.embed_image_files(&[fixture("clip_model/image.png")], &RAW, &mut progress).unwrap();
+    let (want, _) = g.f32("file_image_embeds");
+    check("image.png embedding", &emb, &want);
+    assert_eq!(seen.last().unwrap(), &("embed images".to_string(), 1, 1));
+    // Cancelling from the progress callback stops the call.
+    let e = model.embed_image_files(&[fixture("clip_model/image.png")], &RAW, &mut |_: &str, _: u64, _: u64| false).unwrap_err();
+    assert!(matches!(e, rateclust::Error::Cancelled), "{e}");
+}

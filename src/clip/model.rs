@@ -2,6 +2,9 @@
 //! (`CLIPVisionModel[WithProjection]`, `CLIPTextModel[WithProjection]`).
 
 use super::config::ClipConfig;
+use super::image::RgbImage8;
+use super::preprocess::{preprocess_into, PreprocessConfig};
+use super::tokenizer::Tokenizer;
 use super::encoder::load_linear;
 use super::layers::{l2_normalize_rows, Linear};
 use super::text::TextTower;
@@ -11,6 +14,7 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::invalid_arg;
 use crate::linalg::{gemm, Trans};
+use crate::progress::{self, NoProgress, Progress};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
@@ -28,14 +32,31 @@ fn split_work(n: usize, batch_size: usize) -> Vec<Range<usize>> {
     (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
 }
 
-/// Runs `f` on each range (concurrently when there are several) and concatenates the results in order.
-fn run_chunks(chunks: &[Range<usize>], f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync) -> Result<Vec<f32>> {
-    let parts: Vec<Vec<f32>> = if chunks.len() > 1 {
-        chunks.par_iter().map(|r| f(r.clone())).collect::<Result<_>>()?
-    } else {
-        chunks.iter().map(|r| f(r.clone())).collect::<Result<_>>()?
-    };
-    Ok(parts.concat())
+/// Runs `f` on each range and concatenates the results in order. Ranges run concurrently in waves of one
+/// per thread; `progress` hears about every finished wave (`done` = items so far) and may cancel between
+/// waves.
+fn run_chunks(
+    chunks: &[Range<usize>],
+    progress: &mut dyn Progress,
+    stage: &str,
+    f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync,
+) -> Result<Vec<f32>> {
+    let total = chunks.last().map_or(0, |r| r.end) as u64;
+    let wave = rayon::current_num_threads().max(1);
+    let mut out = Vec::new();
+    progress::report(progress, stage, 0, total)?;
+    for group in chunks.chunks(wave) {
+        let parts: Vec<Vec<f32>> = if group.len() > 1 {
+            group.par_iter().map(|r| f(r.clone())).collect::<Result<_>>()?
+        } else {
+            vec![f(group[0].clone())?]
+        };
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        progress::report(progress, stage, group.last().unwrap().end as u64, total)?;
+    }
+    Ok(out)
 }
 
 /// What an embedding call returns, and in what batches it works.
@@ -63,6 +84,10 @@ pub struct ClipModel {
     visual_projection: Option<Linear>,
     text_projection: Option<Linear>,
     logit_scale: Option<f32>,
+    /// From `vocab.json` + `merges.txt` when the directory has them (needed for [`ClipModel::embed_texts`]).
+    tokenizer: Option<Tokenizer>,
+    /// From `preprocessor_config.json`, else OpenAI CLIP's settings at the model's image size.
+    preprocess: Option<PreprocessConfig>,
 }
 
 impl ClipModel {
@@ -93,7 +118,45 @@ impl ClipModel {
             return Err(Error::Format(format!("{} not found{hint}", st_path.display())));
         }
         let file = TensorFile::read(&st_path)?;
-        Self::from_tensors(config, &file)
+        let mut model = Self::from_tensors(config, &file)?;
+        drop(file);
+        if let Some(t) = &model.text {
+            if dir.join("vocab.json").exists() || dir.join("merges.txt").exists() {
+                let mut tok = Tokenizer::from_dir(dir)?;
+                if tok.vocab_size() > t.cfg.vocab_size {
+                    return Err(Error::Format(format!(
+                        "{}: the tokenizer has {} tokens but the text model only {} (text_config.vocab_size)",
+                        dir.display(),
+                        tok.vocab_size(),
+                        t.cfg.vocab_size
+                    )));
+                }
+                tok.set_context_length(t.cfg.max_position_embeddings)?;
+                model.tokenizer = Some(tok);
+            }
+        }
+        if let Some(v) = &model.vision {
+            let pp = dir.join("preprocessor_config.json");
+            let cfg = if pp.exists() {
+                let text = std::fs::read_to_string(&pp).map_err(|e| Error::io(&pp, e))?;
+                PreprocessConfig::from_preprocessor_config_json(&text).map_err(|e| match e {
+                    Error::Format(m) => Error::Format(format!("{}: {m}", pp.display())),
+                    other => other,
+                })?
+            } else {
+                PreprocessConfig::for_image_size(v.cfg.image_size)
+            };
+            if cfg.crop != v.cfg.image_size {
+                return Err(Error::Format(format!(
+                    "{}: crop_size {} differs from the vision model's image_size {}",
+                    pp.display(),
+                    cfg.crop,
+                    v.cfg.image_size
+                )));
+            }
+            model.preprocess = Some(cfg);
+        }
+        Ok(model)
     }
 
     /// Builds the model from a parsed config and a safetensors file (HF tensor names).
@@ -120,7 +183,8 @@ impl ClipModel {
             None => None,
         };
         let logit_scale = if t.contains("logit_scale") { Some(t.get("logit_scale", &[])?[0]) } else { None };
-        Ok(ClipModel { config, vision, text, visual_projection, text_projection, logit_scale })
+        let preprocess = vision.as_ref().map(|v| PreprocessConfig::for_image_size(v.cfg.image_size));
+        Ok(ClipModel { config, vision, text, visual_projection, text_projection, logit_scale, tokenizer: None, preprocess })
     }
 
     pub fn has_vision(&self) -> bool {
@@ -190,7 +254,7 @@ impl ClipModel {
         crate::error::check_finite("pixels", pixels)?;
         let dim = self.output_dim(true, opts);
         let chunks = split_work(n, opts.batch_size);
-        let rows = run_chunks(&chunks, |r| {
+        let rows = run_chunks(&chunks, &mut NoProgress, "embed images", |r| {
             let pooled = v.forward(&pixels[r.start * per..r.end * per], r.len(), None);
             Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
         })?;
@@ -201,6 +265,11 @@ impl ClipModel {
     /// Embeddings of token id sequences (each with its end-of-text token; no padding needed). Sequences are
     /// grouped by length internally; rows come back in input order. Returns `[n, output_dim]`.
     pub fn embed_token_ids(&self, ids: &[&[u32]], opts: &EmbedOptions) -> Result<Vec<f32>> {
+        self.embed_token_ids_with(ids, opts, &mut NoProgress)
+    }
+
+    /// [`ClipModel::embed_token_ids`] with progress reports (stage "embed texts") and cancellation.
+    pub fn embed_token_ids_with(&self, ids: &[&[u32]], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
         let t = self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?;
         let pools = t.pool_positions(ids)?;
         let dim = self.output_dim(false, opts);
@@ -208,7 +277,7 @@ impl ClipModel {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| pools[i]);
         let chunks = split_work(ids.len(), opts.batch_size);
-        let sorted_rows = run_chunks(&chunks, |r| {
+        let sorted_rows = run_chunks(&chunks, progress, "embed texts", |r| {
             let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
             let (pooled, _) = t.forward(&batch, None)?;
             Ok(self.finish(pooled, r.len(), self.text_projection.as_ref(), opts))
@@ -218,6 +287,71 @@ impl ClipModel {
             out[i * dim..][..dim].copy_from_slice(&sorted_rows[r * dim..][..dim]);
         }
         Ok(out)
+    }
+
+    /// The tokenizer loaded with the model (`vocab.json` + `merges.txt`), if any.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// Uses `tok` for [`ClipModel::embed_texts`] (e.g. one built from `bpe_simple_vocab_16e6.txt.gz`).
+    pub fn set_tokenizer(&mut self, mut tok: Tokenizer) -> Result<()> {
+        let t = self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?;
+        if tok.vocab_size() > t.cfg.vocab_size {
+            return Err(invalid_arg!("the tokenizer has {} tokens but the text model only {}", tok.vocab_size(), t.cfg.vocab_size));
+        }
+        tok.set_context_length(t.cfg.max_position_embeddings)?;
+        self.tokenizer = Some(tok);
+        Ok(())
+    }
+
+    /// The image preprocessing this model applies (`preprocessor_config.json` or OpenAI CLIP's).
+    pub fn preprocess_config(&self) -> Option<&PreprocessConfig> {
+        self.preprocess.as_ref()
+    }
+
+    /// Embeddings of texts: CLIP BPE (truncated to the context length), then the text tower.
+    pub fn embed_texts(&self, texts: &[&str], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        let tok = self.tokenizer.as_ref().ok_or_else(|| {
+            invalid_arg!("this model has no tokenizer: its directory needs vocab.json and merges.txt to embed texts")
+        })?;
+        let ids: Vec<Vec<u32>> = texts.par_iter().map(|t| tok.encode(t)).collect();
+        let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+        self.embed_token_ids_with(&refs, opts, progress)
+    }
+
+    /// Embeddings of decoded images (any size: resized and cropped like `CLIPImageProcessor`).
+    pub fn embed_images(&self, images: &[RgbImage8], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        self.embed_image_source(images.len(), |i| Ok(std::borrow::Cow::Borrowed(&images[i])), opts, progress)
+    }
+
+    /// Embeddings of image files (JPEG, PNG, WebP), decoded a batch at a time so that memory stays bounded.
+    pub fn embed_image_files(&self, paths: &[std::path::PathBuf], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        self.embed_image_source(paths.len(), |i| super::image::decode_file(&paths[i]).map(std::borrow::Cow::Owned), opts, progress)
+    }
+
+    /// Embeddings of `n` images produced on demand by `load(i)` (decode + preprocess run in parallel,
+    /// one batch at a time).
+    pub fn embed_image_source<'a>(
+        &self,
+        n: usize,
+        load: impl Fn(usize) -> Result<std::borrow::Cow<'a, RgbImage8>> + Sync,
+        opts: &EmbedOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<f32>> {
+        let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
+        let pp = self.preprocess.as_ref().expect("a vision model has a preprocess config");
+        let per = v.pixels_per_image();
+        let chunks = split_work(n, opts.batch_size);
+        run_chunks(&chunks, progress, "embed images", |r| {
+            let mut pixels = vec![0.0f32; r.len() * per];
+            pixels.par_chunks_mut(per).zip(r.clone().into_par_iter()).try_for_each(|(px, i)| {
+                let img = load(i)?;
+                preprocess_into(&img, pp, px)
+            })?;
+            let pooled = v.forward(&pixels, r.len(), None);
+            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+        })
     }
 
     /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.
