@@ -18,6 +18,7 @@ pub struct CudaDevice {
     /// Compute capability (major, minor).
     pub compute_capability: (i32, i32),
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     blas: OnceLock<std::result::Result<Arc<cudarc::cublas::CudaBlas>, String>>,
 }
 
@@ -96,6 +97,7 @@ impl CudaDevice {
                 name,
                 compute_capability,
                 modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
                 blas: OnceLock::new(),
             })
         })
@@ -171,9 +173,10 @@ impl CudaDevice {
 
     /// Copies a device buffer back to the host (waits for all work queued before it on the stream).
     pub fn download<T: DeviceRepr>(&self, buf: &GpuBuf<T>, what: &str) -> Result<Vec<T>> {
+        let slice = buf.slice.as_ref().ok_or_else(|| Error::Internal(format!("{what} is not a CUDA allocation")))?;
         let mut v = self
             .stream
-            .clone_dtoh(&buf.slice)
+            .clone_dtoh(slice)
             .map_err(|e| Error::Device(format!("copying {what} from {}: {e}", self.describe())))?;
         self.sync(what)?;
         v.truncate(buf.len);
@@ -196,7 +199,7 @@ impl CudaDevice {
 
     /// Launches `func` on this device's stream. `args` are the kernel parameters in order: device
     /// pointers as `u64` (from [`GpuBuf::ptr`], 0 for NULL), `i32`, `i64`, `f32` values.
-    pub fn launch(&self, func: &CudaFunction, name: &str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
+    pub fn launch_fn(&self, func: &CudaFunction, name: &str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
         use cudarc::driver::PushKernelArg;
         if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
             return Ok(());
@@ -218,62 +221,45 @@ impl CudaDevice {
             .map_err(|e| Error::Device(format!("launching kernel {name} with grid {grid:?}, block {block}: {e}")))
     }
 
-    /// Row-major (possibly strided-batched) f32 GEMM with cuBLAS: for each batch index `b`,
-    /// `C_b = alpha * op(A_b) * op(B_b) + beta * C_b`, with `op(A)` M×K, `op(B)` K×N, `C` M×N, all row-major
-    /// with leading dimensions (row strides) `lda`, `ldb`, `ldc`, and batch strides in elements (0 = shared).
-    /// Pointers are raw device addresses so that sub-blocks of one buffer can be read and written.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sgemm_rm(
-        &self,
-        ta: bool,
-        tb: bool,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: (u64, usize, usize),
-        b: (u64, usize, usize),
-        beta: f32,
-        c: (u64, usize, usize),
-        batch: usize,
-    ) -> Result<()> {
-        use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
-        if m == 0 || n == 0 || batch == 0 {
-            return Ok(());
+    /// A registered kernel by file and name, cached per device.
+    pub fn kernel(&self, file: &'static str, kernel: &'static str) -> Result<CudaFunction> {
+        if let Some(f) = self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.get(&(file, kernel)) {
+            return Ok(f.clone());
         }
-        let to_i = |x: usize, what: &str| -> Result<i32> {
-            i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("GEMM {what} = {x} exceeds the cuBLAS 32-bit limit")))
-        };
+        let f = self.function(file, kernel)?;
+        self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.insert((file, kernel), f.clone());
+        Ok(f)
+    }
+
+    /// Row-major (possibly strided-batched) f32 GEMM with cuBLAS; see [`RmGemm`].
+    pub fn sgemm_rm(&self, g: &RmGemm) -> Result<()> {
+        let Some(cm) = g.to_column_major()? else { return Ok(()) };
         let blas = self.blas()?;
-        // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands; a row-major
-        // buffer read as column-major is the transpose, so each operand keeps its own transpose flag.
-        let opb = if tb { CUBLAS_OP_T } else { CUBLAS_OP_N };
-        let opa = if ta { CUBLAS_OP_T } else { CUBLAS_OP_N };
         // SAFETY: the pointers address live device buffers of sufficient size (callers size them from the
         // same m, n, k, ld and strides), and the handle is bound to this device's stream.
         unsafe {
             cudarc::cublas::result::sgemm_strided_batched(
                 *blas.handle(),
-                opb,
-                opa,
-                to_i(n, "N")?,
-                to_i(m, "M")?,
-                to_i(k.max(1), "K")?,
-                &alpha,
-                b.0 as *const f32,
-                to_i(b.1, "ldb")?,
-                b.2 as i64,
-                a.0 as *const f32,
-                to_i(a.1, "lda")?,
-                a.2 as i64,
-                &beta,
-                c.0 as *mut f32,
-                to_i(c.1, "ldc")?,
-                c.2 as i64,
-                to_i(batch, "batch")?,
+                cm.op_a(),
+                cm.op_b(),
+                cm.m,
+                cm.n,
+                cm.k,
+                &cm.alpha,
+                cm.a as *const f32,
+                cm.lda,
+                cm.stride_a,
+                cm.b as *const f32,
+                cm.ldb,
+                cm.stride_b,
+                &cm.beta,
+                cm.c as *mut f32,
+                cm.ldc,
+                cm.stride_c,
+                cm.batch,
             )
         }
-        .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({m}×{n}×{k}, batch {batch}): {e}")))
+        .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
     }
 
     /// The module compiled from `source` (a `kernels/*.cu` text), compiled by NVRTC on first use.
@@ -355,7 +341,8 @@ pub enum KArg {
 /// A device buffer with its raw address cached, so kernels and cuBLAS can address sub-blocks of it.
 /// All work on it is queued on the owning device's one stream, which orders every access.
 pub struct GpuBuf<T> {
-    slice: CudaSlice<T>,
+    /// The owning CUDA allocation (None for buffers of the test emulator, whose memory it owns).
+    slice: Option<CudaSlice<T>>,
     ptr: u64,
     len: usize,
 }
@@ -366,7 +353,13 @@ impl<T> GpuBuf<T> {
             let (p, _sync) = slice.device_ptr(stream);
             p
         };
-        GpuBuf { slice, ptr, len }
+        GpuBuf { slice: Some(slice), ptr, len }
+    }
+
+    /// A buffer living in emulated memory (tests).
+    #[cfg(test)]
+    pub(crate) fn emulated(ptr: u64, len: usize) -> Self {
+        GpuBuf { slice: None, ptr, len }
     }
 
     /// The device address of element `offset` (bounds-checked; `offset == len` is allowed as an end).
@@ -444,4 +437,142 @@ pub fn compile_cubin(name: &str, source: &str, arch: &'static str) -> Result<Com
             out
         }
     })
+}
+
+/// A row-major f32 GEMM, possibly strided-batched: for each batch index `b`,
+/// `C_b = alpha · op(A_b) · op(B_b) + beta · C_b`, with `op(A)` m×k, `op(B)` k×n, `C` m×n, all row-major.
+/// Operands are `(device address, leading dimension = row stride, batch stride)` in elements (stride 0 =
+/// shared by the batch). Raw addresses let sub-blocks of one buffer be read and written.
+#[derive(Debug, Clone, Copy)]
+pub struct RmGemm {
+    pub ta: bool,
+    pub tb: bool,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub alpha: f32,
+    pub a: (u64, usize, usize),
+    pub b: (u64, usize, usize),
+    pub beta: f32,
+    pub c: (u64, usize, usize),
+    pub batch: usize,
+}
+
+/// The same product as cuBLAS (column-major) sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CmGemm {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub alpha: f32,
+    pub a: u64,
+    pub lda: i32,
+    pub stride_a: i64,
+    pub b: u64,
+    pub ldb: i32,
+    pub stride_b: i64,
+    pub beta: f32,
+    pub c: u64,
+    pub ldc: i32,
+    pub stride_c: i64,
+    pub batch: i32,
+}
+
+impl CmGemm {
+    fn op(t: bool) -> cudarc::cublas::sys::cublasOperation_t {
+        use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
+        if t { CUBLAS_OP_T } else { CUBLAS_OP_N }
+    }
+    fn op_a(&self) -> cudarc::cublas::sys::cublasOperation_t {
+        Self::op(self.trans_a)
+    }
+    fn op_b(&self) -> cudarc::cublas::sys::cublasOperation_t {
+        Self::op(self.trans_b)
+    }
+}
+
+impl RmGemm {
+    /// Row-major `C = op(A) op(B)` is column-major `Cᵀ = op(B)ᵀ op(A)ᵀ`: a row-major buffer read as
+    /// column-major is the transpose, so the operands swap places and each keeps its own transpose flag.
+    /// Also checks cuBLAS's 32-bit sizes and its leading-dimension rules. `None`: nothing to do.
+    pub fn to_column_major(&self) -> Result<Option<CmGemm>> {
+        if self.m == 0 || self.n == 0 || self.batch == 0 {
+            return Ok(None);
+        }
+        let to_i = |x: usize, what: &str| -> Result<i32> {
+            i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("GEMM {what} = {x} exceeds the cuBLAS 32-bit limit")))
+        };
+        // Row-major widths: op(A) is m×k, so A itself is m×k (k wide) or k×m (m wide) when transposed.
+        let a_width = if self.ta { self.m } else { self.k };
+        let b_width = if self.tb { self.k } else { self.n };
+        for (name, ld, width) in [("A", self.a.1, a_width), ("B", self.b.1, b_width), ("C", self.c.1, self.n)] {
+            if ld < width.max(1) {
+                return Err(Error::Internal(format!("GEMM {name}: leading dimension {ld} < row width {width}")));
+            }
+        }
+        Ok(Some(CmGemm {
+            trans_a: self.tb,
+            trans_b: self.ta,
+            m: to_i(self.n, "N")?,
+            n: to_i(self.m, "M")?,
+            k: to_i(self.k.max(1), "K")?,
+            alpha: self.alpha,
+            a: self.b.0,
+            lda: to_i(self.b.1, "ldb")?,
+            stride_a: self.b.2 as i64,
+            b: self.a.0,
+            ldb: to_i(self.a.1, "lda")?,
+            stride_b: self.a.2 as i64,
+            beta: self.beta,
+            c: self.c.0,
+            ldc: to_i(self.c.1, "ldc")?,
+            stride_c: self.c.2 as i64,
+            batch: to_i(self.batch, "batch")?,
+        }))
+    }
+}
+
+/// What the rate-reduction orchestration needs from a GPU: buffers, named kernel launches, GEMMs.
+/// Implemented by [`CudaDevice`]; the crate's tests implement it with a CPU emulator of the kernels so
+/// that the orchestration (every GEMM's shapes and offsets, chunking, the blocked Cholesky) is checked
+/// in CI without a GPU.
+pub(crate) trait Gpu {
+    fn alloc_f32(&self, len: usize, zeroed: bool, what: &str) -> Result<GpuBuf<f32>>;
+    fn alloc_i32(&self, len: usize, what: &str) -> Result<GpuBuf<i32>>;
+    fn upload_f32(&self, host: &[f32], what: &str) -> Result<GpuBuf<f32>>;
+    fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>>;
+    fn download_i32(&self, buf: &GpuBuf<i32>, what: &str) -> Result<Vec<i32>>;
+    fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()>;
+    fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
+    fn gemm(&self, g: &RmGemm) -> Result<()>;
+}
+
+impl Gpu for CudaDevice {
+    fn alloc_f32(&self, len: usize, zeroed: bool, what: &str) -> Result<GpuBuf<f32>> {
+        if zeroed { self.zeros(len, what) } else { self.uninit(len, what) }
+    }
+    fn alloc_i32(&self, len: usize, what: &str) -> Result<GpuBuf<i32>> {
+        self.zeros(len, what)
+    }
+    fn upload_f32(&self, host: &[f32], what: &str) -> Result<GpuBuf<f32>> {
+        self.upload(host, what)
+    }
+    fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>> {
+        self.download(buf, what)
+    }
+    fn download_i32(&self, buf: &GpuBuf<i32>, what: &str) -> Result<Vec<i32>> {
+        self.download(buf, what)
+    }
+    fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
+        self.copy_dtod::<f32>(dst, src, len, what)
+    }
+    fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
+        let f = self.kernel(file, kernel)?;
+        self.launch_fn(&f, kernel, grid, block, shared, args)
+    }
+    fn gemm(&self, g: &RmGemm) -> Result<()> {
+        self.sgemm_rm(g)
+    }
 }

@@ -26,9 +26,8 @@
 //! - K = |C Cᵀ|: `E = ∂loss/∂K ⊙ sign(C Cᵀ)`, `∂loss/∂C = (E + Eᵀ) C`.
 
 use super::{MlcOutput, Objective, RateParams, SinkhornGradient};
-use crate::device::cuda::{CudaDevice, GpuBuf, KArg};
+use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::error::{check_finite, Error, Result};
-use cudarc::driver::CudaFunction;
 
 const LINALG: &str = "rate_linalg";
 const SINKHORN: &str = "sinkhorn";
@@ -40,37 +39,23 @@ const TILE: usize = 64;
 const CHUNK_BUDGET_BYTES: usize = 1536 << 20;
 const THREADS: u32 = 256;
 
-/// The kernels this module launches, loaded once per call (module compilation is cached per device).
-struct Kernels {
-    outer_pack: CudaFunction,
-    sym_unpack: CudaFunction,
-    sym_pack_weighted: CudaFunction,
-    batched_trace: CudaFunction,
-    packed_symv: CudaFunction,
-    chol_inv_small: CudaFunction,
-    half_step: CudaFunction,
-    plan: CudaFunction,
-    backward_ref: CudaFunction,
-    colterm: CudaFunction,
-    alpha: CudaFunction,
-}
-
-impl Kernels {
-    fn load(dev: &CudaDevice) -> Result<Self> {
-        Ok(Kernels {
-            outer_pack: dev.function(LINALG, "outer_pack")?,
-            sym_unpack: dev.function(LINALG, "sym_unpack")?,
-            sym_pack_weighted: dev.function(LINALG, "sym_pack_weighted")?,
-            batched_trace: dev.function(LINALG, "batched_trace")?,
-            packed_symv: dev.function(LINALG, "packed_symv")?,
-            chol_inv_small: dev.function(LINALG, "chol_inv_small")?,
-            half_step: dev.function(SINKHORN, "sinkhorn_half_step")?,
-            plan: dev.function(SINKHORN, "sinkhorn_plan")?,
-            backward_ref: dev.function(SINKHORN, "sinkhorn_backward_ref")?,
-            colterm: dev.function(SINKHORN, "rate_colterm")?,
-            alpha: dev.function(SINKHORN, "rate_alpha")?,
-        })
-    }
+/// Row-major GEMM on the device (see [`RmGemm`]).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    g: &dyn Gpu,
+    ta: bool,
+    tb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: (u64, usize, usize),
+    b: (u64, usize, usize),
+    beta: f32,
+    c: (u64, usize, usize),
+    batch: usize,
+) -> Result<()> {
+    g.gemm(&RmGemm { ta, tb, m, n, k, alpha, a, b, beta, c, batch })
 }
 
 fn i32_of(x: usize, what: &str) -> Result<i32> {
@@ -155,24 +140,24 @@ impl SpdWork {
         4 * if d <= SMALL_MAX { 2 * dd } else { 3 * dd + TILE * d }
     }
 
-    fn new(dev: &CudaDevice, d: usize, cap: usize, want_inverse: bool) -> Result<Self> {
+    fn new(g: &dyn Gpu, d: usize, cap: usize, want_inverse: bool) -> Result<Self> {
         let dd = d * d;
         let small = d <= SMALL_MAX;
         // Uninitialised where a kernel/GEMM writes every element first; zeroed where the blocked algorithm
         // relies on the blocks above the diagonal staying zero (L and X are never written there).
         let x = match (small, want_inverse) {
-            (true, true) => dev.uninit(cap * dd, "triangular inverse L⁻¹")?,
-            (true, false) => dev.uninit(1, "unused L⁻¹")?,
-            (false, _) => dev.zeros(cap * dd, "triangular inverse L⁻¹")?,
+            (true, true) => g.alloc_f32(cap * dd, false, "triangular inverse L⁻¹")?,
+            (true, false) => g.alloc_f32(1, false, "unused L⁻¹")?,
+            (false, _) => g.alloc_f32(cap * dd, true, "triangular inverse L⁻¹")?,
         };
         Ok(SpdWork {
             d,
             cap,
-            afull: if small { None } else { Some(dev.uninit(cap * dd, "Cholesky workspace A")?) },
-            l: if small { None } else { Some(dev.zeros(cap * dd, "Cholesky factor L")?) },
+            afull: if small { None } else { Some(g.alloc_f32(cap * dd, false, "Cholesky workspace A")?) },
+            l: if small { None } else { Some(g.alloc_f32(cap * dd, true, "Cholesky factor L")?) },
             x,
-            ainv: if small && want_inverse { Some(dev.uninit(cap * dd, "inverse A⁻¹")?) } else { None },
-            strip: if small { None } else { Some(dev.uninit(cap * TILE * d, "blocked-inverse strip")?) },
+            ainv: if small && want_inverse { Some(g.alloc_f32(cap * dd, false, "inverse A⁻¹")?) } else { None },
+            strip: if small { None } else { Some(g.alloc_f32(cap * TILE * d, false, "blocked-inverse strip")?) },
         })
     }
 
@@ -190,8 +175,7 @@ impl SpdWork {
 /// for a matrix whose Cholesky hit a non-positive pivot, and with `inverse` the full inverses are left at
 /// `work.inverse_ptr()` (J × d × d).
 fn spd_factor(
-    dev: &CudaDevice,
-    k: &Kernels,
+    g: &dyn Gpu,
     input: &SpdInput,
     count: usize,
     work: &SpdWork,
@@ -210,9 +194,7 @@ fn spd_factor(
             SpdInput::Full(a) => (a, dd as i64, di, 0, 0, 0),
         };
         let xout = if inverse { work.x.ptr() } else { 0 };
-        dev.launch(
-            &k.chol_inv_small,
-            "chol_inv_small",
+        g.launch(LINALG, "chol_inv_small",
             grid,
             THREADS,
             0,
@@ -238,7 +220,7 @@ fn spd_factor(
         if inverse {
             let ainv = work.ainv.as_ref().ok_or_else(|| Error::Internal("inverse workspace missing".into()))?;
             // A⁻¹ = L⁻ᵀ L⁻¹ = Xᵀ X
-            dev.sgemm_rm(true, false, d, d, d, 1.0, (work.x.ptr(), d, dd), (work.x.ptr(), d, dd), 0.0, (ainv.ptr(), d, dd), count)?;
+            gemm(g, true, false, d, d, d, 1.0, (work.x.ptr(), d, dd), (work.x.ptr(), d, dd), 0.0, (ainv.ptr(), d, dd), count)?;
         }
         return Ok(());
     }
@@ -249,15 +231,13 @@ fn spd_factor(
         _ => return Err(Error::Internal("blocked Cholesky workspace missing".into())),
     };
     match *input {
-        SpdInput::PackedGram { gpack, alpha } => dev.launch(
-            &k.sym_unpack,
-            "sym_unpack",
+        SpdInput::PackedGram { gpack, alpha } => g.launch(LINALG, "sym_unpack",
             (blocks(dd, "d²")?, u32_of(count, "batch")?, 1),
             THREADS,
             0,
             &[KArg::Ptr(gpack), KArg::Ptr(alpha), KArg::I32(1), KArg::I32(di), afull.arg()],
         )?,
-        SpdInput::Full(a) => dev.copy_dtod::<f32>(afull.ptr(), a, count * dd, "matrices to factor")?,
+        SpdInput::Full(a) => g.copy_f32(afull.ptr(), a, count * dd, "matrices to factor")?,
     }
     let (a0, l0, x0) = (afull.ptr(), l.ptr(), work.x.ptr());
     let f = 4u64; // bytes per f32
@@ -267,9 +247,7 @@ fn spd_factor(
         let k0 = t * TILE;
         let nb = TILE.min(d - k0);
         // Diagonal tile: L_kk, L_kk⁻¹ (into X's diagonal tile), log-det contribution.
-        dev.launch(
-            &k.chol_inv_small,
-            "chol_inv_small (tile)",
+        g.launch(LINALG, "chol_inv_small",
             grid,
             THREADS,
             0,
@@ -295,10 +273,10 @@ fn spd_factor(
         let rem = d - k0 - nb;
         if rem > 0 {
             // Panel: L21 = A21 L_kk⁻ᵀ  (rem × nb)
-            dev.sgemm_rm(false, true, rem, nb, nb, 1.0, (at(a0, k0 + nb, k0), d, dd), (at(x0, k0, k0), d, dd), 0.0, (at(l0, k0 + nb, k0), d, dd), count)?;
+            gemm(g, false, true, rem, nb, nb, 1.0, (at(a0, k0 + nb, k0), d, dd), (at(x0, k0, k0), d, dd), 0.0, (at(l0, k0 + nb, k0), d, dd), count)?;
             // Trailing update of the whole (symmetric) square: A22 -= L21 L21ᵀ
             let l21 = (at(l0, k0 + nb, k0), d, dd);
-            dev.sgemm_rm(false, true, rem, rem, nb, -1.0, l21, l21, 1.0, (at(a0, k0 + nb, k0 + nb), d, dd), count)?;
+            gemm(g, false, true, rem, rem, nb, -1.0, l21, l21, 1.0, (at(a0, k0 + nb, k0 + nb), d, dd), count)?;
         }
     }
     if !inverse {
@@ -310,11 +288,11 @@ fn spd_factor(
     for t in 1..tiles {
         let i0 = t * TILE;
         let ni = TILE.min(d - i0);
-        dev.sgemm_rm(false, false, ni, i0, i0, 1.0, (at(l0, i0, 0), d, dd), (x0, d, dd), 0.0, (sp, d, TILE * d), count)?;
-        dev.sgemm_rm(false, false, ni, i0, ni, -1.0, (at(x0, i0, i0), d, dd), (sp, d, TILE * d), 0.0, (at(x0, i0, 0), d, dd), count)?;
+        gemm(g, false, false, ni, i0, i0, 1.0, (at(l0, i0, 0), d, dd), (x0, d, dd), 0.0, (sp, d, TILE * d), count)?;
+        gemm(g, false, false, ni, i0, ni, -1.0, (at(x0, i0, i0), d, dd), (sp, d, TILE * d), 0.0, (at(x0, i0, 0), d, dd), count)?;
     }
     // A⁻¹ = Xᵀ X, into the (consumed) matrix workspace.
-    dev.sgemm_rm(true, false, d, d, d, 1.0, (x0, d, dd), (x0, d, dd), 0.0, (a0, d, dd), count)
+    gemm(g, true, false, d, d, d, 1.0, (x0, d, dd), (x0, d, dd), 0.0, (a0, d, dd), count)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -334,21 +312,21 @@ struct RateBufs {
 }
 
 impl RateBufs {
-    fn new(dev: &CudaDevice, k: &Kernels, z: &GpuBuf<f32>, m: usize, d: usize, max_cols: usize) -> Result<Self> {
+    fn new(g: &dyn Gpu, z: &GpuBuf<f32>, m: usize, d: usize, max_cols: usize) -> Result<Self> {
         let p = packed_len(d);
         let per = SpdWork::bytes_per_matrix(d) + 2 * 4 * p;
         let cap = (CHUNK_BUDGET_BYTES / per).clamp(1, max_cols);
-        let zpack = dev.uninit::<f32>(m * p, "packed outer products of Z")?;
-        dev.launch(&k.outer_pack, "outer_pack", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(4 * d, "d")?, &[z.arg(), KArg::I32(i32_of(d, "d")?), zpack.arg()])?;
+        let zpack = g.alloc_f32(m * p, false, "packed outer products of Z")?;
+        g.launch(LINALG, "outer_pack", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(4 * d, "d")?, &[z.arg(), KArg::I32(i32_of(d, "d")?), zpack.arg()])?;
         Ok(RateBufs {
             m,
             d,
             zpack,
             // The first chunk (the R(Z) term) writes Bpack with β = 0.
-            bpack: dev.uninit(m * p, "packed gradient matrices")?,
-            gpack: dev.uninit(cap * p, "packed Gram matrices")?,
-            wpack: dev.uninit(cap * p, "packed inverses")?,
-            work: SpdWork::new(dev, d, cap, true)?,
+            bpack: g.alloc_f32(m * p, false, "packed gradient matrices")?,
+            gpack: g.alloc_f32(cap * p, false, "packed Gram matrices")?,
+            wpack: g.alloc_f32(cap * p, false, "packed inverses")?,
+            work: SpdWork::new(g, d, cap, true)?,
         })
     }
 
@@ -359,8 +337,7 @@ impl RateBufs {
     #[allow(clippy::too_many_arguments)]
     fn chunk(
         &self,
-        dev: &CudaDevice,
-        k: &Kernels,
+        g: &dyn Gpu,
         coef: (u64, usize),
         cols: usize,
         alpha: u64,
@@ -373,23 +350,23 @@ impl RateBufs {
     ) -> Result<()> {
         let (m, d, p) = (self.m, self.d, packed_len(self.d));
         // Gram matrices, packed: Gpack = coefᵀ Zpack   (cols × p)
-        dev.sgemm_rm(true, false, cols, p, m, 1.0, (coef.0, coef.1, 0), (self.zpack.ptr(), p, 0), 0.0, (self.gpack.ptr(), p, 0), 1)?;
-        spd_factor(dev, k, &SpdInput::PackedGram { gpack: self.gpack.ptr(), alpha }, cols, &self.work, logdet, not_pd, true)?;
+        gemm(g, true, false, cols, p, m, 1.0, (coef.0, coef.1, 0), (self.zpack.ptr(), p, 0), 0.0, (self.gpack.ptr(), p, 0), 1)?;
+        spd_factor(g, &SpdInput::PackedGram { gpack: self.gpack.ptr(), alpha }, cols, &self.work, logdet, not_pd, true)?;
         let inv = self.work.inverse_ptr();
         let di = i32_of(d, "d")?;
-        dev.launch(&k.sym_pack_weighted, "sym_pack_weighted", (blocks(p, "p")?, u32_of(cols, "chunk")?, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), self.wpack.arg()])?;
-        dev.launch(&k.batched_trace, "batched_trace", (u32_of(cols, "chunk")?, 1, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), KArg::Ptr(trinv)])?;
+        g.launch(LINALG, "sym_pack_weighted", (blocks(p, "p")?, u32_of(cols, "chunk")?, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), self.wpack.arg()])?;
+        g.launch(LINALG, "batched_trace", (u32_of(cols, "chunk")?, 1, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), KArg::Ptr(trinv)])?;
         if let Some((qp, ldq)) = q {
             // Q[:, chunk] = Zpack Wpackᵀ   (m × cols)
-            dev.sgemm_rm(false, true, m, cols, p, 1.0, (self.zpack.ptr(), p, 0), (self.wpack.ptr(), p, 0), 0.0, (qp, ldq, 0), 1)?;
+            gemm(g, false, true, m, cols, p, 1.0, (self.zpack.ptr(), p, 0), (self.wpack.ptr(), p, 0), 0.0, (qp, ldq, 0), 1)?;
         }
         // Bpack = out_alpha · coef Wpack + out_beta · Bpack   (m × p)
-        dev.sgemm_rm(false, false, m, p, cols, out_alpha, (coef.0, coef.1, 0), (self.wpack.ptr(), p, 0), out_beta, (self.bpack.ptr(), p, 0), 1)
+        gemm(g, false, false, m, p, cols, out_alpha, (coef.0, coef.1, 0), (self.wpack.ptr(), p, 0), out_beta, (self.bpack.ptr(), p, 0), 1)
     }
 }
 
-fn check_pd(dev: &CudaDevice, not_pd: &GpuBuf<i32>, what: &str) -> Result<()> {
-    let flags = dev.download(not_pd, "positive-definiteness flags")?;
+fn check_pd(g: &dyn Gpu, not_pd: &GpuBuf<i32>, what: &str) -> Result<()> {
+    let flags = g.download_i32(not_pd, "positive-definiteness flags")?;
     if let Some(j) = flags.iter().position(|&f| f != 0) {
         let n = flags.iter().filter(|&&f| f != 0).count();
         return Err(Error::Numerical(format!(
@@ -427,16 +404,15 @@ impl SinkhornPlan {
 /// Π = m · Sinkhorn_η(|C Cᵀ|) for C (m × d, on the device), the reference's 5 (or `sinkhorn_half_iters`)
 /// half-steps. Nothing is copied to the host.
 pub fn sinkhorn_device(dev: &CudaDevice, c: &GpuBuf<f32>, m: usize, d: usize, params: &RateParams) -> Result<SinkhornPlan> {
-    let k = Kernels::load(dev)?;
-    sinkhorn_with(dev, &k, c, m, d, params)
+    sinkhorn_with(dev, c, m, d, params)
 }
 
-fn sinkhorn_with(dev: &CudaDevice, k: &Kernels, c: &GpuBuf<f32>, m: usize, d: usize, params: &RateParams) -> Result<SinkhornPlan> {
+fn sinkhorn_with(g: &dyn Gpu, c: &GpuBuf<f32>, m: usize, d: usize, params: &RateParams) -> Result<SinkhornPlan> {
     let mm = m * m;
-    let a = dev.uninit::<f32>(mm, "C Cᵀ")?;
-    dev.sgemm_rm(false, true, m, m, d, 1.0, (c.ptr(), d, 0), (c.ptr(), d, 0), 0.0, (a.ptr(), m, 0), 1)?;
-    let u = dev.zeros::<f32>(m, "Sinkhorn u")?;
-    let v = [dev.zeros::<f32>(m, "Sinkhorn v")?, dev.zeros::<f32>(m, "Sinkhorn v")?];
+    let a = g.alloc_f32(mm, false, "C Cᵀ")?;
+    gemm(g, false, true, m, m, d, 1.0, (c.ptr(), d, 0), (c.ptr(), d, 0), 0.0, (a.ptr(), m, 0), 1)?;
+    let u = g.alloc_f32(m, true, "Sinkhorn u")?;
+    let v = [g.alloc_f32(m, true, "Sinkhorn v")?, g.alloc_f32(m, true, "Sinkhorn v")?];
     let (mut cur, mut v_prev) = (0usize, 0usize);
     let eta = params.eta as f32;
     let log_marginal = -(m as f32).ln();
@@ -447,29 +423,33 @@ fn sinkhorn_with(dev: &CudaDevice, k: &Kernels, c: &GpuBuf<f32>, m: usize, d: us
             // Row step: u from the current v.
             v_prev = cur;
             let args = [a.arg(), KArg::I32(mi), v[cur].arg(), KArg::F32(eta), KArg::F32(log_marginal), u.arg()];
-            dev.launch(&k.half_step, "sinkhorn_half_step (rows)", grid, THREADS, 0, &args)?;
+            g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
         } else {
             // Column step (K symmetric: a row pass with u as the weights), into the other v buffer so that
             // the v used by the last row step stays available for the backward pass.
             let next = 1 - cur;
             let args = [a.arg(), KArg::I32(mi), u.arg(), KArg::F32(eta), KArg::F32(log_marginal), v[next].arg()];
-            dev.launch(&k.half_step, "sinkhorn_half_step (columns)", grid, THREADS, 0, &args)?;
+            g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
             cur = next;
         }
     }
-    let pi = dev.uninit::<f32>(mm, "Π")?;
-    let row_sumsq = dev.zeros::<f32>(m, "row sums of Π²")?;
+    let pi = g.alloc_f32(mm, false, "Π")?;
+    let row_sumsq = g.alloc_f32(m, true, "row sums of Π²")?;
     let args = [a.arg(), KArg::I32(mi), u.arg(), v[cur].arg(), KArg::F32(eta), KArg::F32(m as f32), pi.arg(), row_sumsq.arg()];
-    dev.launch(&k.plan, "sinkhorn_plan", grid, THREADS, 0, &args)?;
+    g.launch(SINKHORN, "sinkhorn_plan", grid, THREADS, 0, &args)?;
     Ok(SinkhornPlan { a, pi, row_sumsq, u, v, v_prev })
 }
 
 /// Π = m · Sinkhorn_η(|C Cᵀ|) (m×m, row-major) on `dev`.
 pub fn membership_cuda(dev: &CudaDevice, c: &[f32], m: usize, d: usize, params: &RateParams) -> Result<Vec<f32>> {
+    membership_on(dev, c, m, d, params)
+}
+
+pub(crate) fn membership_on(g: &dyn Gpu, c: &[f32], m: usize, d: usize, params: &RateParams) -> Result<Vec<f32>> {
     validate(c, None, m, d, params)?;
-    let cb = dev.upload(c, "C")?;
-    let plan = sinkhorn_device(dev, &cb, m, d, params)?;
-    let pi = dev.download(&plan.pi, "Π")?;
+    let cb = g.upload_f32(c, "C")?;
+    let plan = sinkhorn_with(g, &cb, m, d, params)?;
+    let pi = g.download_f32(&plan.pi, "Π")?;
     check_finite("Π (CUDA Sinkhorn)", &pi).map_err(|e| Error::Numerical(format!("{e}; is η too small for f32?")))?;
     Ok(pi)
 }
@@ -481,7 +461,6 @@ pub fn membership_cuda(dev: &CudaDevice, c: &[f32], m: usize, d: usize, params: 
 /// Batched log-determinants (and optionally inverses) of SPD matrices already on the device, with its
 /// workspace allocated once: [`SpdSolver::factor`] only queues work, so it can be timed in a loop.
 pub struct SpdSolver {
-    kernels: Kernels,
     work: SpdWork,
     batch: usize,
     inverse: bool,
@@ -492,26 +471,27 @@ pub struct SpdSolver {
 impl SpdSolver {
     /// For `batch` matrices of order `d`; `inverse` also forms A⁻¹.
     pub fn new(dev: &CudaDevice, batch: usize, d: usize, inverse: bool) -> Result<Self> {
+        let g: &dyn Gpu = dev;
         if batch == 0 || d == 0 {
             return Err(Error::InvalidArgument(format!("SPD batch needs batch > 0 and d > 0 (got {batch}, {d})")));
         }
         Ok(SpdSolver {
-            kernels: Kernels::load(dev)?,
-            work: SpdWork::new(dev, d, batch, inverse)?,
+            work: SpdWork::new(g, d, batch, inverse)?,
             batch,
             inverse,
-            logdet: dev.zeros(batch, "log-determinants")?,
-            not_pd: dev.zeros(batch, "positive-definiteness flags")?,
+            logdet: g.alloc_f32(batch, true, "log-determinants")?,
+            not_pd: g.alloc_i32(batch, "positive-definiteness flags")?,
         })
     }
 
     /// Queues the factorisation of `a` (batch × d × d, full row-major, not modified).
     pub fn factor(&self, dev: &CudaDevice, a: &GpuBuf<f32>) -> Result<()> {
+        let g: &dyn Gpu = dev;
         let d = self.work.d;
         if a.len() != self.batch * d * d {
             return Err(Error::InvalidArgument(format!("SPD batch: {} values for {} matrices of order {d}", a.len(), self.batch)));
         }
-        spd_factor(dev, &self.kernels, &SpdInput::Full(a.ptr()), self.batch, &self.work, self.logdet.ptr(), self.not_pd.ptr(), self.inverse)
+        spd_factor(g, &SpdInput::Full(a.ptr()), self.batch, &self.work, self.logdet.ptr(), self.not_pd.ptr(), self.inverse)
     }
 
     /// The log-determinants of the last [`SpdSolver::factor`]; an error if a matrix was not SPD.
@@ -522,12 +502,13 @@ impl SpdSolver {
 
     /// The inverses (batch × d × d) of the last factorisation (requires `inverse`).
     pub fn inverses(&self, dev: &CudaDevice) -> Result<Vec<f32>> {
+        let g: &dyn Gpu = dev;
         if !self.inverse {
             return Err(Error::InvalidArgument("this SpdSolver was created without inverses".into()));
         }
         let n = self.batch * self.work.d * self.work.d;
-        let out = dev.uninit::<f32>(n, "inverses")?;
-        dev.copy_dtod::<f32>(out.ptr(), self.work.inverse_ptr(), n, "inverses")?;
+        let out = g.alloc_f32(n, false, "inverses")?;
+        g.copy_f32(out.ptr(), self.work.inverse_ptr(), n, "inverses")?;
         dev.download(&out, "inverses")
     }
 }
@@ -546,6 +527,18 @@ pub fn mlc_loss_cuda(
     params: &RateParams,
     objective: Objective,
 ) -> Result<MlcOutput<f32>> {
+    mlc_loss_host_on(dev, z, c, m, d, params, objective)
+}
+
+pub(crate) fn mlc_loss_host_on(
+    g: &dyn Gpu,
+    z: &[f32],
+    c: &[f32],
+    m: usize,
+    d: usize,
+    params: &RateParams,
+    objective: Objective,
+) -> Result<MlcOutput<f32>> {
     let mlc = objective == Objective::Mlc;
     validate(z, if mlc { Some(c) } else { None }, m, d, params)?;
     if mlc && params.gradient != SinkhornGradient::Reference {
@@ -553,10 +546,10 @@ pub fn mlc_loss_cuda(
             "the CUDA path implements the reference Sinkhorn gradient only; use SinkhornGradient::Reference or the CPU device".into(),
         ));
     }
-    let zb = dev.upload(z, "Z")?;
-    let cb = if mlc { Some(dev.upload(c, "C")?) } else { None };
-    let dev_out = mlc_loss_device(dev, &zb, cb.as_ref(), m, d, params)?;
-    dev_out.into_host(dev)
+    let zb = g.upload_f32(z, "Z")?;
+    let cb = if mlc { Some(g.upload_f32(c, "C")?) } else { None };
+    let out = mlc_loss_on(g, &zb, cb.as_ref(), m, d, params)?;
+    out.into_host(g)
 }
 
 /// Results of [`mlc_loss_device`], still on the device except the scalars.
@@ -570,10 +563,10 @@ pub struct MlcDeviceOutput {
 }
 
 impl MlcDeviceOutput {
-    fn into_host(self, dev: &CudaDevice) -> Result<MlcOutput<f32>> {
-        let grad_z = dev.download(&self.grad_z, "∂loss/∂Z")?;
+    fn into_host(self, g: &dyn Gpu) -> Result<MlcOutput<f32>> {
+        let grad_z = g.download_f32(&self.grad_z, "∂loss/∂Z")?;
         let grad_c = match &self.grad_c {
-            Some(g) => dev.download(g, "∂loss/∂C")?,
+            Some(b) => g.download_f32(b, "∂loss/∂C")?,
             None => Vec::new(),
         };
         check_finite("∂loss/∂Z (CUDA)", &grad_z).map_err(|e| Error::Numerical(e.to_string()))?;
@@ -592,7 +585,11 @@ impl MlcDeviceOutput {
 /// The loss on device-resident Z and C (`c = None`: the TCR warm-up objective −R(Z)). Gradients stay on
 /// the device; the scalar parts are synchronised back (they are needed to report the loss).
 pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, params: &RateParams) -> Result<MlcDeviceOutput> {
-    let k = Kernels::load(dev)?;
+    mlc_loss_on(dev, z, c, m, d, params)
+}
+
+/// [`mlc_loss_device`] on any [`Gpu`] (the tests run it on the kernel emulator).
+pub(crate) fn mlc_loss_on(g: &dyn Gpu, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, params: &RateParams) -> Result<MlcDeviceOutput> {
     let di = i32_of(d, "d")?;
     let mi = i32_of(m, "m")?;
     let eps_sq = params.eps_sq;
@@ -600,24 +597,24 @@ pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>
 
     // Sinkhorn first (its Π is the coefficient matrix of the R_c chunks).
     let plan = match c {
-        Some(c) => Some(sinkhorn_with(dev, &k, c, m, d, params)?),
+        Some(c) => Some(sinkhorn_with(g, c, m, d, params)?),
         None => None,
     };
-    let bufs = RateBufs::new(dev, &k, z, m, d, if plan.is_some() { m } else { 1 })?;
-    let ones = dev.upload(&vec![1.0f32; m], "ones")?;
+    let bufs = RateBufs::new(g, z, m, d, if plan.is_some() { m } else { 1 })?;
+    let ones = g.upload_f32(&vec![1.0f32; m], "ones")?;
 
     // R(Z): A_0 = I + c ZᵀZ, as a one-column chunk with coefficients 1; Bpack = −A_0⁻¹ for every sample.
-    let alpha0 = dev.upload(&[scale_c], "α_0")?;
-    let logdet0 = dev.zeros::<f32>(1, "log det A_0")?;
-    let trinv0 = dev.zeros::<f32>(1, "tr A_0⁻¹")?;
-    let notpd0 = dev.zeros::<i32>(1, "positive-definiteness flag of A_0")?;
-    bufs.chunk(dev, &k, (ones.ptr(), 1), 1, alpha0.ptr(), logdet0.ptr(), trinv0.ptr(), notpd0.ptr(), None, -1.0, 0.0)?;
+    let alpha0 = g.upload_f32(&[scale_c], "α_0")?;
+    let logdet0 = g.alloc_f32(1, true, "log det A_0")?;
+    let trinv0 = g.alloc_f32(1, true, "tr A_0⁻¹")?;
+    let notpd0 = g.alloc_i32(1, "positive-definiteness flag of A_0")?;
+    bufs.chunk(g, (ones.ptr(), 1), 1, alpha0.ptr(), logdet0.ptr(), trinv0.ptr(), notpd0.ptr(), None, -1.0, 0.0)?;
 
-    let grad_z = dev.zeros::<f32>(m * d, "∂loss/∂Z")?;
+    let grad_z = g.alloc_f32(m * d, true, "∂loss/∂Z")?;
     let Some(plan) = plan else {
-        dev.launch(&k.packed_symv, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
-        check_pd(dev, &notpd0, "R(Z): I + d/(mε²) ZᵀZ")?;
-        let ld0 = dev.download(&logdet0, "log det A_0")?[0] as f64;
+        g.launch(LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
+        check_pd(g, &notpd0, "R(Z): I + d/(mε²) ZᵀZ")?;
+        let ld0 = g.download_f32(&logdet0, "log det A_0")?[0] as f64;
         let rate = 0.5 * ld0;
         if !rate.is_finite() {
             return Err(Error::Numerical(format!("R(Z) is not finite ({rate})")));
@@ -627,25 +624,24 @@ pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>
     let c = c.ok_or_else(|| Error::Internal("C missing".into()))?;
 
     // t_j = Σ_i Π_ij + 1e-8 and α_j = d/(t_j ε²).
-    let t = dev.zeros::<f32>(m, "column sums of Π")?;
-    dev.sgemm_rm(false, false, 1, m, m, 1.0, (ones.ptr(), m, 0), (plan.pi.ptr(), m, 0), 0.0, (t.ptr(), m, 0), 1)?;
-    let alpha = dev.zeros::<f32>(m, "α_j")?;
-    dev.launch(&k.alpha, "rate_alpha", (blocks(m, "m")?, 1, 1), THREADS, 0, &[t.arg(), KArg::I32(mi), KArg::I32(di), KArg::F32(eps_sq as f32), alpha.arg()])?;
+    let t = g.alloc_f32(m, true, "column sums of Π")?;
+    gemm(g, false, false, 1, m, m, 1.0, (ones.ptr(), m, 0), (plan.pi.ptr(), m, 0), 0.0, (t.ptr(), m, 0), 1)?;
+    let alpha = g.alloc_f32(m, true, "α_j")?;
+    g.launch(SINKHORN, "rate_alpha", (blocks(m, "m")?, 1, 1), THREADS, 0, &[t.arg(), KArg::I32(mi), KArg::I32(di), KArg::F32(eps_sq as f32), alpha.arg()])?;
 
     // R_c: chunks of columns of Π; Bpack += γ Π[:, chunk] Wpack, Q[:, chunk] = z_iᵀ A_j⁻¹ z_i.
-    let logdet = dev.zeros::<f32>(m, "log det A_j")?;
-    let trinv = dev.zeros::<f32>(m, "tr A_j⁻¹")?;
-    let not_pd = dev.zeros::<i32>(m, "positive-definiteness flags")?;
+    let logdet = g.alloc_f32(m, true, "log det A_j")?;
+    let trinv = g.alloc_f32(m, true, "tr A_j⁻¹")?;
+    let not_pd = g.alloc_i32(m, "positive-definiteness flags")?;
     // Every column is written by the chunks' Q GEMMs before the backward kernel reads it.
-    let qe = dev.uninit::<f32>(m * m, "Q / ∂loss/∂K")?;
+    let qe = g.alloc_f32(m * m, false, "Q / ∂loss/∂K")?;
     let cap = bufs.work.cap;
     let gamma = params.gamma as f32;
     let mut j0 = 0;
     while j0 < m {
         let cols = cap.min(m - j0);
         bufs.chunk(
-            dev,
-            &k,
+            g,
             (plan.pi.at(j0), m),
             cols,
             alpha.at(j0),
@@ -658,15 +654,13 @@ pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>
         )?;
         j0 += cols;
     }
-    dev.launch(&k.packed_symv, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
+    g.launch(LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
 
     // Backward through Π, Sinkhorn and |C Cᵀ|.
-    let colterm = dev.zeros::<f32>(m, "column terms of ∂R_c/∂Π")?;
-    dev.launch(&k.colterm, "rate_colterm", (blocks(m, "m")?, 1, 1), THREADS, 0, &[logdet.arg(), trinv.arg(), KArg::I32(mi), KArg::I32(di), colterm.arg()])?;
+    let colterm = g.alloc_f32(m, true, "column terms of ∂R_c/∂Π")?;
+    g.launch(SINKHORN, "rate_colterm", (blocks(m, "m")?, 1, 1), THREADS, 0, &[logdet.arg(), trinv.arg(), KArg::I32(mi), KArg::I32(di), colterm.arg()])?;
     let qscale = (d as f64 / (2.0 * m as f64 * eps_sq)) as f32;
-    dev.launch(
-        &k.backward_ref,
-        "sinkhorn_backward_ref",
+    g.launch(SINKHORN, "sinkhorn_backward_ref",
         (u32_of(m, "m")?, 1, 1),
         THREADS,
         0,
@@ -684,17 +678,17 @@ pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>
             KArg::F32(qscale),
         ],
     )?;
-    let grad_c = dev.zeros::<f32>(m * d, "∂loss/∂C")?;
-    dev.sgemm_rm(false, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 0.0, (grad_c.ptr(), d, 0), 1)?;
-    dev.sgemm_rm(true, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 1.0, (grad_c.ptr(), d, 0), 1)?;
+    let grad_c = g.alloc_f32(m * d, true, "∂loss/∂C")?;
+    gemm(g, false, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 0.0, (grad_c.ptr(), d, 0), 1)?;
+    gemm(g, true, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 1.0, (grad_c.ptr(), d, 0), 1)?;
 
     // Scalars (f64 sums on the host).
-    check_pd(dev, &notpd0, "R(Z): I + d/(mε²) ZᵀZ")?;
-    check_pd(dev, &not_pd, "R_c: I + d/(t_j ε²) Zᵀ diag(Π_j) Z")?;
-    let ld0 = dev.download(&logdet0, "log det A_0")?[0] as f64;
-    let lds = dev.download(&logdet, "log det A_j")?;
-    let ts = dev.download(&t, "column sums of Π")?;
-    let sq = dev.download(&plan.row_sumsq, "row sums of Π²")?;
+    check_pd(g, &notpd0, "R(Z): I + d/(mε²) ZᵀZ")?;
+    check_pd(g, &not_pd, "R_c: I + d/(t_j ε²) Zᵀ diag(Π_j) Z")?;
+    let ld0 = g.download_f32(&logdet0, "log det A_0")?[0] as f64;
+    let lds = g.download_f32(&logdet, "log det A_j")?;
+    let ts = g.download_f32(&t, "column sums of Π")?;
+    let sq = g.download_f32(&plan.row_sumsq, "row sums of Π²")?;
     let rate = 0.5 * ld0;
     let rate_c: f64 = lds.iter().zip(&ts).map(|(&l, &t)| t as f64 * l as f64).sum::<f64>() / (2.0 * m as f64);
     let pi_penalty = 0.5 * params.lambda * sq.iter().map(|&x| x as f64).sum::<f64>();
