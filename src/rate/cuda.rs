@@ -312,10 +312,10 @@ struct RateBufs {
 }
 
 impl RateBufs {
-    fn new(g: &dyn Gpu, z: &GpuBuf<f32>, m: usize, d: usize, max_cols: usize) -> Result<Self> {
+    fn new(g: &dyn Gpu, z: &GpuBuf<f32>, m: usize, d: usize, max_cols: usize, budget: usize) -> Result<Self> {
         let p = packed_len(d);
         let per = SpdWork::bytes_per_matrix(d) + 2 * 4 * p;
-        let cap = (CHUNK_BUDGET_BYTES / per).clamp(1, max_cols);
+        let cap = (budget / per).clamp(1, max_cols);
         let zpack = g.alloc_f32(m * p, false, "packed outer products of Z")?;
         g.launch(LINALG, "outer_pack", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(4 * d, "d")?, &[z.arg(), KArg::I32(i32_of(d, "d")?), zpack.arg()])?;
         Ok(RateBufs {
@@ -527,9 +527,10 @@ pub fn mlc_loss_cuda(
     params: &RateParams,
     objective: Objective,
 ) -> Result<MlcOutput<f32>> {
-    mlc_loss_host_on(dev, z, c, m, d, params, objective)
+    mlc_loss_host_on(dev, z, c, m, d, params, objective, CHUNK_BUDGET_BYTES)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mlc_loss_host_on(
     g: &dyn Gpu,
     z: &[f32],
@@ -538,6 +539,7 @@ pub(crate) fn mlc_loss_host_on(
     d: usize,
     params: &RateParams,
     objective: Objective,
+    budget: usize,
 ) -> Result<MlcOutput<f32>> {
     let mlc = objective == Objective::Mlc;
     validate(z, if mlc { Some(c) } else { None }, m, d, params)?;
@@ -548,7 +550,7 @@ pub(crate) fn mlc_loss_host_on(
     }
     let zb = g.upload_f32(z, "Z")?;
     let cb = if mlc { Some(g.upload_f32(c, "C")?) } else { None };
-    let out = mlc_loss_on(g, &zb, cb.as_ref(), m, d, params)?;
+    let out = mlc_loss_on(g, &zb, cb.as_ref(), m, d, params, budget)?;
     out.into_host(g)
 }
 
@@ -585,11 +587,20 @@ impl MlcDeviceOutput {
 /// The loss on device-resident Z and C (`c = None`: the TCR warm-up objective −R(Z)). Gradients stay on
 /// the device; the scalar parts are synchronised back (they are needed to report the loss).
 pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, params: &RateParams) -> Result<MlcDeviceOutput> {
-    mlc_loss_on(dev, z, c, m, d, params)
+    mlc_loss_on(dev, z, c, m, d, params, CHUNK_BUDGET_BYTES)
 }
 
 /// [`mlc_loss_device`] on any [`Gpu`] (the tests run it on the kernel emulator).
-pub(crate) fn mlc_loss_on(g: &dyn Gpu, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, params: &RateParams) -> Result<MlcDeviceOutput> {
+/// `budget`: device bytes the per-chunk workspaces may take (sets how many columns of Π go per chunk).
+pub(crate) fn mlc_loss_on(
+    g: &dyn Gpu,
+    z: &GpuBuf<f32>,
+    c: Option<&GpuBuf<f32>>,
+    m: usize,
+    d: usize,
+    params: &RateParams,
+    budget: usize,
+) -> Result<MlcDeviceOutput> {
     let di = i32_of(d, "d")?;
     let mi = i32_of(m, "m")?;
     let eps_sq = params.eps_sq;
@@ -600,7 +611,7 @@ pub(crate) fn mlc_loss_on(g: &dyn Gpu, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>,
         Some(c) => Some(sinkhorn_with(g, c, m, d, params)?),
         None => None,
     };
-    let bufs = RateBufs::new(g, z, m, d, if plan.is_some() { m } else { 1 })?;
+    let bufs = RateBufs::new(g, z, m, d, if plan.is_some() { m } else { 1 }, budget)?;
     let ones = g.upload_f32(&vec![1.0f32; m], "ones")?;
 
     // R(Z): A_0 = I + c ZᵀZ, as a one-column chunk with coefficients 1; Bpack = −A_0⁻¹ for every sample.
@@ -698,3 +709,7 @@ pub(crate) fn mlc_loss_on(g: &dyn Gpu, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>,
     }
     Ok(MlcDeviceOutput { loss, rate, rate_c, pi_penalty, grad_z, grad_c: Some(grad_c) })
 }
+
+#[cfg(test)]
+#[path = "cuda_emu.rs"]
+mod emu;
