@@ -1,2 +1,6 @@
 //! CPP clustering on feature vectors: the head and its training, spectral clustering of Π, out-of-sample
 //! assignment, choice of k by coding length, metrics, save/load.
+
+pub mod head;
+pub mod sgd;
+pub mod params;
