@@ -4,3 +4,6 @@
 pub mod head;
 pub mod sgd;
 pub mod params;
+pub mod hungarian;
+pub mod metrics;
+pub mod kmeans;

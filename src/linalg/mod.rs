@@ -3,6 +3,7 @@
 //!
 //! Matrices cross module boundaries as row-major slices plus shapes; faer views are made locally.
 
+pub mod cholesky;
 pub mod gemm;
 
 pub use gemm::{gemm, Trans};
@@ -81,3 +82,4 @@ macro_rules! impl_real {
 }
 impl_real!(f32, "f32");
 impl_real!(f64, "f64");
+pub mod eigh;
