@@ -92,3 +92,76 @@ fn gradients_of_every_parameter_match_pytorch() {
     let grads = head.backward(&xb, cache, &g.f64("lin/A"), None).unwrap();
     assert!(grads[8].is_none() && grads[9].is_none());
 }
+
+fn fit_params(g: &Goldens) -> rateclust::cluster::params::FitParams {
+    let m = g.meta();
+    let f = |k: &str| m[k].as_f64().unwrap();
+    rateclust::cluster::params::FitParams {
+        eps_sq: f("eps_sq"),
+        gamma: f("gamma"),
+        lambda: f("lam"),
+        eta: f("eta"),
+        sinkhorn_half_iters: m["half_iters"].as_u64().unwrap() as usize,
+        lr: f("lr"),
+        lr_cluster: f("lr"),
+        momentum: f("momentum"),
+        weight_decay: f("wd_backbone"),
+        weight_decay_cluster: f("wd_cluster"),
+        batch: m["batch"].as_u64().unwrap() as usize,
+        warmup: m["warmup"].as_u64().unwrap() as usize,
+        ..Default::default()
+    }
+}
+
+/// The whole chain head → Z, C → MLC (or TCR) loss → back through the head, against PyTorch autograd.
+#[test]
+fn loss_gradients_through_the_head_match_pytorch() {
+    use rateclust::rate::{mlc_loss, Objective};
+    let g = Goldens::load();
+    let rate = fit_params(&g).rate_params();
+    let b = &g.batches()[0];
+    let xb = g.batch_rows(b);
+    let d = g.dims().zdim;
+    for (tag, obj) in [("mlc", Objective::Mlc), ("tcr", Objective::Tcr)] {
+        let mut head = g.head();
+        let cache = head.forward_train(&xb, b.len()).unwrap();
+        let out = mlc_loss(&rateclust::Device::Cpu, &cache.z, &cache.c, b.len(), d, &rate, obj).unwrap();
+        assert_close(&format!("{tag} loss"), &[out.loss], &g.f64(&format!("{tag}/loss")), 1e-10);
+        let gc = if obj == Objective::Mlc { Some(&out.grad_c[..]) } else { None };
+        let grads = head.backward(&xb, cache, &out.grad_z, gc).unwrap();
+        for i in 0..N_PARAMS {
+            let name = PARAM_NAMES[i];
+            match &grads[i] {
+                Some(gr) => assert_close(&format!("{tag} ∂{name}"), gr, &g.f64(&format!("{tag}_grad/{name}")), 1e-8),
+                None => assert!(obj == Objective::Tcr && name.starts_with("cluster."), "{tag}: no gradient for {name}"),
+            }
+        }
+    }
+}
+
+/// 20 SGD steps (5 TCR warm-up steps, head copy, then MLC) on the restatement's batches: every step's loss,
+/// the final weights, BatchNorm statistics and eval-mode outputs agree.
+#[test]
+fn training_trajectory_follows_pytorch() {
+    use rateclust::cluster::train::{train, BatchOrder};
+    let g = Goldens::load();
+    let params = fit_params(&g);
+    let mut head = g.head();
+    let x = g.f64("x");
+    let n = x.len() / g.dims().input;
+    let batches = g.batches();
+    let log = train(&mut head, &x, n, &params, &rateclust::Device::Cpu, BatchOrder::Explicit(&batches), &mut rateclust::progress::NoProgress).unwrap();
+    let want = g.f64("traj/loss");
+    assert_eq!(log.losses.len(), want.len());
+    for (s, (a, b)) in log.losses.iter().zip(&want).enumerate() {
+        assert!((a - b).abs() <= 1e-8 * b.abs().max(1.0), "step {s}: loss {a} vs PyTorch {b}");
+    }
+    for i in 0..N_PARAMS {
+        assert_close(&format!("final {}", PARAM_NAMES[i]), &head.p[i], &g.f64(&format!("traj/final/{}", PARAM_NAMES[i])), 1e-8);
+    }
+    assert_close("final running_mean", &head.running_mean, &g.f64("traj/final/running_mean"), 1e-8);
+    assert_close("final running_var", &head.running_var, &g.f64("traj/final/running_var"), 1e-8);
+    let (z, c) = head.forward_eval(&x, n, true).unwrap();
+    assert_close("eval Z", &z, &g.f64("eval/Z"), 1e-8);
+    assert_close("eval C", &c, &g.f64("eval/C"), 1e-8);
+}

@@ -222,7 +222,7 @@ impl<T: Real> Head<T> {
     /// does not involve it. Consumes the cache (its buffers are reused).
     pub fn backward(&self, x: &[T], cache: ForwardCache<T>, grad_z: &[T], grad_c: Option<&[T]>) -> Result<HeadGrads<T>> {
         let HeadDims { input, hidden: h, zdim: d } = self.dims;
-        let ForwardCache { m, mut xhat, invstd, mut r1, r2, z_norm, c_norm, z, c } = cache;
+        let ForwardCache { m, mut xhat, invstd, r1, r2, z_norm, c_norm, z, c } = cache;
         if grad_z.len() != m * d || grad_c.is_some_and(|g| g.len() != m * d) {
             return Err(crate::invalid_arg!("gradient shapes must be {m}×{d}"));
         }

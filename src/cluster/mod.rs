@@ -1,4 +1,3 @@
-//! CPP clustering on feature vectors: the head and its training, spectral clustering of Π, out-of-sample
 //! assignment, choice of k by coding length, metrics, save/load.
 
 pub mod head;
@@ -7,3 +6,6 @@ pub mod params;
 pub mod hungarian;
 pub mod metrics;
 pub mod kmeans;
+pub mod train;
+pub mod assign;
+pub mod synthetic;
