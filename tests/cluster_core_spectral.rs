@@ -124,3 +124,29 @@ fn embedding_matches_numpy_up_to_rotation() {
     let l = spectral_clustering(&a, n, k, 10, 42).unwrap();
     assert_eq!(ari(&labels_i64(&l), &truth).unwrap(), 1.0);
 }
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    k: usize,
+    acc: f64,
+    nmi: f64,
+    ari: f64,
+    labels: Vec<i64>,
+}
+
+#[test]
+fn agrees_with_the_reference_protocol_on_a_sinkhorn_plan() {
+    // Π of noisy union-of-subspaces features, clustered by the reference CPP pipeline (scipy Laplacian,
+    // ARPACK, sklearn k-means): our scores match its mean scores, and our labels largely match its labels.
+    let pi = read_npy(&common::fixture("cluster_core/spectral_ref_pi.npy")).unwrap();
+    let (pi, n, _) = pi.to_f32_matrix("spectral_ref_pi").unwrap();
+    let truth = read_npy(&common::fixture("cluster_core/spectral_ref_truth.npy")).unwrap().to_i64_vec("truth").unwrap();
+    let r: Reference =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("cluster_core/spectral_ref.json")).unwrap()).unwrap();
+    let l = labels_i64(&spectral_clustering(&pi, n, r.k, 10, 42).unwrap());
+    let s = rateclust::cluster::metrics::scores(&l, &truth).unwrap();
+    println!("ours ACC {:.4} NMI {:.4} ARI {:.4}; reference ACC {:.4} NMI {:.4} ARI {:.4}", s.acc, s.nmi, s.ari, r.acc, r.nmi, r.ari);
+    assert!((s.acc - r.acc).abs() < 0.02 && (s.nmi - r.nmi).abs() < 0.02 && (s.ari - r.ari).abs() < 0.02);
+    let agreement = ari(&l, &r.labels).unwrap();
+    assert!(agreement > 0.95, "ARI between our labels and the reference's: {agreement}");
+}
