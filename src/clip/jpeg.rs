@@ -307,6 +307,10 @@ fn parse_frame(seg: &[u8], progressive: bool) -> Result<Option<Frame>> {
     if width == 0 || height == 0 {
         return Err(fmt_err(format!("image size {width}×{height} (DNL-defined heights are not supported)")));
     }
+    // Pillow's decompression-bomb limit (2 × MAX_IMAGE_PIXELS): refuse before allocating.
+    if width * height > 178_956_970 {
+        return Err(fmt_err(format!("image size {width}×{height} exceeds the 179-megapixel limit")));
+    }
     if !(n == 1 || n == 3) {
         return Ok(None); // CMYK / YCCK / two-channel
     }
@@ -500,7 +504,7 @@ impl ScanState {
                 }
                 let diff = extend(b.bits(t), t);
                 self.pred[si] = self.pred[si].wrapping_add(diff);
-                blk[0] = (self.pred[si] << self.al) as i16;
+                blk[0] = self.pred[si].wrapping_shl(self.al) as i16;
                 if matches!(self.kind, ScanKind::DcFirst) {
                     return Ok(());
                 }
@@ -554,7 +558,7 @@ impl ScanState {
                     if k > 63 {
                         break;
                     }
-                    blk[ZIGZAG[k]] = (extend(b.bits(s), s) * (1 << self.al)) as i16;
+                    blk[ZIGZAG[k]] = extend(b.bits(s), s).wrapping_shl(self.al) as i16;
                     k += 1;
                 }
             }
@@ -679,6 +683,14 @@ fn idct_islow(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
     };
     let mut ws = [0i32; 64];
     for col in 0..8 {
+        // jidctint.c's shortcut for a column with no AC terms (same result as the full butterfly).
+        if (1..8).all(|r| coef[r * 8 + col] == 0) {
+            let dc = ((coef[col] as i64 * q[col] as i64) << PASS1_BITS) as i32;
+            for r in 0..8 {
+                ws[r * 8 + col] = dc;
+            }
+            continue;
+        }
         let d: [i64; 8] = std::array::from_fn(|r| coef[r * 8 + col] as i64 * q[r * 8 + col] as i64);
         let o = butterfly(d);
         for r in 0..8 {
@@ -686,6 +698,11 @@ fn idct_islow(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
         }
     }
     for row in 0..8 {
+        if ws[row * 8 + 1..row * 8 + 8].iter().all(|&v| v == 0) {
+            let v = idct_range_limit(descale(ws[row * 8] as i64, PASS1_BITS + 3) as i32);
+            out[row * stride..row * stride + 8].fill(v);
+            continue;
+        }
         let d: [i64; 8] = std::array::from_fn(|c| ws[row * 8 + c] as i64);
         let o = butterfly(d);
         for c in 0..8 {
@@ -720,10 +737,15 @@ fn upsample(c: &Component, plane: &[u8], f: &Frame) -> Vec<u8> {
         &plane[y * stride..y * stride + cw]
     };
     let mut out = vec![0u8; w * h];
+    if (hx, vx) == (1, 1) {
+        for (y, o) in out.chunks_exact_mut(w).enumerate() {
+            o.copy_from_slice(&row(y as isize)[..w]);
+        }
+        return out;
+    }
     out.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
         let mut line = vec![0u8; cw * hx];
         match (hx, vx) {
-            (1, 1) => line.copy_from_slice(row(y as isize)),
             (2, 1) if cw > 2 => h2v1_fancy_row(row(y as isize), &mut line),
             (1, 2) => {
                 let (near, other, bias) = vertical_pair(&row, y);
@@ -820,12 +842,13 @@ fn finish(f: Frame, rgb_components: bool) -> Result<RgbImage8> {
         }
         let clamp = |v: i32| v.clamp(0, 255) as u8;
         out.par_chunks_mut(w * 3).enumerate().for_each(|(y, orow)| {
-            for x in 0..w {
-                let i = y * w + x;
-                let (yy, cb, cr) = (planes[0][i] as i32, planes[1][i] as usize, planes[2][i] as usize);
-                orow[3 * x] = clamp(yy + cr_r[cr]);
-                orow[3 * x + 1] = clamp(yy + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
-                orow[3 * x + 2] = clamp(yy + cb_b[cb]);
+            let r = y * w..(y + 1) * w;
+            let (ys, cbs, crs) = (&planes[0][r.clone()], &planes[1][r.clone()], &planes[2][r]);
+            for ((o, &yy), (&cb, &cr)) in orow.chunks_exact_mut(3).zip(ys).zip(cbs.iter().zip(crs)) {
+                let (yy, cb, cr) = (yy as i32, cb as usize, cr as usize);
+                o[0] = clamp(yy + cr_r[cr]);
+                o[1] = clamp(yy + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
+                o[2] = clamp(yy + cb_b[cb]);
             }
         });
     }
