@@ -10,8 +10,13 @@
 //!   Known divergence: PIL opens 16-bit *grayscale* PNGs as mode `I;16` and `convert("RGB")` clips
 //!   every value above 255 to white; we take the high byte there too, so a 16-bit gray photo stays a
 //!   photo instead of turning white.
-//! - EXIF orientation (JPEG, WebP) is applied, as viewers do. `transformers` does not do this itself;
-//!   our goldens call `PIL.ImageOps.exif_transpose` first.
+//! - EXIF orientation (JPEG, PNG `eXIf`, WebP) is applied, as viewers do. `transformers` does not do
+//!   this itself; our goldens call `PIL.ImageOps.exif_transpose` first.
+//!
+//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo (Pillow's decoder) bit for bit;
+//! PNG and WebP through the `image` crate (lossless formats: exact by construction). CMYK/YCCK,
+//! arithmetic-coded and 12-bit JPEGs fall back to the `image` crate's decoder, whose colour handling
+//! differs from Pillow's for CMYK.
 
 use std::io::Cursor;
 use std::path::Path;
