@@ -3,7 +3,15 @@
 //!
 //! Shapes: Z and C are m×d row-major (m samples, d features, rows L2-normalised by the caller); Π is m×m.
 
+pub mod coding;
 pub mod cuda;
+mod mlc;
+pub mod sinkhorn;
+mod vexp;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::linalg::Real;
 
 /// Which gradient flows through the Sinkhorn iterations.
 #[repr(C)]
@@ -61,4 +69,114 @@ pub struct MlcOutput<T> {
     pub grad_z: Vec<T>,
     /// ∂loss/∂C, m×d (empty for `Objective::Tcr`).
     pub grad_c: Vec<T>,
+}
+
+impl RateParams {
+    /// Checks every constant: ε² > 0, η > 0, at least one Sinkhorn half-iteration, all finite.
+    pub fn validate(&self) -> Result<()> {
+        let finite = [("eps_sq", self.eps_sq), ("gamma", self.gamma), ("lambda", self.lambda), ("eta", self.eta)];
+        for (name, v) in finite {
+            if !v.is_finite() {
+                return Err(crate::invalid_arg!("rate params: {name} = {v} is not finite"));
+            }
+        }
+        if self.eps_sq <= 0.0 {
+            return Err(crate::invalid_arg!("rate params: eps_sq = {} must be > 0", self.eps_sq));
+        }
+        if self.eta <= 0.0 {
+            return Err(crate::invalid_arg!("rate params: eta = {} must be > 0", self.eta));
+        }
+        if self.sinkhorn_half_iters == 0 {
+            return Err(crate::invalid_arg!("rate params: sinkhorn_half_iters must be ≥ 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks an m×d input: m ≥ `min_m`, d ≥ 1, the buffer length, finiteness.
+fn check_matrix<T: Real>(name: &str, x: &[T], m: usize, d: usize, min_m: usize) -> Result<()> {
+    if m < min_m {
+        return Err(crate::invalid_arg!("{name}: m = {m} rows, at least {min_m} needed"));
+    }
+    if d == 0 {
+        return Err(crate::invalid_arg!("{name}: d = 0 columns, at least 1 needed"));
+    }
+    let want = m.checked_mul(d).ok_or_else(|| crate::invalid_arg!("{name}: m·d = {m}·{d} overflows"))?;
+    if x.len() != want {
+        return Err(crate::invalid_arg!("{name}: {} elements given, expected m·d = {m}·{d} = {want}", x.len()));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!("{name}[{i}] (row {}, column {}) = {}", i / d, i % d, x[i])));
+    }
+    Ok(())
+}
+
+/// Copies a slice between the two `Real` types (exact when they are the same type). The CUDA path is
+/// f32-only; this keeps the dispatch free of `unsafe` reinterpretation, at the price of one m×d copy.
+pub(crate) fn convert<A: Real, B: Real>(x: &[A]) -> Vec<B> {
+    x.iter().map(|v| B::from_f64(v.to_f64())).collect()
+}
+
+fn require_f32_for_cuda<T: Real>() -> Result<()> {
+    if T::NAME != "f32" {
+        return Err(crate::invalid_arg!("{} is CPU-only: the CUDA rate kernels take f32", T::NAME));
+    }
+    Ok(())
+}
+
+/// The MLC (or, for `Objective::Tcr`, the TCR warm-up) loss and its gradients with respect to Z and C.
+///
+/// `z`, `c`: m×d row-major (m ≥ 2, d ≥ 1, finite). For `Objective::Tcr`, `c` is ignored and may be empty.
+/// On `Device::Cuda` only `f32` is supported.
+pub fn mlc_loss<T: Real>(
+    device: &Device,
+    z: &[T],
+    c: &[T],
+    m: usize,
+    d: usize,
+    params: &RateParams,
+    objective: Objective,
+) -> Result<MlcOutput<T>> {
+    params.validate()?;
+    check_matrix("Z", z, m, d, 2)?;
+    if objective == Objective::Mlc {
+        check_matrix("C", c, m, d, 2)?;
+    }
+    match device {
+        Device::Cpu => mlc::mlc_loss_cpu(z, c, m, d, params, objective),
+        Device::Cuda(dev) => {
+            require_f32_for_cuda::<T>()?;
+            let out = cuda::mlc_loss_cuda(dev, &convert::<T, f32>(z), &convert::<T, f32>(c), m, d, params, objective)?;
+            Ok(MlcOutput {
+                loss: T::from_f64(out.loss as f64),
+                rate: T::from_f64(out.rate as f64),
+                rate_c: T::from_f64(out.rate_c as f64),
+                pi_penalty: T::from_f64(out.pi_penalty as f64),
+                grad_z: convert(&out.grad_z),
+                grad_c: convert(&out.grad_c),
+            })
+        }
+    }
+}
+
+/// The membership Π = m · Sinkhorn_η(|C Cᵀ|), m×m row-major (no gradient). C: m×d, m ≥ 2, d ≥ 1.
+pub fn membership<T: Real>(device: &Device, c: &[T], m: usize, d: usize, params: &RateParams) -> Result<Vec<T>> {
+    params.validate()?;
+    check_matrix("C", c, m, d, 2)?;
+    match device {
+        Device::Cpu => Ok(mlc::membership_trace(c, m, d, params).2.pi),
+        Device::Cuda(dev) => {
+            require_f32_for_cuda::<T>()?;
+            Ok(convert(&cuda::membership_cuda(dev, &convert::<T, f32>(c), m, d, params)?))
+        }
+    }
+}
+
+/// R(Z) = ½ logdet(I + d/(m ε²) ZᵀZ) on the CPU. Z: m×d, m ≥ 1, d ≥ 1; ε² > 0.
+pub fn coding_rate<T: Real>(z: &[T], m: usize, d: usize, eps_sq: f64) -> Result<T> {
+    if !(eps_sq > 0.0 && eps_sq.is_finite()) {
+        return Err(crate::invalid_arg!("coding_rate: eps_sq = {eps_sq} must be finite and > 0"));
+    }
+    check_matrix("Z", z, m, d, 1)?;
+    Ok(coding::rate_with_grad(z, m, d, eps_sq, false)?.0)
 }
