@@ -230,10 +230,16 @@ def main():
         Image.fromarray(synthetic(w, h, 100 + i)).save(os.path.join(PRE, fn), **kw)
         tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
         jpeg_decodes.append(dict(index=i, file=fn))
-    for j, name in enumerate(["gray_prog"]):
+    cmyk = np.concatenate([synthetic(50, 40, 120), synthetic(50, 40, 121, channels=1)], -1)
+    for name, im, kw in [
+        ("gray_prog", Image.fromarray(g[:40, :50], "L"), dict(quality=88, progressive=True)),
+        # Pillow writes CMYK with an Adobe marker (transform 0); reading it back goes through "CMYK;I".
+        ("cmyk", Image.fromarray(cmyk, "CMYK"), dict(quality=90)),
+        ("cmyk_prog", Image.fromarray(cmyk, "CMYK"), dict(quality=70, progressive=True)),
+    ]:
         i = len(jpeg_decodes)
         fn = f"{name}.jpg"
-        Image.fromarray(g[:40, :50], "L").save(os.path.join(PRE, fn), quality=88, progressive=True)
+        im.save(os.path.join(PRE, fn), **kw)
         tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
         jpeg_decodes.append(dict(index=i, file=fn))
 
