@@ -14,7 +14,7 @@ use rateclust::{Error, Status};
 use safetensors::{Dtype, SafeTensors};
 
 /// One level of an 8-bit channel after normalisation by the smallest OpenAI std.
-const LEVEL: f32 = 1.0 / 255.0 / 0.261_302_58;
+const LEVEL: f32 = 1.0 / 255.0 / 0.261_302_6;
 
 fn dir() -> PathBuf {
     common::fixture("clip_io/preprocess")

@@ -13,10 +13,10 @@
 //! - EXIF orientation (JPEG, PNG `eXIf`, WebP) is applied, as viewers do. `transformers` does not do
 //!   this itself; our goldens call `PIL.ImageOps.exif_transpose` first.
 //!
-//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo (Pillow's decoder) bit for bit;
-//! PNG and WebP through the `image` crate (lossless formats: exact by construction). CMYK/YCCK,
-//! arithmetic-coded and 12-bit JPEGs fall back to the `image` crate's decoder, whose colour handling
-//! differs from Pillow's for CMYK.
+//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo + Pillow bit for bit (CMYK
+//! included); PNG and WebP through the `image` crate (lossless formats: exact by construction; lossy
+//! WebP matched libwebp on our fixture). Arithmetic-coded, 12-bit and lossless JPEGs fall back to the
+//! `image` crate's decoder (not bit-exact with Pillow).
 
 use std::io::Cursor;
 use std::path::Path;

@@ -265,7 +265,7 @@ pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
         let seg = &data[pos + 2..pos + len];
         pos += len;
         match marker {
-            0xC0 | 0xC1 | 0xC2 => {
+            0xC0..=0xC2 => {
                 if frame.is_some() {
                     return Err(fmt_err("more than one frame"));
                 }
