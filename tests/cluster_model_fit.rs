@@ -144,3 +144,17 @@ fn bad_input_gives_clear_errors() {
     let e = model.assign(&other, 10, &mut NoProgress).unwrap_err();
     assert!(e.to_string().contains("fitted on dimension"), "{e}");
 }
+
+#[test]
+fn fitting_is_deterministic_for_a_seed() {
+    let s = SubspaceSpec { n: 400, ..spec(8) };
+    let (x, _) = union_of_subspaces(&s).unwrap();
+    let p = FitParams { epochs: 3, spectral_sample: 400, ..small_params(s.k) };
+    let a = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    let b = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    assert_eq!(a.losses, b.losses);
+    assert_eq!(a.head.p, b.head.p);
+    assert_eq!(a.assign_model, b.assign_model);
+    let c = Clusterer::fit(&x, s.n, s.dim, &FitParams { seed: 43, ..p }, &Device::Cpu, &mut NoProgress).unwrap();
+    assert_ne!(a.losses, c.losses, "another seed gives another run");
+}
