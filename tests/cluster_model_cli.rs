@@ -50,6 +50,12 @@ fn fit_assign_select_k_eval_end_to_end() {
     assert_eq!(sk["candidates"].as_array().unwrap().len(), 3, "{sk}");
     assert_eq!(sk["coding_length"].as_array().unwrap().len(), 3, "{sk}");
     assert!(sk["best_k"].as_u64().is_some(), "{sk}");
+    // Another k without retraining: 2 clusters now.
+    let m2 = d.join("m2.safetensors");
+    ok(&["recluster", "--model", s(&m), "--features", s(&x), "--k", "2", "--out", s(&m2), "--device", "cpu"]);
+    ok(&["assign", "--model", s(&m2), "--features", s(&x), "--out", s(&lab)]);
+    let ev2: serde_json::Value = serde_json::from_str(&ok(&["eval", "--pred", s(&lab), "--truth", s(&y)])).unwrap();
+    assert!(ev2["acc"].as_f64().unwrap() <= 0.51, "2 clusters cannot label 4 balanced classes better than 0.5: {ev2}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod assign;
 mod common;
 mod eval;
 mod fit;
+mod recluster;
 mod select_k;
 mod synth;
 
@@ -20,6 +21,7 @@ commands:
             --assign-rule subspace|prototype-z|prototype-c --spectral-sample N]
   assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
   select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
+  recluster --model M.safetensors --features X.npy --k K --out M2.safetensors   (new k, no retraining)
   eval      --pred labels.npy --truth truth.npy
   synth     --out X.npy --labels-out y.npy [--n 2000 --dim 64 --k 5 --rank 4 --noise 0.05 --seed 1]
 
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         "assign" => assign::run(rest),
         "select-k" => select_k::run(rest),
         "eval" => eval::run(rest),
+        "recluster" => recluster::run(rest),
         "synth" => synth::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
