@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
     size_t best = 0;
     CHECK(rateclust_select_k(loaded, x, N, DIM, candidates, 3, RATECLUST_DEVICE_KIND_CPU, curve, &best));
     printf("select-k: L(2) %.1f L(4) %.1f L(6) %.1f best %zu\n", curve[0], curve[1], curve[2], best);
+    CHECK(rateclust_clusterer_set_k(loaded, x, N, DIM, best, RATECLUST_DEVICE_KIND_CPU));
+    CHECK(rateclust_clusterer_info(loaded, &k, NULL));
+    if (k != best) return 1;
+    printf("set_k: now %zu clusters\n", k);
 
     /* Error paths: each a status and a message, never a crash. */
     x[5] = NAN;

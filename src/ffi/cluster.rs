@@ -291,6 +291,21 @@ pub extern "C" fn rateclust_select_k(
     })
 }
 
+/// Re-derives the clusters of `c` for `k` clusters from features `x` (n×dim; a sample of them is clustered
+/// spectrally), without retraining the head: e.g. with the `best_k` of `rateclust_select_k`.
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *const f32, n: usize, dim: usize, k: usize, device: DeviceKind) -> Status {
+    guard(|| {
+        let m = &mut arg_mut(c, "clusterer")?.inner;
+        if dim != m.input_dim() {
+            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
+        }
+        let x = features(x, n, dim)?;
+        let dev = Device::open(device, 0)?;
+        m.set_k(x, n, k, &dev, &mut NoProgress)
+    })
+}
+
 /// Scores a labelling `pred` against ground truth `truth` (n int64 each, any label values): clustering
 /// accuracy (Hungarian matching), normalised mutual information, adjusted Rand index. Any output may be NULL.
 #[no_mangle]
