@@ -111,6 +111,108 @@ typedef enum {
 } rateclust_device_kind;
 
 /**
+ * How points outside the spectral sample get their label (DESIGN §2). All are linear in n.
+ */
+typedef enum {
+  /**
+   * Largest projection norm onto each cluster's subspace (top singular vectors of its Z rows).
+   */
+  RATECLUST_ASSIGN_RULE_SUBSPACE = 0,
+  /**
+   * Largest cosine to each cluster's mean normalised Z (prototype).
+   */
+  RATECLUST_ASSIGN_RULE_PROTOTYPE_Z = 1,
+  /**
+   * Largest cosine to each cluster's mean normalised C (the cluster head's output).
+   */
+  RATECLUST_ASSIGN_RULE_PROTOTYPE_C = 2,
+} rateclust_assign_rule;
+
+/**
+ * A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
+ * `rateclust_clusterer_free`. Not safe to use from two threads at once.
+ */
+typedef struct rateclust_clusterer rateclust_clusterer;
+
+/**
+ * Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
+ * `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
+ */
+typedef struct {
+  /**
+   * Number of clusters (≥ 2).
+   */
+  size_t k;
+  /**
+   * Head sizes: hidden width and output dimension d.
+   */
+  size_t hidden;
+  size_t zdim;
+  /**
+   * Sinkhorn temperature η (reference 0.175).
+   */
+  double eta;
+  /**
+   * ε², γ, λ of the MLC loss (0.1, 1, 0.05).
+   */
+  double eps_sq;
+  double gamma;
+  double lambda;
+  /**
+   * Sinkhorn half-iterations (5).
+   */
+  size_t sinkhorn_half_iters;
+  /**
+   * Use the exact Sinkhorn gradient instead of the reference's (v detached).
+   */
+  bool exact_sinkhorn_gradient;
+  /**
+   * Minibatch size (incomplete last batch dropped), epochs, warm-up steps (0..=warmup use TCR only).
+   */
+  size_t batch;
+  size_t epochs;
+  size_t warmup;
+  /**
+   * SGD: learning rates of the two parameter groups, momentum, weight decays.
+   */
+  double lr;
+  double lr_cluster;
+  double momentum;
+  double weight_decay;
+  double weight_decay_cluster;
+  uint64_t seed;
+  /**
+   * Membership Π from Z instead of the cluster head.
+   */
+  bool single_head;
+  /**
+   * L2-normalise each input row before the head (also at assign time).
+   */
+  bool normalize_input;
+  /**
+   * Points sampled for spectral clustering of Π, and k-means restarts there.
+   */
+  size_t spectral_sample;
+  size_t kmeans_restarts;
+  /**
+   * Out-of-sample rule and subspace rank per cluster (0 = automatic).
+   * A `rateclust_assign_rule` value (validated: an unknown value is an error).
+   */
+  uint32_t assign_rule;
+  size_t subspace_rank;
+} rateclust_fit_params;
+
+/**
+ * Progress callback for long calls: `stage` ("train", "cluster", "assign", "select-k") is valid only during
+ * the call; `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then
+ * returns `RATECLUST_STATUS_CANCELLED`). May be NULL.
+ */
+typedef int (*rateclust_progress_fn)(void *user_data,
+                                     const char *stage,
+                                     uint64_t done,
+                                     uint64_t total);
+
+/**
  * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
  */
 typedef struct {
@@ -187,6 +289,108 @@ extern "C" {
  * valid until the next rateclust call on the same thread; the library owns it (do not free).
  */
 const char *rateclust_last_error(void);
+
+/**
+ * The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
+ * batch 1024, lr 1e-4, 15 epochs, warm-up 50, momentum 0.9, weight decay 1e-4 / 5e-3, seed 42), k = 10.
+ */
+rateclust_fit_params rateclust_fit_default_params(void);
+
+/**
+ * Writes the named preset ("cifar10", "imagenet", "fmnist-effnet") into `*out`.
+ */
+rateclust_status rateclust_fit_preset_params(const char *name, rateclust_fit_params *out);
+
+/**
+ * Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,
+ * not retained) and writes a new handle into `*out` (free it with `rateclust_clusterer_free`).
+ * `params` may be NULL for the defaults. `progress` may be NULL. Errors: NaN/Inf features
+ * (RATECLUST_STATUS_NON_FINITE), n < k, k < 2, n < batch, bad parameters (INVALID_ARGUMENT),
+ * cancellation (CANCELLED), no usable CUDA device when `device` is CUDA (DEVICE).
+ */
+rateclust_status rateclust_fit(const float *x,
+                               size_t n,
+                               size_t dim,
+                               const rateclust_fit_params *params,
+                               uint32_t device,
+                               rateclust_progress_fn progress,
+                               void *user_data,
+                               rateclust_clusterer **out);
+
+/**
+ * Frees a clusterer; NULL is ignored.
+ */
+void rateclust_clusterer_free(rateclust_clusterer *c);
+
+/**
+ * Writes the number of clusters and the input feature dimension of a fitted clusterer (either may be NULL).
+ */
+rateclust_status rateclust_clusterer_info(const rateclust_clusterer *c,
+                                          size_t *k,
+                                          size_t *dim);
+
+/**
+ * Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
+ * (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
+ * into it (n floats: margin between the best and second-best cluster score; higher = surer).
+ */
+rateclust_status rateclust_assign(const rateclust_clusterer *c,
+                                  const float *x,
+                                  size_t n,
+                                  size_t dim,
+                                  int64_t *labels,
+                                  float *confidence,
+                                  rateclust_progress_fn progress,
+                                  void *user_data);
+
+/**
+ * Chooses the number of clusters among `candidates` (n_candidates values, each ≥ 2) by coding length on a
+ * sample of `x` (n×dim), without retraining. Writes L(k) for each candidate into `curve` (n_candidates
+ * doubles, caller-owned) and the minimiser into `*best_k`.
+ */
+rateclust_status rateclust_select_k(const rateclust_clusterer *c,
+                                    const float *x,
+                                    size_t n,
+                                    size_t dim,
+                                    const size_t *candidates,
+                                    size_t n_candidates,
+                                    uint32_t device,
+                                    double *curve,
+                                    size_t *best_k);
+
+/**
+ * Re-derives the clusters of `c` for `k` clusters from features `x` (n×dim; a sample of them is clustered
+ * spectrally), without retraining the head: e.g. with the `best_k` of `rateclust_select_k`.
+ */
+rateclust_status rateclust_clusterer_set_k(rateclust_clusterer *c,
+                                           const float *x,
+                                           size_t n,
+                                           size_t dim,
+                                           size_t k,
+                                           uint32_t device);
+
+/**
+ * Scores a labelling `pred` against ground truth `truth` (n int64 each, any label values): clustering
+ * accuracy (Hungarian matching), normalised mutual information, adjusted Rand index. Any output may be NULL.
+ */
+rateclust_status rateclust_metrics(const int64_t *pred,
+                                   const int64_t *truth,
+                                   size_t n,
+                                   double *acc,
+                                   double *nmi,
+                                   double *ari);
+
+/**
+ * Saves a clusterer to `path` (safetensors; written to a temporary file, then renamed).
+ */
+rateclust_status rateclust_clusterer_save(const rateclust_clusterer *c, const char *path);
+
+/**
+ * Loads a clusterer saved by `rateclust_clusterer_save` into a new handle `*out` (free with
+ * `rateclust_clusterer_free`). A file of another format version or a corrupted file gives
+ * RATECLUST_STATUS_FORMAT; a missing file RATECLUST_STATUS_IO.
+ */
+rateclust_status rateclust_clusterer_load(const char *path, rateclust_clusterer **out);
 
 /**
  * The library version as "MAJOR.MINOR.PATCH" (static string; do not free).

@@ -20,7 +20,12 @@ fn header_exports_only_prefixed_symbols() {
             if line.starts_with(' ') || line.starts_with('*') || line.starts_with('#') || line.starts_with('/') {
                 continue;
             }
-            let name = line[..open].split_whitespace().last().unwrap().trim_start_matches('*');
+            // A function-pointer typedef `typedef int (*rateclust_x_fn)(...)`: its name is inside the parentheses.
+            let name = if line.starts_with("typedef") && line[open..].starts_with("(*") {
+                line[open + 2..].split(')').next().unwrap()
+            } else {
+                line[..open].split_whitespace().last().unwrap().trim_start_matches('*')
+            };
             assert!(name.starts_with("rateclust_"), "exported function without the rateclust_ prefix: {name}");
         }
     }

@@ -12,3 +12,6 @@ pub mod coding_length;
 pub mod train;
 pub mod assign;
 pub mod synthetic;
+pub mod model;
+pub mod select_k;
+pub mod save;

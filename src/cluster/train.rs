@@ -41,6 +41,55 @@ pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
     out
 }
 
+/// One optimisation step's state: the optimizer and the loss constants. [`train`] drives it over the
+/// batches; benchmarks time [`Trainer::step`] alone.
+pub struct Trainer<T> {
+    pub opt: Sgd<T>,
+    params: FitParams,
+    rate: crate::rate::RateParams,
+    device: Device,
+}
+
+impl<T: Real> Trainer<T> {
+    pub fn new(params: &FitParams, device: &Device) -> Self {
+        Trainer {
+            opt: Sgd::new(
+                SgdGroup { lr: params.lr, momentum: params.momentum, weight_decay: params.weight_decay },
+                SgdGroup { lr: params.lr_cluster, momentum: params.momentum, weight_decay: params.weight_decay_cluster },
+            ),
+            params: params.clone(),
+            rate: params.rate_params(),
+            device: device.clone(),
+        }
+    }
+
+    /// Step number `step` on the batch `xb` (m×input): forward (train mode), TCR loss while
+    /// `step <= warmup` else MLC (Π from C, or from Z with `single_head`), backward, SGD; copies the
+    /// subspace head into the cluster head after step `warmup`. Returns the loss.
+    pub fn step(&mut self, head: &mut Head<T>, xb: &[T], m: usize, step: usize) -> Result<f64> {
+        let d = head.dims.zdim;
+        let cache = head.forward_train(xb, m)?;
+        let (loss, grads): (f64, HeadGrads<T>) = if step <= self.params.warmup {
+            let out = mlc_loss(&self.device, &cache.z, &[], m, d, &self.rate, Objective::Tcr)?;
+            (out.loss.to_f64(), head.backward(xb, cache, &out.grad_z, None)?)
+        } else if self.params.single_head {
+            // Π from Z: Z feeds both arguments, so its gradient is the sum of both.
+            let out = mlc_loss(&self.device, &cache.z, &cache.z, m, d, &self.rate, Objective::Mlc)?;
+            let gz: Vec<T> = out.grad_z.iter().zip(&out.grad_c).map(|(&a, &b)| a + b).collect();
+            (out.loss.to_f64(), head.backward(xb, cache, &gz, None)?)
+        } else {
+            let out = mlc_loss(&self.device, &cache.z, &cache.c, m, d, &self.rate, Objective::Mlc)?;
+            (out.loss.to_f64(), head.backward(xb, cache, &out.grad_z, Some(&out.grad_c))?)
+        };
+        check_loss(loss, step)?;
+        self.opt.step(&mut head.p, &grads);
+        if step == self.params.warmup {
+            head.copy_subspace_to_cluster();
+        }
+        Ok(loss)
+    }
+}
+
 /// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step.
 pub fn train<T: Real>(
     head: &mut Head<T>,
@@ -52,7 +101,6 @@ pub fn train<T: Real>(
     progress: &mut dyn Progress,
 ) -> Result<TrainLog> {
     let input = head.dims.input;
-    let d = head.dims.zdim;
     if x.len() != n * input {
         return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
     }
@@ -60,17 +108,12 @@ pub fn train<T: Real>(
         BatchOrder::Shuffled => shuffled_batches(n, params),
         BatchOrder::Explicit(b) => b.to_vec(),
     };
-    let rate = params.rate_params();
-    let mut opt = Sgd::<T>::new(
-        SgdGroup { lr: params.lr, momentum: params.momentum, weight_decay: params.weight_decay },
-        SgdGroup { lr: params.lr_cluster, momentum: params.momentum, weight_decay: params.weight_decay_cluster },
-    );
+    let mut trainer = Trainer::new(params, device);
     let total = batches.len() as u64;
     let mut log = TrainLog::default();
     let mut xb: Vec<T> = Vec::new();
     report(progress, "train", 0, total)?;
     for (step, rows) in batches.iter().enumerate() {
-        let m = rows.len();
         xb.clear();
         for &r in rows {
             if r >= n {
@@ -78,30 +121,7 @@ pub fn train<T: Real>(
             }
             xb.extend_from_slice(&x[r * input..(r + 1) * input]);
         }
-        let cache = head.forward_train(&xb, m)?;
-        let warm = step <= params.warmup;
-        let grads: HeadGrads<T> = if warm {
-            let out = mlc_loss(device, &cache.z, &cache.z, m, d, &rate, Objective::Tcr)?;
-            check_loss(out.loss.to_f64(), step)?;
-            log.losses.push(out.loss.to_f64());
-            head.backward(&xb, cache, &out.grad_z, None)?
-        } else if params.single_head {
-            // Π from Z: Z feeds both arguments, so its gradient is the sum of both.
-            let out = mlc_loss(device, &cache.z, &cache.z, m, d, &rate, Objective::Mlc)?;
-            check_loss(out.loss.to_f64(), step)?;
-            log.losses.push(out.loss.to_f64());
-            let gz: Vec<T> = out.grad_z.iter().zip(&out.grad_c).map(|(&a, &b)| a + b).collect();
-            head.backward(&xb, cache, &gz, None)?
-        } else {
-            let out = mlc_loss(device, &cache.z, &cache.c, m, d, &rate, Objective::Mlc)?;
-            check_loss(out.loss.to_f64(), step)?;
-            log.losses.push(out.loss.to_f64());
-            head.backward(&xb, cache, &out.grad_z, Some(&out.grad_c))?
-        };
-        opt.step(&mut head.p, &grads);
-        if step == params.warmup {
-            head.copy_subspace_to_cluster();
-        }
+        log.losses.push(trainer.step(head, &xb, rows.len(), step)?);
         report(progress, "train", step as u64 + 1, total)?;
     }
     Ok(log)

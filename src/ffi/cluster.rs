@@ -1,1 +1,352 @@
-//! C API for the cluster stage.
+//! C API for the cluster stage: fit a clusterer on feature vectors, label points, choose k, score a
+//! labelling, save and load. Mirrors `rateclust::cluster::model::Clusterer`.
+// C names (rateclust_*) on purpose: cbindgen emits them as they are.
+#![allow(non_camel_case_types)]
+
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
+use crate::cluster::metrics;
+use crate::cluster::model::Clusterer;
+use crate::cluster::params::{AssignRule, FitParams};
+use crate::device::Device;
+use crate::error::{Result, Status};
+use crate::progress::{NoProgress, Progress};
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::Path;
+
+/// A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
+/// `rateclust_clusterer_free`. Not safe to use from two threads at once.
+pub struct rateclust_clusterer {
+    inner: Clusterer,
+}
+
+/// Progress callback for long calls: `stage` ("train", "cluster", "assign", "select-k") is valid only during
+/// the call; `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then
+/// returns `RATECLUST_STATUS_CANCELLED`). May be NULL.
+pub type rateclust_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> c_int>;
+
+/// Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
+/// `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rateclust_fit_params {
+    /// Number of clusters (≥ 2).
+    pub k: usize,
+    /// Head sizes: hidden width and output dimension d.
+    pub hidden: usize,
+    pub zdim: usize,
+    /// Sinkhorn temperature η (reference 0.175).
+    pub eta: f64,
+    /// ε², γ, λ of the MLC loss (0.1, 1, 0.05).
+    pub eps_sq: f64,
+    pub gamma: f64,
+    pub lambda: f64,
+    /// Sinkhorn half-iterations (5).
+    pub sinkhorn_half_iters: usize,
+    /// Use the exact Sinkhorn gradient instead of the reference's (v detached).
+    pub exact_sinkhorn_gradient: bool,
+    /// Minibatch size (incomplete last batch dropped), epochs, warm-up steps (0..=warmup use TCR only).
+    pub batch: usize,
+    pub epochs: usize,
+    pub warmup: usize,
+    /// SGD: learning rates of the two parameter groups, momentum, weight decays.
+    pub lr: f64,
+    pub lr_cluster: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub weight_decay_cluster: f64,
+    pub seed: u64,
+    /// Membership Π from Z instead of the cluster head.
+    pub single_head: bool,
+    /// L2-normalise each input row before the head (also at assign time).
+    pub normalize_input: bool,
+    /// Points sampled for spectral clustering of Π, and k-means restarts there.
+    pub spectral_sample: usize,
+    pub kmeans_restarts: usize,
+    /// Out-of-sample rule and subspace rank per cluster (0 = automatic).
+    /// A `rateclust_assign_rule` value (validated: an unknown value is an error).
+    pub assign_rule: u32,
+    pub subspace_rank: usize,
+}
+
+impl From<&FitParams> for rateclust_fit_params {
+    fn from(p: &FitParams) -> Self {
+        rateclust_fit_params {
+            k: p.k,
+            hidden: p.hidden,
+            zdim: p.zdim,
+            eta: p.eta,
+            eps_sq: p.eps_sq,
+            gamma: p.gamma,
+            lambda: p.lambda,
+            sinkhorn_half_iters: p.sinkhorn_half_iters,
+            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
+            batch: p.batch,
+            epochs: p.epochs,
+            warmup: p.warmup,
+            lr: p.lr,
+            lr_cluster: p.lr_cluster,
+            momentum: p.momentum,
+            weight_decay: p.weight_decay,
+            weight_decay_cluster: p.weight_decay_cluster,
+            seed: p.seed,
+            single_head: p.single_head,
+            normalize_input: p.normalize_input,
+            spectral_sample: p.spectral_sample,
+            kmeans_restarts: p.kmeans_restarts,
+            assign_rule: p.assign_rule as u32,
+            subspace_rank: p.subspace_rank,
+        }
+    }
+}
+
+impl TryFrom<&rateclust_fit_params> for FitParams {
+    type Error = crate::Error;
+    fn try_from(p: &rateclust_fit_params) -> Result<Self> {
+        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC]
+            .into_iter()
+            .find(|r| *r as u32 == p.assign_rule)
+            .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;
+        Ok(FitParams {
+            k: p.k,
+            hidden: p.hidden,
+            zdim: p.zdim,
+            eta: p.eta,
+            eps_sq: p.eps_sq,
+            gamma: p.gamma,
+            lambda: p.lambda,
+            sinkhorn_half_iters: p.sinkhorn_half_iters,
+            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
+            batch: p.batch,
+            epochs: p.epochs,
+            warmup: p.warmup,
+            lr: p.lr,
+            lr_cluster: p.lr_cluster,
+            momentum: p.momentum,
+            weight_decay: p.weight_decay,
+            weight_decay_cluster: p.weight_decay_cluster,
+            seed: p.seed,
+            single_head: p.single_head,
+            normalize_input: p.normalize_input,
+            spectral_sample: p.spectral_sample,
+            kmeans_restarts: p.kmeans_restarts,
+            assign_rule,
+            subspace_rank: p.subspace_rank,
+        })
+    }
+}
+
+/// The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
+/// batch 1024, lr 1e-4, 15 epochs, warm-up 50, momentum 0.9, weight decay 1e-4 / 5e-3, seed 42), k = 10.
+#[no_mangle]
+pub extern "C" fn rateclust_fit_default_params() -> rateclust_fit_params {
+    (&FitParams::default()).into()
+}
+
+/// Writes the named preset ("cifar10", "imagenet", "fmnist-effnet") into `*out`.
+#[no_mangle]
+pub extern "C" fn rateclust_fit_preset_params(name: *const c_char, out: *mut rateclust_fit_params) -> Status {
+    guard(|| {
+        let p = FitParams::preset(arg_str(name, "name")?)?;
+        *arg_mut(out, "out")? = (&p).into();
+        Ok(())
+    })
+}
+
+/// Adapts a C callback to the `Progress` trait.
+struct CProgress {
+    f: rateclust_progress_fn,
+    user_data: *mut c_void,
+}
+
+impl Progress for CProgress {
+    fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
+        let Some(f) = self.f else { return true };
+        let s = CString::new(stage).unwrap_or_default();
+        // SAFETY: the caller supplied a valid callback (header contract); `s` outlives the call.
+        unsafe { f(self.user_data, s.as_ptr(), done, total) == 0 }
+    }
+}
+
+fn features<'a>(x: *const f32, n: usize, dim: usize) -> Result<&'a [f32]> {
+    if n == 0 || dim == 0 {
+        return Err(crate::invalid_arg!("features are empty (n = {n}, dim = {dim})"));
+    }
+    arg_slice(x, checked_len(n, dim, "x")?, "x")
+}
+
+/// Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,
+/// not retained) and writes a new handle into `*out` (free it with `rateclust_clusterer_free`).
+/// `params` may be NULL for the defaults. `progress` may be NULL. Errors: NaN/Inf features
+/// (RATECLUST_STATUS_NON_FINITE), n < k, k < 2, n < batch, bad parameters (INVALID_ARGUMENT),
+/// cancellation (CANCELLED), no usable CUDA device when `device` is CUDA (DEVICE).
+#[no_mangle]
+pub extern "C" fn rateclust_fit(
+    x: *const f32,
+    n: usize,
+    dim: usize,
+    params: *const rateclust_fit_params,
+    device: u32,
+    progress: rateclust_progress_fn,
+    user_data: *mut c_void,
+    out: *mut *mut rateclust_clusterer,
+) -> Status {
+    guard(|| {
+        let out = arg_mut(out, "out")?;
+        *out = std::ptr::null_mut();
+        let x = features(x, n, dim)?;
+        let p: FitParams = if params.is_null() { FitParams::default() } else { FitParams::try_from(arg_ref(params, "params")?)? };
+        let dev = Device::open(device_kind(device)?, 0)?;
+        let mut prog = CProgress { f: progress, user_data };
+        let model = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
+        *out = Box::into_raw(Box::new(rateclust_clusterer { inner: model }));
+        Ok(())
+    })
+}
+
+fn model<'a>(c: *const rateclust_clusterer) -> Result<&'a Clusterer> {
+    Ok(&arg_ref(c, "clusterer")?.inner)
+}
+
+/// Frees a clusterer; NULL is ignored.
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_free(c: *mut rateclust_clusterer) {
+    if !c.is_null() {
+        // SAFETY: `c` came from Box::into_raw in rateclust_fit / rateclust_clusterer_load (header contract).
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(c) }));
+    }
+}
+
+/// Writes the number of clusters and the input feature dimension of a fitted clusterer (either may be NULL).
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_info(c: *const rateclust_clusterer, k: *mut usize, dim: *mut usize) -> Status {
+    guard(|| {
+        let m = model(c)?;
+        if let Some(k) = unsafe { k.as_mut() } {
+            *k = m.k();
+        }
+        if let Some(d) = unsafe { dim.as_mut() } {
+            *d = m.input_dim();
+        }
+        Ok(())
+    })
+}
+
+/// Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
+/// (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
+/// into it (n floats: margin between the best and second-best cluster score; higher = surer).
+#[no_mangle]
+pub extern "C" fn rateclust_assign(
+    c: *const rateclust_clusterer,
+    x: *const f32,
+    n: usize,
+    dim: usize,
+    labels: *mut i64,
+    confidence: *mut f32,
+    progress: rateclust_progress_fn,
+    user_data: *mut c_void,
+) -> Status {
+    guard(|| {
+        let m = model(c)?;
+        if dim != m.input_dim() {
+            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
+        }
+        let x = features(x, n, dim)?;
+        let labels = arg_slice_mut(labels, n, "labels")?;
+        let mut prog = CProgress { f: progress, user_data };
+        let a = m.assign(x, n, &mut prog)?;
+        labels.copy_from_slice(&a.labels);
+        if !confidence.is_null() {
+            arg_slice_mut(confidence, n, "confidence")?.copy_from_slice(&a.confidence);
+        }
+        Ok(())
+    })
+}
+
+/// Chooses the number of clusters among `candidates` (n_candidates values, each ≥ 2) by coding length on a
+/// sample of `x` (n×dim), without retraining. Writes L(k) for each candidate into `curve` (n_candidates
+/// doubles, caller-owned) and the minimiser into `*best_k`.
+#[no_mangle]
+pub extern "C" fn rateclust_select_k(
+    c: *const rateclust_clusterer,
+    x: *const f32,
+    n: usize,
+    dim: usize,
+    candidates: *const usize,
+    n_candidates: usize,
+    device: u32,
+    curve: *mut f64,
+    best_k: *mut usize,
+) -> Status {
+    guard(|| {
+        let m = model(c)?;
+        if dim != m.input_dim() {
+            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
+        }
+        let x = features(x, n, dim)?;
+        if n_candidates == 0 {
+            return Err(crate::invalid_arg!("`n_candidates` is 0"));
+        }
+        let cands = arg_slice(candidates, n_candidates, "candidates")?;
+        let curve = arg_slice_mut(curve, n_candidates, "curve")?;
+        let best = arg_mut(best_k, "best_k")?;
+        let dev = Device::open(device_kind(device)?, 0)?;
+        let r = m.select_k(x, n, cands, &dev, &mut NoProgress)?;
+        curve.copy_from_slice(&r.coding_length);
+        *best = r.best_k;
+        Ok(())
+    })
+}
+
+/// Re-derives the clusters of `c` for `k` clusters from features `x` (n×dim; a sample of them is clustered
+/// spectrally), without retraining the head: e.g. with the `best_k` of `rateclust_select_k`.
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *const f32, n: usize, dim: usize, k: usize, device: u32) -> Status {
+    guard(|| {
+        let m = &mut arg_mut(c, "clusterer")?.inner;
+        if dim != m.input_dim() {
+            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
+        }
+        let x = features(x, n, dim)?;
+        let dev = Device::open(device_kind(device)?, 0)?;
+        m.set_k(x, n, k, &dev, &mut NoProgress)
+    })
+}
+
+/// Scores a labelling `pred` against ground truth `truth` (n int64 each, any label values): clustering
+/// accuracy (Hungarian matching), normalised mutual information, adjusted Rand index. Any output may be NULL.
+#[no_mangle]
+pub extern "C" fn rateclust_metrics(pred: *const i64, truth: *const i64, n: usize, acc: *mut f64, nmi: *mut f64, ari: *mut f64) -> Status {
+    guard(|| {
+        if n == 0 {
+            return Err(crate::invalid_arg!("`n` is 0: no labels to score"));
+        }
+        let s = metrics::scores(arg_slice(pred, n, "pred")?, arg_slice(truth, n, "truth")?)?;
+        for (p, v) in [(acc, s.acc), (nmi, s.nmi), (ari, s.ari)] {
+            if let Some(o) = unsafe { p.as_mut() } {
+                *o = v;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Saves a clusterer to `path` (safetensors; written to a temporary file, then renamed).
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_save(c: *const rateclust_clusterer, path: *const c_char) -> Status {
+    guard(|| model(c)?.save(Path::new(arg_str(path, "path")?)))
+}
+
+/// Loads a clusterer saved by `rateclust_clusterer_save` into a new handle `*out` (free with
+/// `rateclust_clusterer_free`). A file of another format version or a corrupted file gives
+/// RATECLUST_STATUS_FORMAT; a missing file RATECLUST_STATUS_IO.
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_load(path: *const c_char, out: *mut *mut rateclust_clusterer) -> Status {
+    guard(|| {
+        let out = arg_mut(out, "out")?;
+        *out = std::ptr::null_mut();
+        let m = Clusterer::load(Path::new(arg_str(path, "path")?))?;
+        *out = Box::into_raw(Box::new(rateclust_clusterer { inner: m }));
+        Ok(())
+    })
+}
+

@@ -1,1 +1,65 @@
-fn main() {}
+//! `rateclust`: the command-line front end of the library.
+//!
+//! Subcommands (one file each): `fit`, `assign`, `select-k`, `eval`, `synth`. Every failure prints
+//! `error: <message>` on stderr and exits with a non-zero code (2 for usage errors, 1 otherwise).
+
+mod assign;
+mod common;
+mod eval;
+mod fit;
+mod recluster;
+mod select_k;
+mod synth;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: rateclust <command> [options]
+
+commands:
+  fit       --features X.npy --k K --out model.safetensors [--preset NAME --epochs N --batch N --hidden N
+            --zdim N --eta F --warmup N --lr F --seed N --device auto|cpu|cuda --single-head --normalize-input
+            --assign-rule subspace|prototype-z|prototype-c --spectral-sample N]
+  assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
+  select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
+  recluster --model M.safetensors --features X.npy --k K --out M2.safetensors   (new k, no retraining)
+  eval      --pred labels.npy --truth truth.npy
+  synth     --out X.npy --labels-out y.npy [--n 2000 --dim 64 --k 5 --rank 4 --noise 0.05 --seed 1]
+
+.npy inputs: float16/32/64 (features) or int32/64 (labels), C order. Run `rateclust <command> --help` for details.";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let Some(cmd) = args.next() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let result = match cmd.to_string_lossy().as_ref() {
+        "fit" => fit::run(rest),
+        "assign" => assign::run(rest),
+        "select-k" => select_k::run(rest),
+        "eval" => eval::run(rest),
+        "recluster" => recluster::run(rest),
+        "synth" => synth::run(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "-V" | "--version" => {
+            println!("rateclust {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        other => Err(common::CliError::Usage(format!("unknown command '{other}'\n\n{USAGE}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(common::CliError::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(common::CliError::Lib(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

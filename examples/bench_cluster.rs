@@ -1,0 +1,89 @@
+//! Cluster-stage benchmarks (ours; the PyTorch side is tools/bench/cluster_torch.py). Prints
+//! `BENCH<TAB><case><TAB><ms per op>`; run through scripts/bench.sh for the table.
+//!
+//!     cargo run --release --example bench_cluster [-- --device cuda] [-- --assign-n N]
+//!
+//! Cases:
+//! - `train_step_b1024_in768_h4096_d128`: one full training step (forward in train mode, MLC loss with
+//!   Sinkhorn, backward of everything, SGD) at batch 1024, input 768, hidden 4096, d 128, f32; median of 5
+//!   steps after 2 untimed ones.
+//! - `assign_1.28M_768_k1000`: labelling 1.28 M points of dimension 768 into 1000 clusters with a
+//!   hidden-4096/d-128 head (head forward in eval mode + subspace rule). The input is generated chunk by chunk
+//!   (3.9 GB would not fit comfortably next to other work), so the time is the sum over chunks of `assign`
+//!   alone. `--assign-n N` times N points instead and scales to 1.28 M (printed as such).
+
+use rateclust::cluster::assign::AssignModel;
+use rateclust::cluster::head::{Head, HeadDims};
+use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::params::FitParams;
+use rateclust::cluster::train::Trainer;
+use rateclust::progress::NoProgress;
+use rateclust::rng::Rng;
+use rateclust::{Device, DeviceKind};
+use std::time::Instant;
+
+fn main() -> rateclust::Result<()> {
+    let mut device = DeviceKind::Cpu;
+    let mut assign_n: usize = 1_280_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--device" => device = DeviceKind::parse(&args.next().expect("--device KIND"))?,
+            "--assign-n" => assign_n = args.next().expect("--assign-n N").parse().expect("N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let dev = Device::open(device, 0)?;
+    eprintln!("device: {}", dev.describe());
+    let mut rng = Rng::new(1);
+
+    // Training step.
+    let (m, input, hidden, d) = (1024, 768, 4096, 128);
+    let params = FitParams { hidden, zdim: d, batch: m, warmup: 0, ..FitParams::default() };
+    let mut head = Head::<f32>::new(HeadDims { input, hidden, zdim: d }, 42)?;
+    let x: Vec<f32> = (0..m * input).map(|_| rng.normal() as f32).collect();
+    let mut trainer = Trainer::<f32>::new(&params, &dev);
+    let mut times = Vec::new();
+    for step in 0..7 {
+        let t = Instant::now();
+        // Step ≥ 1 is past the warm-up (warmup 0): the full MLC step.
+        trainer.step(&mut head, &x, m, step + 1)?;
+        if step >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!("BENCH\ttrain_step_b1024_in768_h4096_d128\t{:.1}", times[times.len() / 2]);
+
+    // Assignment of 1.28 M points into 1000 clusters.
+    let (k, total) = (1000, 1_280_000usize);
+    let zdim = d;
+    let rank = rateclust::cluster::assign::auto_rank(k, zdim);
+    let mut unit = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
+    let model = Clusterer {
+        params: FitParams { k, hidden, zdim, ..FitParams::default() },
+        head: head.clone(),
+        assign_model: AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim) },
+        losses: vec![],
+    };
+    let chunk = 65_536usize;
+    let n = assign_n.min(total);
+    let mut secs = 0.0;
+    let mut done = 0;
+    while done < n {
+        let rows = chunk.min(n - done);
+        let xc: Vec<f32> = (0..rows * input).map(|_| rng.uniform() as f32).collect();
+        let t = Instant::now();
+        let a = model.assign(&xc, rows, &mut NoProgress)?;
+        secs += t.elapsed().as_secs_f64();
+        assert_eq!(a.labels.len(), rows);
+        done += rows;
+        eprintln!("  assigned {done}/{n} ({:.1} s so far)", secs);
+    }
+    let ms = secs * 1e3 * total as f64 / n as f64;
+    if n < total {
+        eprintln!("assign: timed {n} points, scaled to {total}");
+    }
+    println!("BENCH\tassign_1.28M_768_k1000\t{ms:.0}");
+    Ok(())
+}

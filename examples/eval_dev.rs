@@ -1,0 +1,123 @@
+//! Quality of CPP clustering on the real developer feature set (or a synthetic union of subspaces), and the
+//! tool the `fmnist-effnet` preset was tuned with. Not part of CI: the dev data lives outside the repo.
+//!
+//!     cargo run --release --example eval_dev -- [--data DIR | --synth SEED] [--preset NAME] [key=value ...]
+//!
+//! `key=value` pairs override FitParams fields (JSON values: `eta=0.1 epochs=40 normalize_input=true`).
+//! Prints, all on every point (n = 10k for the dev set) unless stated:
+//! - ours: fit, then every point labelled by each assignment rule (the model's rule is the default);
+//! - the spectral labels of the fitted sample itself (on the sample only);
+//! - the reference protocol: spectral clustering of Π of one training batch (on that batch only);
+//! - k-means (k-means++ with 10 restarts) on the L2-normalised input features.
+
+use rateclust::cluster::kmeans::{kmeans, KMeansParams};
+use rateclust::cluster::metrics::{scores, Scores};
+use rateclust::cluster::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
+use rateclust::cluster::params::{AssignRule, FitParams};
+use rateclust::cluster::spectral::spectral_clustering;
+use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
+use rateclust::cluster::train::shuffled_batches;
+use rateclust::io::npy::read_npy;
+use rateclust::progress::NoProgress;
+use rateclust::Device;
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn load_dev(dir: &PathBuf) -> rateclust::Result<(Vec<f32>, usize, usize, Vec<i64>)> {
+    let mut x = Vec::new();
+    let mut d = 0;
+    for part in ["fmnist_train10k_features_f16_part0.npy", "fmnist_train10k_features_f16_part1.npy"] {
+        let p = dir.join(part);
+        let (m, _, dd) = read_npy(&p)?.to_f32_matrix(&p.display().to_string())?;
+        d = dd;
+        x.extend(m);
+    }
+    let lp = dir.join("fmnist_train10k_labels.npy");
+    let truth = read_npy(&lp)?.to_i64_vec(&lp.display().to_string())?;
+    Ok((x.clone(), x.len() / d, d, truth))
+}
+
+fn show(name: &str, s: &Scores, n: usize) {
+    println!("{name:<34} n={n:<6} ACC {:.4}  NMI {:.4}  ARI {:.4}", s.acc, s.nmi, s.ari);
+}
+
+fn to_i64(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&l| l as i64).collect()
+}
+
+fn main() -> rateclust::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut dir = PathBuf::from("../shared/data/fmnist_effnet_dev");
+    let mut synth: Option<u64> = None;
+    let mut preset = "fmnist-effnet".to_string();
+    let mut overrides = serde_json::Map::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--data" => dir = PathBuf::from(args.next().expect("--data DIR")),
+            "--synth" => synth = Some(args.next().expect("--synth SEED").parse().expect("seed")),
+            "--preset" => preset = args.next().expect("--preset NAME"),
+            kv => {
+                let (k, v) = kv.split_once('=').expect("arguments are --data, --synth, --preset or key=value");
+                let val = serde_json::from_str(v).unwrap_or(serde_json::Value::String(v.into()));
+                overrides.insert(k.to_string(), val);
+            }
+        }
+    }
+    let mut params = FitParams::preset(&preset)?;
+    if !overrides.is_empty() {
+        let mut base = serde_json::to_value(&params).unwrap();
+        for (k, v) in overrides {
+            assert!(base.get(&k).is_some(), "unknown FitParams field '{k}'");
+            base[&k] = v;
+        }
+        params = serde_json::from_value(base).expect("override values of the right type");
+    }
+    let (x, n, dim, truth) = match synth {
+        Some(seed) => {
+            let s = SubspaceSpec { n: 3000, dim: 64, k: params.k, rank: 4, noise: 0.05, seed };
+            let (x, y) = union_of_subspaces(&s)?;
+            (x, s.n, s.dim, y)
+        }
+        None => load_dev(&dir)?,
+    };
+    println!("params: {}", serde_json::to_string(&params).unwrap());
+    let dev = Device::Cpu;
+    let t0 = Instant::now();
+    let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut NoProgress)?;
+    let fit_s = t0.elapsed().as_secs_f64();
+    let l = &model.losses;
+    let w = params.warmup.min(l.len().saturating_sub(1));
+    println!(
+        "fit: {} steps in {fit_s:.1} s; loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
+        l.len(),
+        l[0],
+        l[w],
+        l.get(w + 1).copied().unwrap_or(f64::NAN),
+        l[l.len() - 1]
+    );
+    for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
+        let t = Instant::now();
+        let a = model.assign_with(rule, &x, n, &mut NoProgress)?;
+        let tag = if rule == params.assign_rule { " (default)" } else { "" };
+        show(&format!("ours, assign {}{tag}", rule.name()), &scores(&a.labels, &truth)?, n);
+        eprintln!("  assign {} took {:.2} s", rule.name(), t.elapsed().as_secs_f64());
+    }
+    // The sample's own spectral labels, and the reference protocol (Π of one training batch).
+    let xin = if params.normalize_input { l2_normalize_rows(&x, dim) } else { x.clone() };
+    let d = params.zdim;
+    let mut eval_rows = |name: &str, rows: Vec<usize>| -> rateclust::Result<()> {
+        let xs = gather_rows(&xin, dim, &rows);
+        let (z, c) = model.head.forward_eval(&xs, rows.len(), !params.single_head)?;
+        let aff = pi_affinity(&dev, &z, &c, rows.len(), d, &params)?;
+        let lab = spectral_clustering(&aff, rows.len(), params.k, params.kmeans_restarts, params.seed)?;
+        let t: Vec<i64> = rows.iter().map(|&r| truth[r]).collect();
+        show(name, &scores(&to_i64(&lab), &t)?, rows.len());
+        Ok(())
+    };
+    eval_rows("ours, spectral on the fitted sample", sample_rows(n, params.spectral_sample, params.seed))?;
+    eval_rows("reference: spectral of one batch's Π", shuffled_batches(n, &params)[0].clone())?;
+    let xn = l2_normalize_rows(&x, dim);
+    let km = kmeans(&xn, n, dim, &KMeansParams { k: params.k, n_init: 10, seed: params.seed, ..Default::default() })?;
+    show("k-means on L2-normalised input", &scores(&to_i64(&km.labels), &truth)?, n);
+    Ok(())
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job, end to end on a fresh machine with nothing but cargo: build the `rateclust` CLI, make a feature
+# set (a synthetic union of 6 random 4-dimensional subspaces of R^64, 3000 points, with ground truth), then
+#   fit (train the CPP head, cluster Π spectrally) → assign (label every point) → select-k → eval.
+#
+#   scripts/demo.sh [WORK_DIR]        (default: target/demo)
+#
+# With your own features: rateclust fit --features X.npy --k K --out model.safetensors, and so on
+# (`rateclust --help`). The small head below keeps the demo to about a minute on 2 cores; the defaults are the
+# reference CPP settings (hidden 4096, d 128, 15 epochs of batch 1024).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-target/demo}
+mkdir -p "$work"
+cargo build --release -q --bin rateclust
+bin=target/release/rateclust
+
+echo "== 1. a feature set with known clusters"
+"$bin" synth --out "$work/features.npy" --labels-out "$work/truth.npy" --n 3000 --dim 64 --k 6 --rank 4 --noise 0.02 --seed 7
+
+echo "== 2. fit (k = 6)"
+"$bin" fit --features "$work/features.npy" --k 6 --out "$work/model.safetensors" \
+  --hidden 256 --zdim 32 --batch 500 --epochs 10 --warmup 10 --lr 0.001 --device cpu
+
+echo "== 3. label every point"
+"$bin" assign --model "$work/model.safetensors" --features "$work/features.npy" --out "$work/labels.npy" \
+  --confidence "$work/confidence.npy"
+
+echo "== 4. how many clusters? coding length over candidates (lower is better)"
+"$bin" select-k --model "$work/model.safetensors" --features "$work/features.npy" --candidates 3,4,5,6,8,10 --device cpu
+
+echo "== 5. quality against the ground truth"
+"$bin" eval --pred "$work/labels.npy" --truth "$work/truth.npy"

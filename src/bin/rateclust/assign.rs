@@ -1,0 +1,47 @@
+//! `rateclust assign`: label every row of a feature matrix with a fitted clusterer.
+
+use crate::common::*;
+use lexopt::prelude::*;
+use rateclust::cluster::model::Clusterer;
+use rateclust::io::npy::{write_npy_f32, write_npy_i64};
+use std::ffi::OsString;
+
+const HELP: &str = "rateclust assign --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
+  writes int64 labels (and float32 confidences: margin between the best and second-best cluster)";
+
+pub fn run(args: Vec<OsString>) -> CliResult {
+    let mut p = parser(args);
+    let (mut model, mut features, mut out, mut conf) = (None, None, None, None);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("model") => model = Some(path(&mut p)?),
+            Long("features") => features = Some(path(&mut p)?),
+            Long("out") => out = Some(path(&mut p)?),
+            Long("confidence") => conf = Some(path(&mut p)?),
+            Long("help") | Short('h') => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let model = Clusterer::load(&required(model, "model")?)?;
+    let features = required(features, "features")?;
+    let out = required(out, "out")?;
+    let (x, n, dim) = read_features(&features)?;
+    if dim != model.input_dim() {
+        return Err(rateclust::invalid_arg!(
+            "{} has dimension {dim}, but the model was fitted on dimension {}",
+            features.display(),
+            model.input_dim()
+        )
+        .into());
+    }
+    let a = model.assign(&x, n, &mut Bar::new())?;
+    write_npy_i64(&out, &a.labels, &[n])?;
+    if let Some(c) = conf {
+        write_npy_f32(&c, &a.confidence, &[n])?;
+    }
+    eprintln!("labelled {n} points into {} clusters → {}", model.k(), out.display());
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The fitted clusterer: train the head on a feature set, cluster a sample's Π spectrally, summarise the
+//! clusters for out-of-sample assignment; then label any number of points, choose k, save and load.
+
+use super::assign::AssignModel;
+use super::head::{Head, HeadDims};
+use super::params::{AssignRule, FitParams};
+use super::spectral::spectral_clustering;
+use super::train::{train, BatchOrder, TrainLog};
+use crate::device::Device;
+use crate::error::{check_finite, Result};
+use crate::progress::{report, Progress};
+use crate::rate::membership;
+use crate::rng::Rng;
+
+/// A trained CPP head plus the per-cluster summaries that label new points.
+#[derive(Debug, Clone)]
+pub struct Clusterer {
+    pub params: FitParams,
+    pub head: Head<f32>,
+    pub assign_model: AssignModel,
+    /// Loss at every training step.
+    pub losses: Vec<f64>,
+}
+
+/// Labels and per-point confidence (see [`super::assign`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub labels: Vec<i64>,
+    pub confidence: Vec<f32>,
+}
+
+/// Checks a feature matrix argument: shape, non-empty, finite.
+pub fn check_features(x: &[f32], n: usize, dim: usize) -> Result<()> {
+    if n == 0 || dim == 0 {
+        return Err(crate::invalid_arg!("features are empty ({n}×{dim})"));
+    }
+    let len = n.checked_mul(dim).ok_or_else(|| crate::invalid_arg!("features: {n}×{dim} overflows"))?;
+    if x.len() != len {
+        return Err(crate::invalid_arg!("features have {} values, expected {n}×{dim}", x.len()));
+    }
+    check_finite("features", x)
+}
+
+/// Rows of `x` divided by their L2 norm (a zero row stays zero).
+pub fn l2_normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for row in out.chunks_mut(dim) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if n > 0.0 {
+            row.iter_mut().for_each(|v| *v /= n);
+        }
+    }
+    out
+}
+
+/// `min(n, cap)` distinct row indices, seeded, in increasing order.
+pub fn sample_rows(n: usize, cap: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if cap < n {
+        let mut rng = Rng::new(seed ^ 0x5A3F_1E5D);
+        rng.shuffle(&mut idx);
+        idx.truncate(cap);
+        idx.sort_unstable();
+    }
+    idx
+}
+
+pub fn gather_rows(x: &[f32], dim: usize, rows: &[usize]) -> Vec<f32> {
+    rows.iter().flat_map(|&r| x[r * dim..(r + 1) * dim].iter().copied()).collect()
+}
+
+/// Π of a set of points as a symmetric affinity: Π = m·Sinkhorn(|C Cᵀ|) (C = Z for single-head models),
+/// symmetrised as (Π + Πᵀ)/2 because spectral clustering needs a symmetric matrix and Sinkhorn's five
+/// half-steps leave Π only nearly symmetric.
+pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, params: &FitParams) -> Result<Vec<f32>> {
+    let src = if params.single_head || c.is_empty() { z } else { c };
+    let mut pi = membership(device, src, m, d, &params.rate_params())?;
+    for i in 0..m {
+        for j in i + 1..m {
+            let s = 0.5 * (pi[i * m + j] + pi[j * m + i]);
+            pi[i * m + j] = s;
+            pi[j * m + i] = s;
+        }
+    }
+    Ok(pi)
+}
+
+impl Clusterer {
+    /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
+    /// into `params.k` clusters, and builds the assignment model. Progress stages: "train", "cluster".
+    pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
+        check_features(x, n, dim)?;
+        params.validate(n, dim)?;
+        let xs;
+        let x = if params.normalize_input {
+            xs = l2_normalize_rows(x, dim);
+            &xs[..]
+        } else {
+            x
+        };
+        let dims = HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim };
+        let mut head = Head::<f32>::new(dims, params.seed)?;
+        let TrainLog { losses } = train(&mut head, x, n, params, device, BatchOrder::Shuffled, progress)?;
+        let mut model = Clusterer {
+            params: params.clone(),
+            head,
+            assign_model: AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] },
+            losses,
+        };
+        model.recluster(x, n, params.k, device, progress)?;
+        Ok(model)
+    }
+
+    /// Re-derives the clusters for `k` from a sample of `x` (already input-normalised if the model does so)
+    /// without retraining: Π of the sample, spectral clustering, new per-cluster summaries.
+    fn recluster(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<()> {
+        report(progress, "cluster", 0, 3)?;
+        let d = self.head.dims.zdim;
+        let (rows, z, c) = self.sample_embeddings(x, n)?;
+        let m = rows.len();
+        if m < k {
+            return Err(crate::invalid_arg!("{m} sample points cannot form k = {k} clusters"));
+        }
+        let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
+        report(progress, "cluster", 1, 3)?;
+        let labels = spectral_clustering(&aff, m, k, self.params.kmeans_restarts, self.params.seed)?;
+        report(progress, "cluster", 2, 3)?;
+        self.assign_model = AssignModel::build(&z, &c, m, d, &labels, k, self.params.subspace_rank)?;
+        self.params.k = k;
+        report(progress, "cluster", 3, 3)
+    }
+
+    /// Eval-mode Z and C of the spectral sample of `x` (input normalisation already applied).
+    fn sample_embeddings(&self, x: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>)> {
+        let dim = self.head.dims.input;
+        let rows = sample_rows(n, self.params.spectral_sample, self.params.seed);
+        let xs = gather_rows(x, dim, &rows);
+        let (z, c) = self.head.forward_eval(&xs, rows.len(), !self.params.single_head)?;
+        Ok((rows, z, c))
+    }
+
+    pub fn k(&self) -> usize {
+        self.assign_model.k
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.head.dims.input
+    }
+
+    /// Eval-mode (Z, C) of arbitrary points (C empty unless `want_c`), applying the model's input normalisation.
+    pub fn embed(&self, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.check_input(x, n)?;
+        if self.params.normalize_input {
+            self.head.forward_eval(&l2_normalize_rows(x, self.input_dim()), n, want_c)
+        } else {
+            self.head.forward_eval(x, n, want_c)
+        }
+    }
+
+    /// Checks features given to a fitted model: shape, the fitted dimension, finite values.
+    pub(crate) fn check_input(&self, x: &[f32], n: usize) -> Result<()> {
+        let dim = self.input_dim();
+        if n > 0 && x.len() % n == 0 && x.len() / n != dim {
+            return Err(crate::invalid_arg!("features have dimension {}, but the model was fitted on dimension {dim}", x.len() / n));
+        }
+        check_features(x, n, dim)
+    }
+
+    /// Labels every row of `x` (n×input_dim) with the model's rule, in chunks (memory O(chunk)).
+    /// Progress stage "assign".
+    pub fn assign(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        self.assign_with(self.params.assign_rule, x, n, progress)
+    }
+
+    /// As [`Self::assign`] with an explicit rule (to compare rules on the same model).
+    pub fn assign_with(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        self.check_input(x, n)?;
+        let dim = self.input_dim();
+        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
+        const CHUNK: usize = 16384;
+        let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
+        report(progress, "assign", 0, n as u64)?;
+        for start in (0..n).step_by(CHUNK) {
+            let rows = CHUNK.min(n - start);
+            let (z, c) = self.embed(&x[start * dim..(start + rows) * dim], rows, want_c)?;
+            let c = if want_c { c } else { z.clone() };
+            self.assign_model.assign(rule, &z, &c, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
+            report(progress, "assign", (start + rows) as u64, n as u64)?;
+        }
+        Ok(out)
+    }
+
+    /// Clusters the model's own sample of `x` again for another k and keeps that (no retraining).
+    pub fn set_k(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<()> {
+        self.check_input(x, n)?;
+        if k < 2 {
+            return Err(crate::invalid_arg!("k must be at least 2, got {k}"));
+        }
+        if self.params.normalize_input {
+            let xs = l2_normalize_rows(x, self.input_dim());
+            self.recluster(&xs, n, k, device, progress)
+        } else {
+            self.recluster(x, n, k, device, progress)
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Saving and loading a fitted [`Clusterer`]: one safetensors file whose tensors are the head's weights
+//! (PyTorch names), BatchNorm running statistics, the assignment model and the training losses, and whose
+//! `__metadata__` holds `format` = "rateclust-clusterer", `format_version`, and `config`: JSON with the fit
+//! parameters and sizes. Written to a temporary file beside the target, then renamed, so a crash never
+//! leaves a half-written model under the final name.
+
+use super::assign::AssignModel;
+use super::head::{Head, HeadDims, N_PARAMS, PARAM_NAMES};
+use super::model::Clusterer;
+use super::params::FitParams;
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const FORMAT_NAME: &str = "rateclust-clusterer";
+/// Incremented on any change a previous reader could misread.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Config {
+    params: FitParams,
+    input: usize,
+    hidden: usize,
+    zdim: usize,
+    k: usize,
+    rank: usize,
+    library_version: String,
+}
+
+const RUNNING_MEAN: &str = "pre_feature.1.running_mean";
+const RUNNING_VAR: &str = "pre_feature.1.running_var";
+const BASES: &str = "assign.subspace_bases";
+const PROTO_Z: &str = "assign.prototypes_z";
+const PROTO_C: &str = "assign.prototypes_c";
+const LOSSES: &str = "train.losses";
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Clusterer {
+    /// The model as safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let dims = self.head.dims;
+        let am = &self.assign_model;
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
+        for i in 0..N_PARAMS {
+            let (r, c) = dims.shape(i);
+            let shape = if c == 1 { vec![r] } else { vec![r, c] };
+            owned.push((PARAM_NAMES[i].to_string(), shape, f32_bytes(&self.head.p[i]), Dtype::F32));
+        }
+        owned.push((RUNNING_MEAN.into(), vec![dims.hidden], f32_bytes(&self.head.running_mean), Dtype::F32));
+        owned.push((RUNNING_VAR.into(), vec![dims.hidden], f32_bytes(&self.head.running_var), Dtype::F32));
+        owned.push((BASES.into(), vec![am.k * am.rank, am.zdim], f32_bytes(&am.bases), Dtype::F32));
+        owned.push((PROTO_Z.into(), vec![am.k, am.zdim], f32_bytes(&am.prototypes_z), Dtype::F32));
+        owned.push((PROTO_C.into(), vec![am.k, am.zdim], f32_bytes(&am.prototypes_c), Dtype::F32));
+        owned.push((LOSSES.into(), vec![self.losses.len()], self.losses.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F64));
+        let config = Config {
+            params: self.params.clone(),
+            input: dims.input,
+            hidden: dims.hidden,
+            zdim: dims.zdim,
+            k: am.k,
+            rank: am.rank,
+            library_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let meta = HashMap::from([
+            ("format".to_string(), FORMAT_NAME.to_string()),
+            ("format_version".to_string(), FORMAT_VERSION.to_string()),
+            ("config".to_string(), serde_json::to_string(&config).map_err(|e| Error::Internal(format!("model config to JSON: {e}")))?),
+        ]);
+        let views = owned
+            .iter()
+            .map(|(name, shape, data, dt)| Ok((name.clone(), TensorView::new(*dt, shape.clone(), data).map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?)))
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Internal(format!("serialising the model: {e}")))
+    }
+
+    /// Writes the model to `path` (temporary file + rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        let file_name = path.file_name().ok_or_else(|| crate::invalid_arg!("model path '{}' has no file name", path.display()))?;
+        let tmp = path.with_file_name(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    /// Reads a model written by [`Self::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses safetensors bytes produced by [`Self::to_bytes`]; anything else is an `Error::Format`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format(format!("not a valid safetensors file ({e})")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Format(format!("not a valid safetensors file ({e})")))?;
+        let meta = header.metadata().as_ref().ok_or_else(|| Error::Format("no rateclust metadata (not a rateclust model)".into()))?;
+        let field = |k: &str| meta.get(k).ok_or_else(|| Error::Format(format!("metadata field '{k}' is missing (not a rateclust model?)")));
+        if field("format")? != FORMAT_NAME {
+            return Err(Error::Format(format!("metadata 'format' is '{}', expected '{FORMAT_NAME}'", field("format")?)));
+        }
+        let version = field("format_version")?;
+        if version != &FORMAT_VERSION.to_string() {
+            return Err(Error::Format(format!(
+                "model format version {version} is not supported by this rateclust (reads version {FORMAT_VERSION}); refit or use a matching library version"
+            )));
+        }
+        let cfg: Config = serde_json::from_str(field("config")?).map_err(|e| Error::Format(format!("metadata 'config' is not valid: {e}")))?;
+        cfg.params.validate(0, 0).map_err(|e| Error::Format(format!("stored fit parameters are invalid: {e}")))?;
+        let dims = HeadDims { input: cfg.input, hidden: cfg.hidden, zdim: cfg.zdim };
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = st.tensor(name).map_err(|_| Error::Format(format!("tensor '{name}' is missing")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != shape {
+                return Err(Error::Format(format!("tensor '{name}' is {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape())));
+            }
+            let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(Error::Format(format!("tensor '{name}' contains NaN or infinity (corrupted file?)")));
+            }
+            Ok(v)
+        };
+        let mut p: [Vec<f32>; N_PARAMS] = Default::default();
+        for (i, slot) in p.iter_mut().enumerate() {
+            let (r, c) = dims.shape(i);
+            let shape = if c == 1 { vec![r] } else { vec![r, c] };
+            *slot = get(PARAM_NAMES[i], &shape)?;
+        }
+        let head = Head::from_parts(dims, p, get(RUNNING_MEAN, &[cfg.hidden])?, get(RUNNING_VAR, &[cfg.hidden])?)?;
+        let assign_model = AssignModel {
+            k: cfg.k,
+            zdim: cfg.zdim,
+            rank: cfg.rank,
+            bases: get(BASES, &[cfg.k * cfg.rank, cfg.zdim])?,
+            prototypes_z: get(PROTO_Z, &[cfg.k, cfg.zdim])?,
+            prototypes_c: get(PROTO_C, &[cfg.k, cfg.zdim])?,
+        };
+        assign_model.check()?;
+        if cfg.k < 2 || cfg.rank == 0 {
+            return Err(Error::Format(format!("stored k = {} / rank = {} are invalid", cfg.k, cfg.rank)));
+        }
+        let losses = match st.tensor(LOSSES) {
+            Ok(t) if t.dtype() == Dtype::F64 => t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+            _ => return Err(Error::Format(format!("tensor '{LOSSES}' is missing or not F64"))),
+        };
+        let mut params = cfg.params;
+        params.k = cfg.k;
+        Ok(Clusterer { params, head, assign_model, losses })
+    }
+}
