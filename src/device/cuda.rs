@@ -545,6 +545,8 @@ pub(crate) trait Gpu {
     fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>>;
     fn download_i32(&self, buf: &GpuBuf<i32>, what: &str) -> Result<Vec<i32>>;
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()>;
+    /// Sets `len` floats at `dst` to 0 (stream-ordered).
+    fn zero_f32(&self, dst: u64, len: usize) -> Result<()>;
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
     fn gemm(&self, g: &RmGemm) -> Result<()>;
 }
@@ -567,6 +569,11 @@ impl Gpu for CudaDevice {
     }
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
         self.copy_dtod::<f32>(dst, src, len, what)
+    }
+    fn zero_f32(&self, dst: u64, len: usize) -> Result<()> {
+        // SAFETY: `dst` addresses a live buffer with at least `len` floats past it.
+        unsafe { cudarc::driver::result::memset_d8_async(dst, 0, len * 4, self.stream.cu_stream()) }
+            .map_err(|e| Error::Device(format!("clearing a buffer on {}: {e}", self.describe())))
     }
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
         let f = self.kernel(file, kernel)?;
