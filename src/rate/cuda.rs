@@ -9,6 +9,7 @@
 //!   `Wpack` holds `A_j⁻¹` packed with off-diagonal entries doubled;
 //! - the Z-gradient: `∂R_c/∂z_i ∝ (Σ_j Π_ij A_j⁻¹) z_i`, i.e. `Bpack = Π · Wpack`, then one packed
 //!   symmetric mat-vec per sample.
+//!
 //! Symmetry halves the flops of each GEMM compared with forming the d×d products directly. Between them,
 //! `A_j = I + α_j G_j` is factored in batches: one kernel per matrix in shared memory for d ≤ 128
 //! (Cholesky, log-det, L⁻¹), and a blocked right-looking Cholesky for larger d whose diagonal tiles use the

@@ -186,8 +186,11 @@ impl Gpu for Emu {
     }
 
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, a: &[KArg]) -> Result<()> {
-        assert!(crate::device::cuda::KERNEL_SOURCES.iter().any(|(f, src)| *f == file && src.contains(&format!("void {kernel}("))
-            || *f == file && src.contains(&format!("\n{kernel}("))), "kernel {kernel} is not in kernels/{file}.cu");
+        let declared = |src: &str| src.contains(&format!("void {kernel}(")) || src.contains(&format!("\n{kernel}("));
+        assert!(
+            crate::device::cuda::KERNEL_SOURCES.iter().any(|(f, src)| *f == file && declared(src)),
+            "kernel {kernel} is not in kernels/{file}.cu"
+        );
         let (gx, gy) = (grid.0 as usize, grid.1 as usize);
         let threads = gx * block as usize; // threads along x, for the flat kernels
         match kernel {
@@ -361,19 +364,19 @@ impl Emu {
         let (am, a_stride, lda, packed, alpha, add_id) = (ptr(a, 0), long(a, 1) as usize, int(a, 2) as usize, int(a, 3), ptr(a, 4), int(a, 5));
         let (lout, l_stride, ldl, xout, x_stride, ldx) = (ptr(a, 6), long(a, 7) as usize, int(a, 8) as usize, ptr(a, 9), long(a, 10) as usize, int(a, 11) as usize);
         let (logdet, accumulate, not_pd, n) = (ptr(a, 12), int(a, 13), ptr(a, 14), int(a, 15) as usize);
-        assert!(n >= 1 && n <= 128, "chol_inv_small takes n in 1..=128, got {n}");
+        assert!((1..=128).contains(&n), "chol_inv_small takes n in 1..=128, got {n}");
         let pk = |i: usize, j: usize| i * (i + 1) / 2 + j;
         for b in 0..batch {
             let s = if alpha != 0 { self.rf(alpha, b) } else { 1.0 };
             let mut sm = vec![0.0f32; n * (n + 1) / 2];
-            for q in 0..sm.len() {
+            for (q, slot) in sm.iter_mut().enumerate() {
                 let (i, j) = unpack(q);
                 let mut v = if packed != 0 { self.rf(am, b * a_stride + q) } else { self.rf(am, b * a_stride + i * lda + j) };
                 v *= s;
                 if add_id != 0 && i == j {
                     v += 1.0;
                 }
-                sm[q] = v;
+                *slot = v;
             }
             let mut bad = false;
             let mut ld = 0.0f32;
