@@ -185,9 +185,16 @@ impl CudaDevice {
 
     /// Copies `len` elements between device addresses (stream-ordered).
     pub fn copy_dtod<T>(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
+        self.bind()?;
         // SAFETY: both addresses come from live `GpuBuf`s with at least `len` elements past them.
         unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, len * std::mem::size_of::<T>(), self.stream.cu_stream()) }
             .map_err(|e| Error::Device(format!("copying {what} on {}: {e}", self.describe())))
+    }
+
+    /// Makes this device's context current on the calling thread. cudarc's own calls do this; the raw
+    /// driver/cuBLAS calls here need it too, since a device is shared by every thread of the process.
+    fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| Error::Device(format!("binding the CUDA context of {}: {e}", self.describe())))
     }
 
     /// Waits for the stream; a kernel fault queued earlier surfaces here, named by `after`.
@@ -235,6 +242,7 @@ impl CudaDevice {
     pub fn sgemm_rm(&self, g: &RmGemm) -> Result<()> {
         let Some(cm) = g.to_column_major()? else { return Ok(()) };
         let blas = self.blas()?;
+        self.bind()?;
         // SAFETY: the pointers address live device buffers of sufficient size (callers size them from the
         // same m, n, k, ld and strides), and the handle is bound to this device's stream.
         unsafe {
@@ -571,6 +579,7 @@ impl Gpu for CudaDevice {
         self.copy_dtod::<f32>(dst, src, len, what)
     }
     fn zero_f32(&self, dst: u64, len: usize) -> Result<()> {
+        self.bind()?;
         // SAFETY: `dst` addresses a live buffer with at least `len` floats past it.
         unsafe { cudarc::driver::result::memset_d8_async(dst, 0, len * 4, self.stream.cu_stream()) }
             .map_err(|e| Error::Device(format!("clearing a buffer on {}: {e}", self.describe())))
