@@ -326,6 +326,7 @@ pub fn compile(name: &str, source: &str, arch: &'static str) -> Result<cudarc::n
 pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("rate_linalg", include_str!("../../kernels/rate_linalg.cu")),
     ("sinkhorn", include_str!("../../kernels/sinkhorn.cu")),
+    ("nn", include_str!("../../kernels/nn.cu")),
 ];
 
 fn kernel_source(file: &str) -> Result<&'static str> {
