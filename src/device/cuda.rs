@@ -4,6 +4,11 @@
 //! first use for the device's own architecture, then cached per device for the life of the process.
 
 use crate::error::{Error, Result};
+
+/// The CLIP engine's non-GEMM CUDA steps (`kernels/nn.cu`). Declared here, next to the kernel registry it
+/// uses, so the device module's own file list stays unchanged.
+#[path = "cuda_nn.rs"]
+pub mod nn;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
