@@ -199,3 +199,43 @@ fn pixels_patches_and_tokens() {
     let mut small = dev.zeros::<f32>(5, "small").unwrap();
     assert!(nn::vision_tokens(&dev, &eb, &cb, &pb, b, np, d, &mut small).is_err());
 }
+
+#[test]
+fn f16_gemm_row_major_with_transposes() {
+    use rateclust::device::cuda::RmGemm;
+    let Some(dev) = cuda_or_skip() else { return };
+    let mut rng = Rng::new(4);
+    let (m, n, k) = (33, 70, 48);
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let a = randn(&mut rng, m * k, 1.0);
+        let b = randn(&mut rng, k * n, 1.0);
+        // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed).
+        let at = |i: usize, l: usize| if ta { a[l * m + i] } else { a[i * k + l] };
+        let bt = |l: usize, j: usize| if tb { b[j * k + l] } else { b[l * n + j] };
+        let h = |x: &[f32]| -> Vec<f16> { x.iter().map(|&v| f16::from_f32(v)).collect() };
+        let (ab, bb) = (dev.upload(&h(&a), "A").unwrap(), dev.upload(&h(&b), "B").unwrap());
+        let c = dev.zeros::<f32>(m * n, "C").unwrap();
+        let g = RmGemm {
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            alpha: 1.0,
+            a: (ab.ptr(), if ta { m } else { k }, 0),
+            b: (bb.ptr(), if tb { k } else { n }, 0),
+            beta: 0.0,
+            c: (c.ptr(), n, 0),
+            batch: 1,
+        };
+        dev.gemm_f16_rm(&g, false).unwrap();
+        let want: Vec<f64> = (0..m * n)
+            .map(|idx| {
+                let (i, j) = (idx / n, idx % n);
+                (0..k).map(|l| f16::from_f32(at(i, l)).to_f64() * f16::from_f32(bt(l, j)).to_f64()).sum()
+            })
+            .collect();
+        let e = max_rel(&dev.download(&c, "C").unwrap(), &want);
+        assert!(e < 1e-3, "ta={ta} tb={tb}: {e:.1e}");
+    }
+}

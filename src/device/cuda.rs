@@ -275,6 +275,47 @@ impl CudaDevice {
         .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
     }
 
+    /// Row-major strided-batched GEMM on f16 operands with f32 accumulation (tensor cores), writing C
+    /// in f32 (`c_f16 = false`) or f16: the CLIP engine's linear layers (f16 weights and activations, f32
+    /// residual stream). Same operand conventions as [`CudaDevice::sgemm_rm`]; alpha and beta are f32.
+    pub fn gemm_f16_rm(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
+        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F, cublasGemmAlgo_t::CUBLAS_GEMM_DFALT, cudaDataType_t};
+        let Some(cm) = g.to_column_major()? else { return Ok(()) };
+        let blas = self.blas()?;
+        self.bind()?;
+        let c_type = if c_f16 { cudaDataType_t::CUDA_R_16F } else { cudaDataType_t::CUDA_R_32F };
+        // SAFETY: as in `sgemm_rm`; A and B hold f16 and C the chosen type, sized by the caller from the
+        // same shapes; alpha/beta are f32 as CUBLAS_COMPUTE_32F requires.
+        unsafe {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                *blas.handle(),
+                cm.op_a(),
+                cm.op_b(),
+                cm.m,
+                cm.n,
+                cm.k,
+                &cm.alpha as *const f32 as *const std::ffi::c_void,
+                cm.a as *const std::ffi::c_void,
+                cudaDataType_t::CUDA_R_16F,
+                cm.lda,
+                cm.stride_a,
+                cm.b as *const std::ffi::c_void,
+                cudaDataType_t::CUDA_R_16F,
+                cm.ldb,
+                cm.stride_b,
+                &cm.beta as *const f32 as *const std::ffi::c_void,
+                cm.c as *mut std::ffi::c_void,
+                c_type,
+                cm.ldc,
+                cm.stride_c,
+                cm.batch,
+                CUBLAS_COMPUTE_32F,
+                CUBLAS_GEMM_DFALT,
+            )
+        }
+        .map_err(|e| Error::Device(format!("cuBLAS f16 GEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+    }
+
     /// The module compiled from `source` (a `kernels/*.cu` text), compiled by NVRTC on first use.
     pub fn module(&self, name: &'static str, source: &'static str) -> Result<Arc<CudaModule>> {
         let mut map = self.modules.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?;
