@@ -54,6 +54,7 @@ fn rows_grid(rows: usize, what: &str) -> Result<(u32, u32, u32)> {
     Ok((r, 1, 1))
 }
 
+#[allow(clippy::too_many_arguments)]
 /// 8-bit interleaved RGB `[b, h, w, 3]` → planar normalised f32 `[b, 3, h, w]`: (x/255 − mean) / std.
 pub fn pixels_normalize(dev: &CudaDevice, rgb: &GpuBuf<u8>, b: usize, h: usize, w: usize, mean: [f32; 3], std: [f32; 3], out: &mut GpuBuf<f32>) -> Result<()> {
     let n = count(&[b, h, w, 3], "pixels")?;
@@ -91,6 +92,7 @@ pub fn patches_im2col(dev: &CudaDevice, pixels: &GpuBuf<f32>, b: usize, h: usize
     dev.launch_fn(&dev.kernel(NN, "patches_im2col")?, "patches_im2col", grid_for(total, "patches")?, THREADS, 0, &args)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Class token + patch embeddings + position embeddings → the residual stream `[b·(1+np), d]` f32.
 pub fn vision_tokens(dev: &CudaDevice, patch_emb: &GpuBuf<f32>, cls: &GpuBuf<f32>, pos: &GpuBuf<f32>, b: usize, np: usize, d: usize, out: &mut GpuBuf<f32>) -> Result<()> {
     need(patch_emb, count(&[b, np, d], "patch embeddings")?, "vision_tokens patch embeddings")?;
