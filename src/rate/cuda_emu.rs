@@ -516,6 +516,16 @@ mod tests {
     }
 
     #[test]
+    fn edge_shapes() {
+        // d = 1 (TCR; with unit rows the MLC Z-gradient of d = 1 is exactly 0, nothing to compare);
+        // m = 2; d = 128 (largest single-kernel matrix); d = 129 (blocked, a last tile of 1).
+        check(2, 3, 5, usize::MAX >> 8, Objective::Mlc);
+        check(5, 1, 5, usize::MAX >> 8, Objective::Tcr);
+        check(6, 128, 5, usize::MAX >> 8, Objective::Mlc);
+        check(5, 129, 5, usize::MAX >> 8, Objective::Mlc);
+    }
+
+    #[test]
     fn exact_sinkhorn_gradient() {
         for iters in [1, 4, 5] {
             let p = RateParams { sinkhorn_half_iters: iters, gradient: SinkhornGradient::Exact, eta: 0.3, ..Default::default() };
