@@ -14,7 +14,7 @@ use rateclust::{Error, Status};
 use safetensors::{Dtype, SafeTensors};
 
 /// One level of an 8-bit channel after normalisation by the smallest OpenAI std.
-const LEVEL: f32 = 1.0 / 255.0 / 0.261_302_58;
+const LEVEL: f32 = 1.0 / 255.0 / 0.261_302_6;
 
 fn dir() -> PathBuf {
     common::fixture("clip_io/preprocess")
@@ -321,4 +321,26 @@ fn bad_raw_frames_are_clear_errors() {
     // A hand-built image with the wrong buffer length is refused by preprocess.
     let bad = RgbImage8 { width: 4, height: 4, data: vec![0; 47] };
     assert_eq!(preprocess(&bad, &PreprocessConfig::default()).unwrap_err().status(), Status::InvalidArgument);
+}
+
+#[test]
+fn corrupted_images_never_panic() {
+    // Random byte flips, insertions of 0xFF and truncations of JPEG (our decoder), PNG and WebP:
+    // every outcome must be an image or an error, never a panic (the C boundary relies on it).
+    let mut rng = rateclust::rng::Rng::new(7);
+    for file in ["j420_prog_restart.jpg", "j422.jpg", "gray_prog.jpg", "rgba.png", "alpha.webp"] {
+        let orig = std::fs::read(dir().join(file)).unwrap();
+        for _ in 0..300 {
+            let mut b = orig.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(b.len());
+                match rng.below(3) {
+                    0 => b[i] ^= 1u8 << rng.below(8),
+                    1 => b[i] = 0xFF,
+                    _ => b.truncate(i.max(1)),
+                }
+            }
+            let _ = decode_bytes(&b);
+        }
+    }
 }

@@ -10,8 +10,13 @@
 //!   Known divergence: PIL opens 16-bit *grayscale* PNGs as mode `I;16` and `convert("RGB")` clips
 //!   every value above 255 to white; we take the high byte there too, so a 16-bit gray photo stays a
 //!   photo instead of turning white.
-//! - EXIF orientation (JPEG, WebP) is applied, as viewers do. `transformers` does not do this itself;
-//!   our goldens call `PIL.ImageOps.exif_transpose` first.
+//! - EXIF orientation (JPEG, PNG `eXIf`, WebP) is applied, as viewers do. `transformers` does not do
+//!   this itself; our goldens call `PIL.ImageOps.exif_transpose` first.
+//!
+//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo + Pillow bit for bit (CMYK
+//! included); PNG and WebP through the `image` crate (lossless formats: exact by construction; lossy
+//! WebP matched libwebp on our fixture). Arithmetic-coded, 12-bit and lossless JPEGs fall back to the
+//! `image` crate's decoder (not bit-exact with Pillow).
 
 use std::io::Cursor;
 use std::path::Path;

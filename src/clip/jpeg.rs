@@ -8,10 +8,14 @@
 //! triangle-filter chroma upsampling for 2×1, 1×2 and 2×2 subsampling with edge replication (jdsample.c),
 //! box replication for other integral factors, and the fixed-point YCbCr→RGB tables of jdcolor.c.
 //! Colour space as jdapimin.c guesses it: 1 component = gray; 3 components = YCbCr unless an Adobe
-//! marker says transform 0 or (without JFIF) the component ids are 'R','G','B'.
+//! marker says transform 0 or (without JFIF) the component ids are 'R','G','B'; 4 components = CMYK,
+//! or YCCK when an Adobe marker has a nonzero transform.
 //!
-//! Returns `Ok(None)` for what it does not implement (arithmetic coding, 12-bit, lossless, CMYK /
-//! YCCK, fractional sampling): the caller then falls back to the `image` crate.
+//! Four-component (CMYK / YCCK) images are converted to RGB the way Pillow then converts its CMYK
+//! image ("CMYK;I" unpacking, `cmyk2rgb`).
+//!
+//! Returns `Ok(None)` for what it does not implement (arithmetic coding, 12-bit, lossless, fractional
+//! sampling): the caller then falls back to the `image` crate.
 
 use rayon::prelude::*;
 
@@ -261,7 +265,7 @@ pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
         let seg = &data[pos + 2..pos + len];
         pos += len;
         match marker {
-            0xC0 | 0xC1 | 0xC2 => {
+            0xC0..=0xC2 => {
                 if frame.is_some() {
                     return Err(fmt_err("more than one frame"));
                 }
@@ -289,9 +293,16 @@ pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
         }
     }
     let f = frame.ok_or_else(|| fmt_err("no frame header"))?;
-    let rgb_components = adobe_transform == Some(0)
-        || (adobe_transform.is_none() && !jfif && f.comps.len() == 3 && f.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']));
-    finish(f, rgb_components).map(Some)
+    // jdapimin.c `default_decompress_parms`.
+    let space = match f.comps.len() {
+        1 => ColorSpace::Gray,
+        3 if adobe_transform == Some(0) => ColorSpace::Rgb,
+        3 if adobe_transform.is_none() && !jfif && f.comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']) => ColorSpace::Rgb,
+        3 => ColorSpace::YCbCr,
+        _ if adobe_transform.is_some_and(|t| t != 0) => ColorSpace::Ycck,
+        _ => ColorSpace::Cmyk,
+    };
+    finish(f, space).map(Some)
 }
 
 fn parse_frame(seg: &[u8], progressive: bool) -> Result<Option<Frame>> {
@@ -307,8 +318,12 @@ fn parse_frame(seg: &[u8], progressive: bool) -> Result<Option<Frame>> {
     if width == 0 || height == 0 {
         return Err(fmt_err(format!("image size {width}×{height} (DNL-defined heights are not supported)")));
     }
-    if !(n == 1 || n == 3) {
-        return Ok(None); // CMYK / YCCK / two-channel
+    // Pillow's decompression-bomb limit (2 × MAX_IMAGE_PIXELS): refuse before allocating.
+    if width * height > 178_956_970 {
+        return Err(fmt_err(format!("image size {width}×{height} exceeds the 179-megapixel limit")));
+    }
+    if !(n == 1 || n == 3 || n == 4) {
+        return Ok(None); // two-channel and other oddities
     }
     if seg.len() < 6 + 3 * n {
         return Err(fmt_err("short frame header"));
@@ -500,7 +515,7 @@ impl ScanState {
                 }
                 let diff = extend(b.bits(t), t);
                 self.pred[si] = self.pred[si].wrapping_add(diff);
-                blk[0] = (self.pred[si] << self.al) as i16;
+                blk[0] = self.pred[si].wrapping_shl(self.al) as i16;
                 if matches!(self.kind, ScanKind::DcFirst) {
                     return Ok(());
                 }
@@ -554,7 +569,7 @@ impl ScanState {
                     if k > 63 {
                         break;
                     }
-                    blk[ZIGZAG[k]] = (extend(b.bits(s), s) * (1 << self.al)) as i16;
+                    blk[ZIGZAG[k]] = extend(b.bits(s), s).wrapping_shl(self.al) as i16;
                     k += 1;
                 }
             }
@@ -679,6 +694,14 @@ fn idct_islow(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
     };
     let mut ws = [0i32; 64];
     for col in 0..8 {
+        // jidctint.c's shortcut for a column with no AC terms (same result as the full butterfly).
+        if (1..8).all(|r| coef[r * 8 + col] == 0) {
+            let dc = ((coef[col] as i64 * q[col] as i64) << PASS1_BITS) as i32;
+            for r in 0..8 {
+                ws[r * 8 + col] = dc;
+            }
+            continue;
+        }
         let d: [i64; 8] = std::array::from_fn(|r| coef[r * 8 + col] as i64 * q[r * 8 + col] as i64);
         let o = butterfly(d);
         for r in 0..8 {
@@ -686,6 +709,11 @@ fn idct_islow(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
         }
     }
     for row in 0..8 {
+        if ws[row * 8 + 1..row * 8 + 8].iter().all(|&v| v == 0) {
+            let v = idct_range_limit(descale(ws[row * 8] as i64, PASS1_BITS + 3) as i32);
+            out[row * stride..row * stride + 8].fill(v);
+            continue;
+        }
         let d: [i64; 8] = std::array::from_fn(|c| ws[row * 8 + c] as i64);
         let o = butterfly(d);
         for c in 0..8 {
@@ -720,10 +748,15 @@ fn upsample(c: &Component, plane: &[u8], f: &Frame) -> Vec<u8> {
         &plane[y * stride..y * stride + cw]
     };
     let mut out = vec![0u8; w * h];
+    if (hx, vx) == (1, 1) {
+        for (y, o) in out.chunks_exact_mut(w).enumerate() {
+            o.copy_from_slice(&row(y as isize)[..w]);
+        }
+        return out;
+    }
     out.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
         let mut line = vec![0u8; cw * hx];
         match (hx, vx) {
-            (1, 1) => line.copy_from_slice(row(y as isize)),
             (2, 1) if cw > 2 => h2v1_fancy_row(row(y as isize), &mut line),
             (1, 2) => {
                 let (near, other, bias) = vertical_pair(&row, y);
@@ -787,47 +820,99 @@ fn h2v2_fancy_row(s: &[i32], out: &mut [u8]) {
     out[2 * n - 1] = ((s[n - 1] * 4 + 7) >> 4) as u8;
 }
 
-/// IDCT, upsampling and colour conversion (jdcolor.c `ycc_rgb_convert` tables) of a decoded frame.
-fn finish(f: Frame, rgb_components: bool) -> Result<RgbImage8> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColorSpace {
+    Gray,
+    Rgb,
+    YCbCr,
+    Cmyk,
+    Ycck,
+}
+
+/// jdcolor.c `build_ycc_rgb_table`: (Cr→R, Cb→B, Cr→G, Cb→G + ½) in 16-bit fixed point.
+struct YccTables {
+    cr_r: [i32; 256],
+    cb_b: [i32; 256],
+    cr_g: [i64; 256],
+    cb_g: [i64; 256],
+}
+
+const SCALEBITS: i32 = 16;
+
+impl YccTables {
+    fn new() -> Self {
+        const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
+        let fix = |x: f64| (x * (1i64 << SCALEBITS) as f64 + 0.5) as i64;
+        let mut t = Self { cr_r: [0; 256], cb_b: [0; 256], cr_g: [0; 256], cb_g: [0; 256] };
+        for i in 0..256 {
+            let x = i as i64 - 128;
+            t.cr_r[i] = ((fix(1.40200) * x + ONE_HALF) >> SCALEBITS) as i32;
+            t.cb_b[i] = ((fix(1.77200) * x + ONE_HALF) >> SCALEBITS) as i32;
+            t.cr_g[i] = -fix(0.71414) * x;
+            t.cb_g[i] = -fix(0.34414) * x + ONE_HALF;
+        }
+        t
+    }
+
+    /// Unclamped (R, G, B) of one YCbCr sample (jdcolor.c `ycc_rgb_convert` before `range_limit`).
+    #[inline]
+    fn rgb(&self, y: u8, cb: u8, cr: u8) -> [i32; 3] {
+        let (y, cb, cr) = (y as i32, cb as usize, cr as usize);
+        [y + self.cr_r[cr], y + ((self.cb_g[cb] + self.cr_g[cr]) >> SCALEBITS) as i32, y + self.cb_b[cb]]
+    }
+}
+
+/// Pillow's `MULDIV255`: a·b/255 rounded, with two shifts.
+#[inline]
+fn muldiv255(a: i32, b: i32) -> i32 {
+    let t = a * b + 128;
+    ((t >> 8) + t) >> 8
+}
+
+/// IDCT, upsampling and colour conversion of a decoded frame, to RGB as Pillow delivers it: jdcolor.c
+/// for YCbCr (and YCCK → CMYK), then for 4-component images Pillow's "CMYK;I" unpacking (it assumes
+/// Adobe's inverted CMYK) followed by its `cmyk2rgb` (`255 − K` scaled by each inverted ink).
+fn finish(f: Frame, space: ColorSpace) -> Result<RgbImage8> {
     let (w, h) = (f.width, f.height);
     if f.comps.iter().any(|c| c.quant.is_none()) {
         return Err(fmt_err("a component has no scan"));
     }
     let planes: Vec<Vec<u8>> = f.comps.iter().map(|c| upsample(c, &component_plane(c), &f)).collect();
     let mut out = vec![0u8; w * h * 3];
-    if planes.len() == 1 {
-        for (o, &g) in out.chunks_exact_mut(3).zip(&planes[0]) {
-            o.fill(g);
-        }
-    } else if rgb_components {
-        for (i, o) in out.chunks_exact_mut(3).enumerate() {
-            o.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
-        }
-    } else {
-        const SCALEBITS: i32 = 16;
-        const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
-        let fix = |x: f64| (x * (1i64 << SCALEBITS) as f64 + 0.5) as i64;
-        let mut cr_r = [0i32; 256];
-        let mut cb_b = [0i32; 256];
-        let mut cr_g = [0i64; 256];
-        let mut cb_g = [0i64; 256];
-        for i in 0..256 {
-            let x = i as i64 - 128;
-            cr_r[i] = ((fix(1.40200) * x + ONE_HALF) >> SCALEBITS) as i32;
-            cb_b[i] = ((fix(1.77200) * x + ONE_HALF) >> SCALEBITS) as i32;
-            cr_g[i] = -fix(0.71414) * x;
-            cb_g[i] = -fix(0.34414) * x + ONE_HALF;
-        }
-        let clamp = |v: i32| v.clamp(0, 255) as u8;
-        out.par_chunks_mut(w * 3).enumerate().for_each(|(y, orow)| {
-            for x in 0..w {
-                let i = y * w + x;
-                let (yy, cb, cr) = (planes[0][i] as i32, planes[1][i] as usize, planes[2][i] as usize);
-                orow[3 * x] = clamp(yy + cr_r[cr]);
-                orow[3 * x + 1] = clamp(yy + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
-                orow[3 * x + 2] = clamp(yy + cb_b[cb]);
+    let clamp = |v: i32| v.clamp(0, 255);
+    let t = YccTables::new();
+    out.par_chunks_mut(w * 3).enumerate().for_each(|(y, orow)| {
+        let r = y * w..(y + 1) * w;
+        let p: Vec<&[u8]> = planes.iter().map(|pl| &pl[r.clone()]).collect();
+        if space == ColorSpace::YCbCr {
+            // The common case, in its own loop so it stays tight.
+            for ((o, &yy), (&cb, &cr)) in orow.chunks_exact_mut(3).zip(p[0]).zip(p[1].iter().zip(p[2])) {
+                let v = t.rgb(yy, cb, cr);
+                o[0] = clamp(v[0]) as u8;
+                o[1] = clamp(v[1]) as u8;
+                o[2] = clamp(v[2]) as u8;
             }
-        });
-    }
+            return;
+        }
+        for (x, o) in orow.chunks_exact_mut(3).enumerate() {
+            let rgb = match space {
+                ColorSpace::Gray => [p[0][x] as i32; 3],
+                ColorSpace::Rgb => [p[0][x] as i32, p[1][x] as i32, p[2][x] as i32],
+                ColorSpace::YCbCr => t.rgb(p[0][x], p[1][x], p[2][x]).map(clamp),
+                ColorSpace::Cmyk | ColorSpace::Ycck => {
+                    let cmy = if space == ColorSpace::Ycck {
+                        // jdcolor.c `ycck_cmyk_convert`: C, M, Y = 255 − RGB of the YCC part.
+                        t.rgb(p[0][x], p[1][x], p[2][x]).map(|v| 255 - clamp(v))
+                    } else {
+                        [p[0][x] as i32, p[1][x] as i32, p[2][x] as i32]
+                    };
+                    let k = p[3][x] as i32;
+                    // "CMYK;I" inverts every channel; cmyk2rgb: nk = 255 − K' = K.
+                    cmy.map(|c| clamp(k - muldiv255(255 - c, k)))
+                }
+            };
+            o.copy_from_slice(&rgb.map(|v| v as u8));
+        }
+    });
     RgbImage8::new(w, h, out)
 }

@@ -68,9 +68,9 @@ def synthetic(w, h, seed, channels=3):
 
 
 def png16(path, arr16):
-    """Minimal 16-bit PNG writer (Pillow cannot write 16-bit RGB): colour type 0 (gray) or 2 (RGB)."""
+    """Minimal 16-bit PNG writer (Pillow cannot write 16-bit colour): gray, gray+alpha, RGB or RGBA."""
     h, w = arr16.shape[:2]
-    ctype = 0 if arr16.ndim == 2 else 2
+    ctype = 0 if arr16.ndim == 2 else {2: 4, 3: 2, 4: 6}[arr16.shape[2]]
     raw = b"".join(b"\x00" + arr16[r].astype(">u2").tobytes() for r in range(h))
 
     def chunk(tag, data):
@@ -160,6 +160,19 @@ def main():
     assert (np.array(im16) == (rgb16 >> 8)).all(), "Pillow keeps the high byte of 16-bit RGB"
     add("rgb16", "rgb16.png", "small", True, im16, "16-bit RGB PNG (Pillow keeps the high byte)")
 
+    a16 = (synthetic(97, 71, 14, channels=1).astype(np.uint16) * 257).astype(np.uint16)
+    a16[:8, :8] = 0
+    rgba16 = np.concatenate([rgb16, a16], -1)
+    png16(os.path.join(PRE, "rgba16.png"), rgba16)
+    im = Image.open(os.path.join(PRE, "rgba16.png"))
+    assert im.mode == "RGBA" and (np.array(im) == (rgba16 >> 8)).all(), "Pillow keeps the high byte of RGBA16"
+    add("rgba16", "rgba16.png", "small", True, im, "16-bit RGBA PNG (high byte, composited on white)")
+    la16 = np.stack([(synthetic(90, 60, 15, channels=1)[..., 0].astype(np.uint16) * 257), a16[:60, :90, 0]], -1)
+    png16(os.path.join(PRE, "la16.png"), la16)
+    im = Image.open(os.path.join(PRE, "la16.png"))
+    print("16-bit gray+alpha opens as", im.mode)
+    add("la16", "la16.png", "small", True, im, f"16-bit gray+alpha PNG (Pillow mode {im.mode})")
+
     gray16 = (synthetic(88, 66, 7, channels=1)[..., 0].astype(np.uint16) * 257 + 77).astype(np.uint16)
     png16(os.path.join(PRE, "gray16.png"), gray16)
     # Documented divergence: Pillow opens this as mode I;16 and convert("RGB") clips it to white.
@@ -217,10 +230,16 @@ def main():
         Image.fromarray(synthetic(w, h, 100 + i)).save(os.path.join(PRE, fn), **kw)
         tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
         jpeg_decodes.append(dict(index=i, file=fn))
-    for j, name in enumerate(["gray_prog"]):
+    cmyk = np.concatenate([synthetic(50, 40, 120), synthetic(50, 40, 121, channels=1)], -1)
+    for name, im, kw in [
+        ("gray_prog", Image.fromarray(g[:40, :50], "L"), dict(quality=88, progressive=True)),
+        # Pillow writes CMYK with an Adobe marker (transform 0); reading it back goes through "CMYK;I".
+        ("cmyk", Image.fromarray(cmyk, "CMYK"), dict(quality=90)),
+        ("cmyk_prog", Image.fromarray(cmyk, "CMYK"), dict(quality=70, progressive=True)),
+    ]:
         i = len(jpeg_decodes)
         fn = f"{name}.jpg"
-        Image.fromarray(g[:40, :50], "L").save(os.path.join(PRE, fn), quality=88, progressive=True)
+        im.save(os.path.join(PRE, fn), **kw)
         tensors[f"jpeg_{i}"] = np.array(Image.open(os.path.join(PRE, fn)).convert("RGB"))
         jpeg_decodes.append(dict(index=i, file=fn))
 
