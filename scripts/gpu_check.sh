@@ -8,6 +8,7 @@
 #                                   restatements, kernel compile with the local NVRTC), our
 #                                   benchmark and tools/bench/rate_cuda_torch.py, and prints a table.
 #
+# Step time limits add up to 590 s, so the whole check fits one 600 s device command.
 # Exit status: non-zero if any test fails or a test reports SKIP (a GPU check that skipped proves nothing).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,12 +53,12 @@ run_step() {  # name, timeout seconds, command...
 }
 
 # Kernel compile with the machine's own NVRTC (what the library uses at run time), then CUDA vs CPU.
-RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 120 "$BUNDLE/kernels_compile" --nocapture
-run_step rate_cuda 420 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
-run_step cuda_nn 120 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
-run_step bench_ours 180 "$BUNDLE/bench_rate_cuda"
+RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 45 "$BUNDLE/kernels_compile" --nocapture
+run_step rate_cuda 270 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
+run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
+run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
 if command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
-  run_step bench_torch 240 python3 tools/bench/rate_cuda_torch.py
+  run_step bench_torch 140 python3 tools/bench/rate_cuda_torch.py
 else
   echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"
   : >"$LOG/bench_torch.out"
