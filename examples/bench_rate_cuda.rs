@@ -80,6 +80,14 @@ fn run(dev: &CudaDevice) -> rateclust::Result<()> {
     println!("BENCH\tcuda_mlc_b1024_d128_fwd_bwd\t{ms:.4}");
     let ms = time_ms(dev, 30, || mlc_loss_device(dev, &z, None, m, d, &params).map(|_| ()))?;
     println!("BENCH\tcuda_tcr_b1024_d128_fwd_bwd\t{ms:.4}");
+    drop((z, c));
+
+    // The ImageNet configuration's loss (d = 1024: blocked Cholesky, chunked columns); issue 3's GPU step.
+    let d = 1024;
+    let z = dev.upload(&unit_rows(&mut rng, m, d), "Z")?;
+    let c = dev.upload(&unit_rows(&mut rng, m, d), "C")?;
+    let ms = time_ms(dev, 3, || mlc_loss_device(dev, &z, Some(&c), m, d, &params).map(|_| ()))?;
+    println!("BENCH\tcuda_mlc_b1024_d1024_fwd_bwd\t{ms:.4}");
     Ok(())
 }
 

@@ -162,3 +162,61 @@ extern "C" __global__ void rate_alpha(float* __restrict__ colsum, int m, int d, 
     colsum[j] = t;
     alpha[j] = (float)d / (t * eps_sq);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Exact gradient (nothing detached): backpropagation through every half-step, last to first.
+//
+// Every half-step is "x = eta*log(1/n) - eta*LSE((K + y)/eta)" along rows (row step: x = u, y = v; column
+// step: x = v, y = u, a row computation too because K is symmetric). Its softmax is
+// S_rc = n * exp((K_rc + x_r + y_c) / eta), and with x_bar the adjoint of x:
+//     K_bar_rc -= x_bar_r * S_rc,        y_bar_c -= sum_r x_bar_r * S_rc,
+// while the old x drops out (its derivative is 1 - sum_c S_rc = 0). For a column step this accumulates the
+// transpose of the true K_bar contribution, which is harmless: K_bar only enters dLoss/dC through
+// E + E^T with E = K_bar * sign(A), and A is symmetric.
+
+// Start of the exact backward pass: K_bar = H / eta (overwriting Q) and u_bar_i = sum_j H_ij / eta,
+// H = dLoss/dPi * Pi as in sinkhorn_backward_ref. (v_bar = column sums of K_bar: a GEMM on the host side.)
+extern "C" __global__ void sinkhorn_backward_final(const float* __restrict__ Pi, float* __restrict__ QK,
+                                                   const float* __restrict__ colterm, int n, float eta, float gamma,
+                                                   float lambda, float qscale, float* __restrict__ ubar) {
+    const int i = blockIdx.x;
+    const float inv_eta = 1.0f / eta;
+    const long long off = (long long)i * n;
+    float r = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const float p = Pi[off + j];
+        const float h = (gamma * (colterm[j] + qscale * QK[off + j]) + lambda * p) * p;
+        QK[off + j] = h * inv_eta;
+        r += h;
+    }
+    r = block_sum_f(r);
+    if (threadIdx.x == 0) ubar[i] = r * inv_eta;
+}
+
+// One half-step backwards, one block per row r of K (see above). The column reduction for y_bar uses the
+// symmetry of K: y_bar_r -= sum_c x_bar_c * n * exp((K_rc + x_c + y_r) / eta), a reduction along row r.
+extern "C" __global__ void sinkhorn_step_backward(const float* __restrict__ A, int n, const float* __restrict__ x,
+                                                  const float* __restrict__ xbar, const float* __restrict__ y,
+                                                  float eta, float* __restrict__ Kbar, float* __restrict__ ybar) {
+    const int r = blockIdx.x;
+    const float inv_eta = 1.0f / eta;
+    const float fn = (float)n;
+    const long long off = (long long)r * n;
+    const float xr = x[r], xbr = xbar[r], yr = y[r];
+    float acc = 0.0f;
+    for (int c = threadIdx.x; c < n; c += blockDim.x) {
+        const float k = fabsf(A[off + c]);
+        Kbar[off + c] -= xbr * fn * expf((k + xr + y[c]) * inv_eta);
+        acc += xbar[c] * fn * expf((k + x[c] + yr) * inv_eta);
+    }
+    acc = block_sum_f(acc);
+    if (threadIdx.x == 0) ybar[r] -= acc;
+}
+
+// E = K_bar * sign(A), in place (backward of K = |A|). grid: ceil(total / blockDim).
+extern "C" __global__ void apply_abs_sign(const float* __restrict__ A, float* __restrict__ Kbar, long long total) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    const float a = A[i];
+    Kbar[i] *= (a > 0.0f) ? 1.0f : ((a < 0.0f) ? -1.0f : 0.0f);
+}

@@ -4,9 +4,11 @@
 #   scripts/gpu_check.sh --bundle   on the build machine (no GPU needed): builds the CUDA test binaries and
 #                                   the benchmark, copies them into target/gpu-bundle/ (carry that folder).
 #   scripts/gpu_check.sh            on the GPU machine, from the repository root: builds nothing; runs the
-#                                   bundled tests (CUDA vs CPU, kernel compile with the local NVRTC), our
+#                                   bundled tests (rate kernels vs the CPU, CLIP nn kernels vs f64
+#                                   restatements, kernel compile with the local NVRTC), our
 #                                   benchmark and tools/bench/rate_cuda_torch.py, and prints a table.
 #
+# Step time limits add up to 590 s, so the whole check fits one 600 s device command.
 # Exit status: non-zero if any test fails or a test reports SKIP (a GPU check that skipped proves nothing).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ BUNDLE=target/gpu-bundle
 if [ "${1:-}" = "--bundle" ]; then
   set -e
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
-  for t in rate_cuda kernels_compile; do
+  for t in rate_cuda cuda_nn kernels_compile; do
     exe=$(cargo test --release --test "$t" --no-run --message-format=json 2>/dev/null \
       | python3 -c 'import json,sys
 for l in sys.stdin:
@@ -51,11 +53,12 @@ run_step() {  # name, timeout seconds, command...
 }
 
 # Kernel compile with the machine's own NVRTC (what the library uses at run time), then CUDA vs CPU.
-RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 120 "$BUNDLE/kernels_compile" --nocapture
-run_step rate_cuda 420 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
-run_step bench_ours 180 "$BUNDLE/bench_rate_cuda"
+RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 45 "$BUNDLE/kernels_compile" --nocapture
+run_step rate_cuda 270 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
+run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
+run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
 if command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
-  run_step bench_torch 240 python3 tools/bench/rate_cuda_torch.py
+  run_step bench_torch 140 python3 tools/bench/rate_cuda_torch.py
 else
   echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"
   : >"$LOG/bench_torch.out"

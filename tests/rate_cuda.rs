@@ -9,7 +9,7 @@
 
 use rateclust::device::cuda::CudaDevice;
 use rateclust::device::{Device, DeviceKind};
-use rateclust::rate::{membership, mlc_loss, MlcOutput, Objective, RateParams};
+use rateclust::rate::{membership, mlc_loss, MlcOutput, Objective, RateParams, SinkhornGradient};
 use rateclust::rng::Rng;
 use std::sync::Arc;
 
@@ -96,13 +96,16 @@ fn compare(label: &str, gpu: &MlcOutput<f32>, cpu: &MlcOutput<f64>, objective: O
 }
 
 fn check_shape(dev: &Device, m: usize, d: usize, seed: u64, objective: Objective) {
+    check_params(dev, m, d, seed, objective, RateParams::default());
+}
+
+fn check_params(dev: &Device, m: usize, d: usize, seed: u64, objective: Objective, params: RateParams) {
     let mut rng = Rng::new(seed);
     let z = features(&mut rng, m, d, 6);
     let c = features(&mut rng, m, d, 6);
-    let params = RateParams::default();
     let cpu = mlc_loss(&Device::Cpu, &z, &c, m, d, &params, objective).expect("CPU reference");
     let gpu = mlc_loss(dev, &to_f32(&z), &to_f32(&c), m, d, &params, objective).expect("CUDA path");
-    compare(&format!("{objective:?} m={m} d={d}"), &gpu, &cpu, objective);
+    compare(&format!("{objective:?} m={m} d={d} {:?} T={}", params.gradient, params.sinkhorn_half_iters), &gpu, &cpu, objective);
 }
 
 #[test]
@@ -111,6 +114,17 @@ fn mlc_d128_matches_cpu() {
     check_shape(&dev, 1024, 128, 1, Objective::Mlc);
     check_shape(&dev, 1024, 128, 2, Objective::Tcr);
     check_shape(&dev, 37, 5, 3, Objective::Mlc);
+}
+
+#[test]
+fn exact_sinkhorn_gradient_matches_cpu() {
+    let Some((dev, _)) = cuda_or_skip() else { return };
+    for iters in [5, 4] {
+        let p = RateParams { gradient: SinkhornGradient::Exact, sinkhorn_half_iters: iters, ..Default::default() };
+        check_params(&dev, 512, 128, 8, Objective::Mlc, p);
+    }
+    // Reference gradient with an even number of half-steps (final v differs from the last row step's v).
+    check_params(&dev, 512, 64, 9, Objective::Mlc, RateParams { sinkhorn_half_iters: 4, ..Default::default() });
 }
 
 #[test]

@@ -4,6 +4,11 @@
 //! first use for the device's own architecture, then cached per device for the life of the process.
 
 use crate::error::{Error, Result};
+
+/// The CLIP engine's non-GEMM CUDA steps (`kernels/nn.cu`). Declared here, next to the kernel registry it
+/// uses, so the device module's own file list stays unchanged.
+#[path = "cuda_nn.rs"]
+pub mod nn;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -185,9 +190,16 @@ impl CudaDevice {
 
     /// Copies `len` elements between device addresses (stream-ordered).
     pub fn copy_dtod<T>(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
+        self.bind()?;
         // SAFETY: both addresses come from live `GpuBuf`s with at least `len` elements past them.
         unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, len * std::mem::size_of::<T>(), self.stream.cu_stream()) }
             .map_err(|e| Error::Device(format!("copying {what} on {}: {e}", self.describe())))
+    }
+
+    /// Makes this device's context current on the calling thread. cudarc's own calls do this; the raw
+    /// driver/cuBLAS calls here need it too, since a device is shared by every thread of the process.
+    fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| Error::Device(format!("binding the CUDA context of {}: {e}", self.describe())))
     }
 
     /// Waits for the stream; a kernel fault queued earlier surfaces here, named by `after`.
@@ -235,6 +247,7 @@ impl CudaDevice {
     pub fn sgemm_rm(&self, g: &RmGemm) -> Result<()> {
         let Some(cm) = g.to_column_major()? else { return Ok(()) };
         let blas = self.blas()?;
+        self.bind()?;
         // SAFETY: the pointers address live device buffers of sufficient size (callers size them from the
         // same m, n, k, ld and strides), and the handle is bound to this device's stream.
         unsafe {
@@ -260,6 +273,47 @@ impl CudaDevice {
             )
         }
         .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+    }
+
+    /// Row-major strided-batched GEMM on f16 operands with f32 accumulation (tensor cores), writing C
+    /// in f32 (`c_f16 = false`) or f16: the CLIP engine's linear layers (f16 weights and activations, f32
+    /// residual stream). Same operand conventions as [`CudaDevice::sgemm_rm`]; alpha and beta are f32.
+    pub fn gemm_f16_rm(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
+        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F, cublasGemmAlgo_t::CUBLAS_GEMM_DFALT, cudaDataType_t};
+        let Some(cm) = g.to_column_major()? else { return Ok(()) };
+        let blas = self.blas()?;
+        self.bind()?;
+        let c_type = if c_f16 { cudaDataType_t::CUDA_R_16F } else { cudaDataType_t::CUDA_R_32F };
+        // SAFETY: as in `sgemm_rm`; A and B hold f16 and C the chosen type, sized by the caller from the
+        // same shapes; alpha/beta are f32 as CUBLAS_COMPUTE_32F requires.
+        unsafe {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                *blas.handle(),
+                cm.op_a(),
+                cm.op_b(),
+                cm.m,
+                cm.n,
+                cm.k,
+                &cm.alpha as *const f32 as *const std::ffi::c_void,
+                cm.a as *const std::ffi::c_void,
+                cudaDataType_t::CUDA_R_16F,
+                cm.lda,
+                cm.stride_a,
+                cm.b as *const std::ffi::c_void,
+                cudaDataType_t::CUDA_R_16F,
+                cm.ldb,
+                cm.stride_b,
+                &cm.beta as *const f32 as *const std::ffi::c_void,
+                cm.c as *mut std::ffi::c_void,
+                c_type,
+                cm.ldc,
+                cm.stride_c,
+                cm.batch,
+                CUBLAS_COMPUTE_32F,
+                CUBLAS_GEMM_DFALT,
+            )
+        }
+        .map_err(|e| Error::Device(format!("cuBLAS f16 GEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
     }
 
     /// The module compiled from `source` (a `kernels/*.cu` text), compiled by NVRTC on first use.
@@ -318,6 +372,7 @@ pub fn compile(name: &str, source: &str, arch: &'static str) -> Result<cudarc::n
 pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("rate_linalg", include_str!("../../kernels/rate_linalg.cu")),
     ("sinkhorn", include_str!("../../kernels/sinkhorn.cu")),
+    ("nn", include_str!("../../kernels/nn.cu")),
 ];
 
 fn kernel_source(file: &str) -> Result<&'static str> {
@@ -545,6 +600,8 @@ pub(crate) trait Gpu {
     fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>>;
     fn download_i32(&self, buf: &GpuBuf<i32>, what: &str) -> Result<Vec<i32>>;
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()>;
+    /// Sets `len` floats at `dst` to 0 (stream-ordered).
+    fn zero_f32(&self, dst: u64, len: usize) -> Result<()>;
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
     fn gemm(&self, g: &RmGemm) -> Result<()>;
 }
@@ -567,6 +624,12 @@ impl Gpu for CudaDevice {
     }
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()> {
         self.copy_dtod::<f32>(dst, src, len, what)
+    }
+    fn zero_f32(&self, dst: u64, len: usize) -> Result<()> {
+        self.bind()?;
+        // SAFETY: `dst` addresses a live buffer with at least `len` floats past it.
+        unsafe { cudarc::driver::result::memset_d8_async(dst, 0, len * 4, self.stream.cu_stream()) }
+            .map_err(|e| Error::Device(format!("clearing a buffer on {}: {e}", self.describe())))
     }
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
         let f = self.kernel(file, kernel)?;

@@ -9,6 +9,7 @@
 //!   `Wpack` holds `A_j⁻¹` packed with off-diagonal entries doubled;
 //! - the Z-gradient: `∂R_c/∂z_i ∝ (Σ_j Π_ij A_j⁻¹) z_i`, i.e. `Bpack = Π · Wpack`, then one packed
 //!   symmetric mat-vec per sample.
+//!
 //! Symmetry halves the flops of each GEMM compared with forming the d×d products directly. Between them,
 //! `A_j = I + α_j G_j` is factored in batches: one kernel per matrix in shared memory for d ≤ 128
 //! (Cholesky, log-det, L⁻¹), and a blocked right-looking Cholesky for larger d whose diagonal tiles use the
@@ -380,24 +381,34 @@ fn check_pd(g: &dyn Gpu, not_pd: &GpuBuf<i32>, what: &str) -> Result<()> {
 // Sinkhorn
 // ------------------------------------------------------------------------------------------------
 
+/// One Sinkhorn half-step: the potential it produced from the other one (addresses of m floats).
+#[derive(Clone, Copy)]
+struct HalfStep {
+    row: bool,
+    /// The potential written (u for a row step, v for a column step).
+    out: u64,
+    /// The potential read (v for a row step, u for a column step).
+    from: u64,
+}
+
 /// Π and what its backward pass needs, all on the device.
 pub struct SinkhornPlan {
     /// A = C Cᵀ, signed (K = |A|), m × m.
     pub a: GpuBuf<f32>,
-    /// Π = m · plan, m × m row-major, rows sum to 1.
+    /// Π = m · plan, m × m row-major; rows sum to 1 when the last half-step is a row step.
     pub pi: GpuBuf<f32>,
     /// Per-row Σ_j Π_ij².
     pub row_sumsq: GpuBuf<f32>,
-    /// The final u (from the last row step).
-    pub u: GpuBuf<f32>,
-    v: [GpuBuf<f32>; 2],
-    /// Index into `v` of the v the last row step used (the final v may be the other one).
-    v_prev: usize,
+    /// The zero initial potentials, and every half-step's output (T × m).
+    _zero: GpuBuf<f32>,
+    _history: GpuBuf<f32>,
+    steps: Vec<HalfStep>,
 }
 
 impl SinkhornPlan {
-    fn v_prev(&self) -> &GpuBuf<f32> {
-        &self.v[self.v_prev]
+    /// The last row step (its u and the v it used): all the reference gradient flows through.
+    fn last_row_step(&self) -> Result<HalfStep> {
+        self.steps.iter().rev().find(|s| s.row).copied().ok_or_else(|| Error::Internal("Sinkhorn ran no row step".into()))
     }
 }
 
@@ -409,35 +420,84 @@ pub fn sinkhorn_device(dev: &CudaDevice, c: &GpuBuf<f32>, m: usize, d: usize, pa
 
 fn sinkhorn_with(g: &dyn Gpu, c: &GpuBuf<f32>, m: usize, d: usize, params: &RateParams) -> Result<SinkhornPlan> {
     let mm = m * m;
+    let half_steps = params.sinkhorn_half_iters;
     let a = g.alloc_f32(mm, false, "C Cᵀ")?;
     gemm(g, false, true, m, m, d, 1.0, (c.ptr(), d, 0), (c.ptr(), d, 0), 0.0, (a.ptr(), m, 0), 1)?;
-    let u = g.alloc_f32(m, true, "Sinkhorn u")?;
-    let v = [g.alloc_f32(m, true, "Sinkhorn v")?, g.alloc_f32(m, true, "Sinkhorn v")?];
-    let (mut cur, mut v_prev) = (0usize, 0usize);
+    let zero = g.alloc_f32(m, true, "Sinkhorn initial potentials")?;
+    // Each half-step writes its own row, so the backward pass can revisit every intermediate potential.
+    let history = g.alloc_f32(half_steps * m, false, "Sinkhorn potentials")?;
+    let (mut u, mut v) = (zero.ptr(), zero.ptr());
     let eta = params.eta as f32;
     let log_marginal = -(m as f32).ln();
     let mi = i32_of(m, "m")?;
     let grid = (u32_of(m, "m")?, 1, 1);
-    for t in 0..params.sinkhorn_half_iters {
-        if t % 2 == 0 {
-            // Row step: u from the current v.
-            v_prev = cur;
-            let args = [a.arg(), KArg::I32(mi), v[cur].arg(), KArg::F32(eta), KArg::F32(log_marginal), u.arg()];
-            g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
+    let mut steps = Vec::with_capacity(half_steps);
+    for t in 0..half_steps {
+        let out = history.at(t * m);
+        let row = t % 2 == 0;
+        // Row step: u from v. Column step: v from u, as a row pass because K is symmetric.
+        let from = if row { v } else { u };
+        let args = [a.arg(), KArg::I32(mi), KArg::Ptr(from), KArg::F32(eta), KArg::F32(log_marginal), KArg::Ptr(out)];
+        g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
+        if row {
+            u = out;
         } else {
-            // Column step (K symmetric: a row pass with u as the weights), into the other v buffer so that
-            // the v used by the last row step stays available for the backward pass.
-            let next = 1 - cur;
-            let args = [a.arg(), KArg::I32(mi), u.arg(), KArg::F32(eta), KArg::F32(log_marginal), v[next].arg()];
-            g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
-            cur = next;
+            v = out;
         }
+        steps.push(HalfStep { row, out, from });
     }
     let pi = g.alloc_f32(mm, false, "Π")?;
     let row_sumsq = g.alloc_f32(m, true, "row sums of Π²")?;
-    let args = [a.arg(), KArg::I32(mi), u.arg(), v[cur].arg(), KArg::F32(eta), KArg::F32(m as f32), pi.arg(), row_sumsq.arg()];
+    let args = [a.arg(), KArg::I32(mi), KArg::Ptr(u), KArg::Ptr(v), KArg::F32(eta), KArg::F32(m as f32), pi.arg(), row_sumsq.arg()];
     g.launch(SINKHORN, "sinkhorn_plan", grid, THREADS, 0, &args)?;
-    Ok(SinkhornPlan { a, pi, row_sumsq, u, v, v_prev })
+    Ok(SinkhornPlan { a, pi, row_sumsq, _zero: zero, _history: history, steps })
+}
+
+/// Backward through Π (given ∂loss/∂Π's pieces: `qk` holds Q on entry), Sinkhorn and |A|: leaves
+/// E = ∂loss/∂K ⊙ sign(A) in `qk`, so that ∂loss/∂C = (E + Eᵀ) C.
+#[allow(clippy::too_many_arguments)]
+fn sinkhorn_backward(g: &dyn Gpu, plan: &SinkhornPlan, qk: &GpuBuf<f32>, colterm: &GpuBuf<f32>, ones: &GpuBuf<f32>, m: usize, params: &RateParams, qscale: f32) -> Result<()> {
+    let mi = i32_of(m, "m")?;
+    let grid = (u32_of(m, "m")?, 1, 1);
+    let eta = KArg::F32(params.eta as f32);
+    let (gamma, lambda) = (KArg::F32(params.gamma as f32), KArg::F32(params.lambda as f32));
+    match params.gradient {
+        SinkhornGradient::Reference => {
+            let last = plan.last_row_step()?;
+            let args = [
+                plan.a.arg(),
+                plan.pi.arg(),
+                qk.arg(),
+                colterm.arg(),
+                KArg::Ptr(last.out),
+                KArg::Ptr(last.from),
+                KArg::I32(mi),
+                eta,
+                gamma,
+                lambda,
+                KArg::F32(qscale),
+            ];
+            g.launch(SINKHORN, "sinkhorn_backward_ref", grid, THREADS, 0, &args)
+        }
+        SinkhornGradient::Exact => {
+            // Adjoints of the current u and v, then every half-step from the last to the first.
+            let ubar = g.alloc_f32(m, true, "adjoint of u")?;
+            let vbar = g.alloc_f32(m, true, "adjoint of v")?;
+            let args = [plan.pi.arg(), qk.arg(), colterm.arg(), KArg::I32(mi), eta, gamma, lambda, KArg::F32(qscale), ubar.arg()];
+            g.launch(SINKHORN, "sinkhorn_backward_final", grid, THREADS, 0, &args)?;
+            // v_bar = column sums of K_bar = H/η (Π = m·exp((K + u + v)/η) depends on v_j through column j).
+            gemm(g, false, false, 1, m, m, 1.0, (ones.ptr(), m, 0), (qk.ptr(), m, 0), 0.0, (vbar.ptr(), m, 0), 1)?;
+            for s in plan.steps.iter().rev() {
+                let (xbar, ybar) = if s.row { (&ubar, &vbar) } else { (&vbar, &ubar) };
+                let args = [plan.a.arg(), KArg::I32(mi), KArg::Ptr(s.out), xbar.arg(), KArg::Ptr(s.from), eta, qk.arg(), ybar.arg()];
+                g.launch(SINKHORN, "sinkhorn_step_backward", grid, THREADS, 0, &args)?;
+                // The potential this step overwrote has no influence past it (it cancels out of the step).
+                g.zero_f32(xbar.ptr(), m)?;
+            }
+            let total = m * m;
+            g.launch(SINKHORN, "apply_abs_sign", (blocks(total, "m²")?, 1, 1), THREADS, 0, &[plan.a.arg(), qk.arg(), KArg::I64(total as i64)])
+        }
+    }
 }
 
 /// Π = m · Sinkhorn_η(|C Cᵀ|) (m×m, row-major) on `dev`.
@@ -543,11 +603,6 @@ pub(crate) fn mlc_loss_host_on(
 ) -> Result<MlcOutput<f32>> {
     let mlc = objective == Objective::Mlc;
     validate(z, if mlc { Some(c) } else { None }, m, d, params)?;
-    if mlc && params.gradient != SinkhornGradient::Reference {
-        return Err(Error::InvalidArgument(
-            "the CUDA path implements the reference Sinkhorn gradient only; use SinkhornGradient::Reference or the CPU device".into(),
-        ));
-    }
     let zb = g.upload_f32(z, "Z")?;
     let cb = if mlc { Some(g.upload_f32(c, "C")?) } else { None };
     let out = mlc_loss_on(g, &zb, cb.as_ref(), m, d, params, budget)?;
@@ -671,24 +726,7 @@ pub(crate) fn mlc_loss_on(
     let colterm = g.alloc_f32(m, true, "column terms of ∂R_c/∂Π")?;
     g.launch(SINKHORN, "rate_colterm", (blocks(m, "m")?, 1, 1), THREADS, 0, &[logdet.arg(), trinv.arg(), KArg::I32(mi), KArg::I32(di), colterm.arg()])?;
     let qscale = (d as f64 / (2.0 * m as f64 * eps_sq)) as f32;
-    g.launch(SINKHORN, "sinkhorn_backward_ref",
-        (u32_of(m, "m")?, 1, 1),
-        THREADS,
-        0,
-        &[
-            plan.a.arg(),
-            plan.pi.arg(),
-            qe.arg(),
-            colterm.arg(),
-            plan.u.arg(),
-            plan.v_prev().arg(),
-            KArg::I32(mi),
-            KArg::F32(params.eta as f32),
-            KArg::F32(gamma),
-            KArg::F32(params.lambda as f32),
-            KArg::F32(qscale),
-        ],
-    )?;
+    sinkhorn_backward(g, &plan, &qe, &colterm, &ones, m, params, qscale)?;
     let grad_c = g.alloc_f32(m * d, true, "∂loss/∂C")?;
     gemm(g, false, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 0.0, (grad_c.ptr(), d, 0), 1)?;
     gemm(g, true, false, m, d, m, 1.0, (qe.ptr(), m, 0), (c.ptr(), d, 0), 1.0, (grad_c.ptr(), d, 0), 1)?;

@@ -172,6 +172,12 @@ impl Gpu for Emu {
         }
         Ok(())
     }
+    fn zero_f32(&self, dst: u64, len: usize) -> Result<()> {
+        for i in 0..len {
+            self.wf(dst, i, 0.0);
+        }
+        Ok(())
+    }
     fn gemm(&self, g: &RmGemm) -> Result<()> {
         if let Some(cm) = g.to_column_major()? {
             self.gemm_cm(&cm);
@@ -180,8 +186,11 @@ impl Gpu for Emu {
     }
 
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, a: &[KArg]) -> Result<()> {
-        assert!(crate::device::cuda::KERNEL_SOURCES.iter().any(|(f, src)| *f == file && src.contains(&format!("void {kernel}("))
-            || *f == file && src.contains(&format!("\n{kernel}("))), "kernel {kernel} is not in kernels/{file}.cu");
+        let declared = |src: &str| src.contains(&format!("void {kernel}(")) || src.contains(&format!("\n{kernel}("));
+        assert!(
+            crate::device::cuda::KERNEL_SOURCES.iter().any(|(f, src)| *f == file && declared(src)),
+            "kernel {kernel} is not in kernels/{file}.cu"
+        );
         let (gx, gy) = (grid.0 as usize, grid.1 as usize);
         let threads = gx * block as usize; // threads along x, for the flat kernels
         match kernel {
@@ -291,6 +300,43 @@ impl Gpu for Emu {
                     }
                 }
             }
+            "sinkhorn_backward_final" => {
+                let (pi, qk, colterm) = (ptr(a, 0), ptr(a, 1), ptr(a, 2));
+                let (n, eta, gamma, lambda, qs, ubar) = (int(a, 3) as usize, flt(a, 4), flt(a, 5), flt(a, 6), flt(a, 7), ptr(a, 8));
+                for i in 0..gx {
+                    let mut r = 0.0;
+                    for j in 0..n {
+                        let p = self.rf(pi, i * n + j);
+                        let h = (gamma * (self.rf(colterm, j) + qs * self.rf(qk, i * n + j)) + lambda * p) * p;
+                        self.wf(qk, i * n + j, h / eta);
+                        r += h;
+                    }
+                    self.wf(ubar, i, r / eta);
+                }
+            }
+            "sinkhorn_step_backward" => {
+                let (am, n, x, xbar, y, eta, kbar, ybar) = (ptr(a, 0), int(a, 1) as usize, ptr(a, 2), ptr(a, 3), ptr(a, 4), flt(a, 5), ptr(a, 6), ptr(a, 7));
+                // Blocks run in any order on the GPU; each reads only x, x_bar, y and A, and writes its own
+                // row of K_bar and its own y_bar entry, so any sequential order is equivalent.
+                for r in 0..gx {
+                    let mut acc = 0.0;
+                    for c in 0..n {
+                        let k = self.rf(am, r * n + c).abs();
+                        let kb = self.rf(kbar, r * n + c) - self.rf(xbar, r) * n as f32 * ((k + self.rf(x, r) + self.rf(y, c)) / eta).exp();
+                        self.wf(kbar, r * n + c, kb);
+                        acc += self.rf(xbar, c) * n as f32 * ((k + self.rf(x, c) + self.rf(y, r)) / eta).exp();
+                    }
+                    self.wf(ybar, r, self.rf(ybar, r) - acc);
+                }
+            }
+            "apply_abs_sign" => {
+                let (am, kbar, total) = (ptr(a, 0), ptr(a, 1), long(a, 2) as usize);
+                for i in 0..threads.min(total) {
+                    let s = self.rf(am, i);
+                    let sg = if s > 0.0 { 1.0 } else if s < 0.0 { -1.0 } else { 0.0 };
+                    self.wf(kbar, i, self.rf(kbar, i) * sg);
+                }
+            }
             "rate_colterm" => {
                 let (ld, tr, m, d, out) = (ptr(a, 0), ptr(a, 1), int(a, 2) as usize, int(a, 3) as f32, ptr(a, 4));
                 for j in 0..threads.min(m) {
@@ -318,19 +364,19 @@ impl Emu {
         let (am, a_stride, lda, packed, alpha, add_id) = (ptr(a, 0), long(a, 1) as usize, int(a, 2) as usize, int(a, 3), ptr(a, 4), int(a, 5));
         let (lout, l_stride, ldl, xout, x_stride, ldx) = (ptr(a, 6), long(a, 7) as usize, int(a, 8) as usize, ptr(a, 9), long(a, 10) as usize, int(a, 11) as usize);
         let (logdet, accumulate, not_pd, n) = (ptr(a, 12), int(a, 13), ptr(a, 14), int(a, 15) as usize);
-        assert!(n >= 1 && n <= 128, "chol_inv_small takes n in 1..=128, got {n}");
+        assert!((1..=128).contains(&n), "chol_inv_small takes n in 1..=128, got {n}");
         let pk = |i: usize, j: usize| i * (i + 1) / 2 + j;
         for b in 0..batch {
             let s = if alpha != 0 { self.rf(alpha, b) } else { 1.0 };
             let mut sm = vec![0.0f32; n * (n + 1) / 2];
-            for q in 0..sm.len() {
+            for (q, slot) in sm.iter_mut().enumerate() {
                 let (i, j) = unpack(q);
                 let mut v = if packed != 0 { self.rf(am, b * a_stride + q) } else { self.rf(am, b * a_stride + i * lda + j) };
                 v *= s;
                 if add_id != 0 && i == j {
                     v += 1.0;
                 }
-                sm[q] = v;
+                *slot = v;
             }
             let mut bad = false;
             let mut ld = 0.0f32;
@@ -420,10 +466,13 @@ mod tests {
 
     /// The whole CUDA orchestration, on emulated kernels, against the CPU reference in f64.
     fn check(m: usize, d: usize, half_iters: usize, budget: usize, objective: Objective) {
+        check_with(m, d, RateParams { sinkhorn_half_iters: half_iters, ..Default::default() }, budget, objective)
+    }
+
+    fn check_with(m: usize, d: usize, params: RateParams, budget: usize, objective: Objective) {
         let mut rng = Rng::new((m * 1000 + d) as u64);
         let z = features(&mut rng, m, d);
         let c = features(&mut rng, m, d);
-        let params = RateParams { sinkhorn_half_iters: half_iters, ..Default::default() };
         let cpu = crate::rate::mlc_loss(&Device::Cpu, &z, &c, m, d, &params, objective).unwrap();
         let emu = Emu::new();
         let out = mlc_loss_host_on(&emu, &f32s(&z), &f32s(&c), m, d, &params, objective, budget).unwrap();
@@ -464,6 +513,24 @@ mod tests {
         let per = SpdWork::bytes_per_matrix(150) + 8 * (150 * 151 / 2);
         check(12, 150, 5, 7 * per, Objective::Mlc);
         check(10, 150, 5, usize::MAX >> 8, Objective::Tcr);
+    }
+
+    #[test]
+    fn edge_shapes() {
+        // d = 1 (TCR; with unit rows the MLC Z-gradient of d = 1 is exactly 0, nothing to compare);
+        // m = 2; d = 128 (largest single-kernel matrix); d = 129 (blocked, a last tile of 1).
+        check(2, 3, 5, usize::MAX >> 8, Objective::Mlc);
+        check(5, 1, 5, usize::MAX >> 8, Objective::Tcr);
+        check(6, 128, 5, usize::MAX >> 8, Objective::Mlc);
+        check(5, 129, 5, usize::MAX >> 8, Objective::Mlc);
+    }
+
+    #[test]
+    fn exact_sinkhorn_gradient() {
+        for iters in [1, 4, 5] {
+            let p = RateParams { sinkhorn_half_iters: iters, gradient: SinkhornGradient::Exact, eta: 0.3, ..Default::default() };
+            check_with(21, 9, p, usize::MAX >> 8, Objective::Mlc);
+        }
     }
 
     #[test]

@@ -99,6 +99,10 @@ def main():
 
     print(f"BENCH\tcuda_tcr_b1024_d128_fwd_bwd\t{time_ms(tcr, 30):.4f}")
 
+    z = unit_rows(1024, 1024, gen).requires_grad_(True)
+    c = unit_rows(1024, 1024, gen).requires_grad_(True)
+    print(f"BENCH\tcuda_mlc_b1024_d1024_fwd_bwd\t{time_ms(step, 3):.4f}")
+
 
 if __name__ == "__main__":
     main()
