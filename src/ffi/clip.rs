@@ -18,10 +18,8 @@ pub struct rateclust_model {
     inner: ClipModel,
 }
 
-/// Progress callback for long calls: `stage` names the step ("embed images", "embed texts"), `done` of
-/// `total` items are finished. Return 0 to continue, non-zero to cancel (the call then fails with
-/// `RATECLUST_STATUS_CANCELLED`). `stage` is valid only during the call.
-pub type rateclust_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>;
+/// The progress callback's Rust type (in C, spelled out in `rateclust_embed_params.progress`).
+type ProgressFn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>;
 
 /// Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
 #[repr(C)]
@@ -34,8 +32,10 @@ pub struct rateclust_embed_params {
     pub pooled: bool,
     /// Items per forward pass (default 32); bounds memory, larger is faster up to a point.
     pub batch_size: u32,
-    /// Called after each batch; may be NULL.
-    pub progress: rateclust_progress_fn,
+    /// Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
+    /// images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
+    /// to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
+    pub progress: Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>,
     /// Passed to `progress` unchanged.
     pub progress_user_data: *mut c_void,
 }
@@ -293,7 +293,7 @@ pub extern "C" fn rateclust_embed_texts(
 
 /// The C progress callback as a [`Progress`].
 struct CProgress {
-    f: rateclust_progress_fn,
+    f: ProgressFn,
     user: *mut c_void,
 }
 
