@@ -14,9 +14,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-/**
- * Incremented on any incompatible change to the C ABI.
- */
+/** Incremented on any incompatible change to this API; compare with rateclust_abi_version() at run time. */
 #define RATECLUST_ABI_VERSION 1
 
 /**

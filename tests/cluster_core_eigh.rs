@@ -92,3 +92,75 @@ fn bad_input_is_an_error() {
     assert_eq!(eigh::<f64>(&[], 0).unwrap_err().status(), Status::InvalidArgument);
     assert_eq!(eigh(&[1.0, f64::NAN, f64::NAN, 1.0], 2).unwrap_err().status(), Status::NonFinite);
 }
+
+/// Top-k against the full decomposition: eigenvalues, and the spanned subspace (‖V_refᵀ V‖_F² = k).
+fn check_top_k(a: &[f64], n: usize, k: usize, what: &str) {
+    use rateclust::linalg::eigh::eigh_top_k;
+    let t = std::time::Instant::now();
+    let (w, v) = eigh_top_k(a, n, k, -1.0, 1.0, 1e-10).unwrap();
+    let t_top = t.elapsed();
+    let (w_all, v_all) = eigh(a, n).unwrap();
+    println!("{what}: top-{k} {t_top:?}, full {:?}", t.elapsed() - t_top);
+    for i in 0..k {
+        assert!((w[i] - w_all[n - 1 - i]).abs() < 1e-9, "{what} λ{i}: {} vs {}", w[i], w_all[n - 1 - i]);
+    }
+    let mut f2 = 0.0;
+    for i in 0..k {
+        for j in 0..k {
+            let dot: f64 = (0..n).map(|r| v_all[r * n + n - 1 - i] * v[r * k + j]).sum();
+            f2 += dot * dot;
+        }
+    }
+    assert!((f2 - k as f64).abs() < 1e-8, "{what}: subspace overlap {f2} of {k}");
+}
+
+/// D^{-1/2} A D^{-1/2} of a nonnegative symmetric A.
+fn normalised(a: &mut [f64], n: usize) {
+    let d: Vec<f64> = a.chunks(n).map(|r| r.iter().sum::<f64>().sqrt()).collect();
+    for i in 0..n {
+        for j in 0..n {
+            a[i * n + j] /= d[i] * d[j];
+        }
+    }
+}
+
+#[test]
+fn top_k_matches_the_full_decomposition() {
+    let mut rng = rateclust::rng::Rng::new(5);
+    let n = 600;
+    // Six noisy blocks (eigenvalues near 1, one of them exactly 1): the clustering use case.
+    let blocks = 6;
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let same = i % blocks == j % blocks;
+            let v = if same { 0.5 + 0.5 * rng.uniform() } else { 0.05 * rng.uniform() };
+            a[i * n + j] = v;
+            a[j * n + i] = v;
+        }
+    }
+    normalised(&mut a, n);
+    check_top_k(&a, n, blocks, "noisy blocks");
+    // Exactly separated blocks: eigenvalue 1 repeated k times, which a block method must resolve.
+    let mut b = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            if i % blocks == j % blocks {
+                b[i * n + j] = 1.0 + ((i * 7 + j * 7) % 5) as f64 * 0.1;
+            }
+        }
+    }
+    normalised(&mut b, n);
+    check_top_k(&b, n, blocks, "separated blocks");
+    // A dense random affinity: tiny gaps after the first eigenvalue, so the iteration needs many passes.
+    let mut c = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let v = rng.uniform();
+            c[i * n + j] = v;
+            c[j * n + i] = v;
+        }
+    }
+    normalised(&mut c, n);
+    check_top_k(&c, n, 3, "uniform random");
+}

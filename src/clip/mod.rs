@@ -3,6 +3,7 @@
 pub mod config;
 pub mod encoder;
 pub mod image;
+pub mod jpeg;
 pub mod layers;
 pub mod model;
 pub mod preprocess;

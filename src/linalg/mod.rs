@@ -4,6 +4,7 @@
 //! Matrices cross module boundaries as row-major slices plus shapes; faer views are made locally.
 
 pub mod cholesky;
+pub mod eigh;
 pub mod gemm;
 
 pub use gemm::{gemm, Trans};
@@ -82,4 +83,3 @@ macro_rules! impl_real {
 }
 impl_real!(f32, "f32");
 impl_real!(f64, "f64");
-pub mod eigh;

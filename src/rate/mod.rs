@@ -7,6 +7,7 @@ pub mod coding;
 pub mod cuda;
 mod mlc;
 pub mod sinkhorn;
+mod vexp;
 
 use crate::device::Device;
 use crate::error::{Error, Result};

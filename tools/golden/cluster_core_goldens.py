@@ -12,6 +12,8 @@ References, none of them ours:
   * eigh_*.npy    numpy.linalg.eigh (LAPACK) of random symmetric matrices, float64.
   * kmeans_blobs.npy + kmeans.json  sklearn KMeans(n_init=10) inertia on Gaussian blobs.
   * coding_length.json  DESIGN §1 step 5 recomputed in numpy float64 (slogdet).
+  * spectral_*.npy  the row-normalised NJW spectral embedding (DESIGN §1 step 4) of a noisy,
+              nonsymmetric block affinity, from numpy.linalg.eigh in float64.
 Tested by tests/cluster_core_*.rs.
 """
 import json
@@ -176,10 +178,30 @@ def coding_length():
         json.dump(cases, f)
 
 
+def spectral():
+    rng = np.random.default_rng(5)
+    sizes = [120, 100, 80, 60, 40]
+    truth = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)])
+    rng.shuffle(truth)
+    n, k = len(truth), len(sizes)
+    same = truth[:, None] == truth[None, :]
+    a = np.where(same, 0.2 + 0.5 * rng.random((n, n)), 0.3 * rng.random((n, n))).astype(np.float32)
+    sym = (a.astype(np.float64) + a.T.astype(np.float64)) / 2
+    dinv = 1 / np.sqrt(sym.sum(axis=1))
+    m = sym * dinv[:, None] * dinv[None, :]
+    w, v = np.linalg.eigh(m)
+    emb = v[:, ::-1][:, :k]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.save(path("spectral_affinity.npy"), a)
+    np.save(path("spectral_embedding.npy"), emb)
+    np.save(path("spectral_truth.npy"), truth.astype(np.int64))
+
+
 if __name__ == "__main__":
     npy_files()
     metrics()
     eigh()
     kmeans()
     coding_length()
+    spectral()
     print("wrote", OUT)
