@@ -91,6 +91,8 @@ pub extern "C" fn rateclust_model_load(dir: *const c_char, device: DeviceKind, o
 }
 
 /// Frees a model from `rateclust_model_load`. NULL is ignored.
+// A C entry point cannot be `unsafe fn` in any way a C caller would notice; the contract is in the header.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[no_mangle]
 pub extern "C" fn rateclust_model_free(model: *mut rateclust_model) {
     if !model.is_null() {
