@@ -83,6 +83,34 @@ typedef enum {
 } rateclust_device_kind;
 
 /**
+ * Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
+ */
+typedef enum {
+  /**
+   * Warm-up: −R(Z) only (total coding rate). C is not used and gets no gradient.
+   */
+  RATECLUST_OBJECTIVE_TCR = 0,
+  /**
+   * −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
+   */
+  RATECLUST_OBJECTIVE_MLC = 1,
+} rateclust_objective;
+
+/**
+ * Which gradient flows through the Sinkhorn iterations.
+ */
+typedef enum {
+  /**
+   * As the reference code: through u and the final exp, v detached at each column step (DESIGN §1).
+   */
+  RATECLUST_SINKHORN_GRADIENT_REFERENCE = 0,
+  /**
+   * The exact derivative of the unrolled iterations (nothing detached).
+   */
+  RATECLUST_SINKHORN_GRADIENT_EXACT = 1,
+} rateclust_sinkhorn_gradient;
+
+/**
  * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
  */
 typedef struct {
@@ -95,6 +123,60 @@ typedef struct {
    */
   uint32_t top;
 } rateclust_label_params;
+
+/**
+ * Constants of the MLC objective. Get the reference's defaults from `rateclust_rate_default_params()` and
+ * change fields as needed.
+ */
+typedef struct {
+  /**
+   * ε², the allowed distortion (> 0; default 0.1).
+   */
+  double eps_sq;
+  /**
+   * γ, the weight of R_c (default 1).
+   */
+  double gamma;
+  /**
+   * λ, the weight of (λ/2)‖Π‖²_F (default 0.05).
+   */
+  double lambda;
+  /**
+   * η, the Sinkhorn entropic temperature (> 0; default 0.175).
+   */
+  double eta;
+  /**
+   * Sinkhorn half-iterations, row step first (≥ 1; default 5).
+   */
+  uint32_t sinkhorn_half_iters;
+  /**
+   * A `rateclust_sinkhorn_gradient`: `RATECLUST_SINKHORN_GRADIENT_REFERENCE` (default) or
+   * `RATECLUST_SINKHORN_GRADIENT_EXACT`.
+   */
+  uint32_t sinkhorn_gradient;
+} rateclust_rate_params;
+
+/**
+ * Loss value and its parts, written by `rateclust_mlc_loss*`.
+ */
+typedef struct {
+  /**
+   * The loss that was minimised (TCR: −R(Z); MLC: −R + γR_c + (λ/2)‖Π‖²_F).
+   */
+  double loss;
+  /**
+   * R(Z).
+   */
+  double rate;
+  /**
+   * R_c(Z, Π) (0 for TCR).
+   */
+  double rate_c;
+  /**
+   * (λ/2)‖Π‖²_F (0 for TCR).
+   */
+  double pi_penalty;
+} rateclust_mlc_values;
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,6 +256,66 @@ rateclust_status rateclust_default_vocabulary_name(size_t index,
                                                    char *buf,
                                                    size_t cap,
                                                    size_t *needed);
+
+/**
+ * The reference's constants: ε² 0.1, γ 1, λ 0.05, η 0.175, 5 half-iterations, reference gradient.
+ */
+rateclust_rate_params rateclust_rate_default_params(void);
+
+/**
+ * The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
+ *
+ * - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
+ * - `kind`, `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
+ * - `z`, `c`: caller-owned m×d row-major float arrays (m ≥ 2 samples, d ≥ 1 features; rows are normally
+ *   L2-normalised), finite. `c` is not read for `RATECLUST_OBJECTIVE_TCR` and may then be NULL.
+ * - `objective`: `RATECLUST_OBJECTIVE_TCR` or `RATECLUST_OBJECTIVE_MLC`.
+ * - `out`: receives the loss and its parts (required).
+ * - `grad_z`, `grad_c`: caller-owned m×d arrays receiving ∂loss/∂Z and ∂loss/∂C, or NULL if not wanted.
+ *   For TCR, `grad_c` (if given) is zeroed.
+ *
+ * Nothing is allocated for the caller; on failure the outputs are left unspecified and
+ * `rateclust_last_error()` says why (NaN input, bad size, NULL, bad parameter, no CUDA device, …).
+ */
+rateclust_status rateclust_mlc_loss(const rateclust_rate_params *params,
+                                    rateclust_device_kind kind,
+                                    uint32_t ordinal,
+                                    const float *z,
+                                    const float *c,
+                                    size_t m,
+                                    size_t d,
+                                    uint32_t objective,
+                                    rateclust_mlc_values *out,
+                                    float *grad_z,
+                                    float *grad_c);
+
+/**
+ * As `rateclust_mlc_loss`, in float64, on the CPU: `RATECLUST_DEVICE_KIND_AUTO` means the CPU here and
+ * `RATECLUST_DEVICE_KIND_CUDA` fails (the CUDA kernels are float32).
+ */
+rateclust_status rateclust_mlc_loss_f64(const rateclust_rate_params *params,
+                                        rateclust_device_kind kind,
+                                        uint32_t ordinal,
+                                        const double *z,
+                                        const double *c,
+                                        size_t m,
+                                        size_t d,
+                                        uint32_t objective,
+                                        rateclust_mlc_values *out,
+                                        double *grad_z,
+                                        double *grad_c);
+
+/**
+ * The membership Π = m · Sinkhorn_η(|C Cᵀ|) of float32 C (caller-owned, m×d row-major, m ≥ 2, d ≥ 1), written
+ * into the caller-owned m×m row-major array `pi` (rows sum to 1). `params` may be NULL for the defaults.
+ */
+rateclust_status rateclust_membership(const rateclust_rate_params *params,
+                                      rateclust_device_kind kind,
+                                      uint32_t ordinal,
+                                      const float *c,
+                                      size_t m,
+                                      size_t d,
+                                      float *pi);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -40,7 +40,7 @@ int main(void) {
 
     /* The exact Sinkhorn gradient is the true derivative of the loss, so finite differences must match it. */
     rateclust_rate_params p = rateclust_rate_default_params();
-    p.sinkhorn_gradient = RATECLUST_SINKHORN_EXACT;
+    p.sinkhorn_gradient = RATECLUST_SINKHORN_GRADIENT_EXACT;
     rateclust_mlc_values v;
     if (rateclust_mlc_loss_f64(&p, RATECLUST_DEVICE_KIND_AUTO, 0, z, c, M, D, RATECLUST_OBJECTIVE_MLC, &v, gz, gc) !=
         RATECLUST_STATUS_OK) {

@@ -1,6 +1,6 @@
 //! C API for the rate stage: the MLC / TCR loss with its gradients, and the Sinkhorn membership Π.
 //!
-//! Enumerated arguments arrive as plain integers (`RATECLUST_OBJECTIVE_*`, `RATECLUST_SINKHORN_*`) and are
+//! Enumerated arguments arrive as plain integers (values of the C enums `rateclust_objective` and `rateclust_sinkhorn_gradient`) and are
 //! checked here: an out-of-range value from C is an error, never an invalid Rust enum.
 #![allow(non_camel_case_types)]
 
@@ -9,16 +9,6 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Result, Status};
 use crate::linalg::Real;
 use crate::rate::{self, Objective, RateParams, SinkhornGradient};
-
-/// `objective` value: the TCR warm-up loss −R(Z) (C is not read and gets no gradient).
-pub const RATECLUST_OBJECTIVE_TCR: u32 = 0;
-/// `objective` value: the MLC loss −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
-pub const RATECLUST_OBJECTIVE_MLC: u32 = 1;
-/// `rateclust_rate_params.sinkhorn_gradient` value: the reference code's gradient (v detached at each
-/// column step), the default.
-pub const RATECLUST_SINKHORN_REFERENCE: u32 = 0;
-/// `rateclust_rate_params.sinkhorn_gradient` value: the exact derivative of the unrolled iterations.
-pub const RATECLUST_SINKHORN_EXACT: u32 = 1;
 
 /// Constants of the MLC objective. Get the reference's defaults from `rateclust_rate_default_params()` and
 /// change fields as needed.
@@ -35,7 +25,8 @@ pub struct rateclust_rate_params {
     pub eta: f64,
     /// Sinkhorn half-iterations, row step first (≥ 1; default 5).
     pub sinkhorn_half_iters: u32,
-    /// `RATECLUST_SINKHORN_REFERENCE` (default) or `RATECLUST_SINKHORN_EXACT`.
+    /// A `rateclust_sinkhorn_gradient`: `RATECLUST_SINKHORN_GRADIENT_REFERENCE` (default) or
+    /// `RATECLUST_SINKHORN_GRADIENT_EXACT`.
     pub sinkhorn_gradient: u32,
 }
 
@@ -69,8 +60,8 @@ impl From<RateParams> for rateclust_rate_params {
 impl rateclust_rate_params {
     fn to_rust(self) -> Result<RateParams> {
         let gradient = match self.sinkhorn_gradient {
-            RATECLUST_SINKHORN_REFERENCE => SinkhornGradient::Reference,
-            RATECLUST_SINKHORN_EXACT => SinkhornGradient::Exact,
+            x if x == SinkhornGradient::Reference as u32 => SinkhornGradient::Reference,
+            x if x == SinkhornGradient::Exact as u32 => SinkhornGradient::Exact,
             other => return Err(crate::invalid_arg!("params.sinkhorn_gradient = {other} (expected 0 = reference or 1 = exact)")),
         };
         let p = RateParams {
@@ -103,8 +94,8 @@ fn params_or_default(params: *const rateclust_rate_params) -> Result<RateParams>
 
 fn objective_from(v: u32) -> Result<Objective> {
     match v {
-        RATECLUST_OBJECTIVE_TCR => Ok(Objective::Tcr),
-        RATECLUST_OBJECTIVE_MLC => Ok(Objective::Mlc),
+        x if x == Objective::Tcr as u32 => Ok(Objective::Tcr),
+        x if x == Objective::Mlc as u32 => Ok(Objective::Mlc),
         other => Err(crate::invalid_arg!("objective = {other} (expected 0 = TCR or 1 = MLC)")),
     }
 }
