@@ -20,6 +20,7 @@ fn c_example_embed_matches_goldens_with_both_link_modes() {
         let out = run_example(&exe, &[model.to_str().unwrap(), image.to_str().unwrap()]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("embed dim: 24") && text.trim_end().ends_with("ok"), "{text}");
+        assert!(text.contains("image size: 32, pooled image width: 48"), "{text}");
         let got: Vec<f64> = text
             .lines()
             .find_map(|l| l.strip_prefix("image:"))

@@ -122,6 +122,41 @@ int main(int argc, char **argv) {
     if (!max_diff_ok(fr, fr + dim, dim, 0.0f, "BGR8 vs RGB8") || !max_diff_ok(fr, fr + 2 * dim, dim, 0.0f, "RGBA8 vs RGB8"))
         return 1;
 
+    /* A frame whose stride is shorter than a row, or an unknown format, is an argument error. */
+    rateclust_frame bad = {rgb, W, H, W * 3 - 1, RATECLUST_PIXEL_FORMAT_RGB8};
+    if (rateclust_embed_frames(model, &bad, 1, NULL, fr, dim) != RATECLUST_STATUS_INVALID_ARGUMENT ||
+        strstr(rateclust_last_error(), "frames[0]") == NULL) {
+        fprintf(stderr, "a short stride was not reported: %s\n", rateclust_last_error());
+        return 1;
+    }
+    bad.stride_bytes = stride3;
+    bad.format = 99;
+    if (rateclust_embed_frames(model, &bad, 1, NULL, fr, dim) != RATECLUST_STATUS_INVALID_ARGUMENT) return 1;
+    /* Encoded bytes that are not an image are a format error naming the item. */
+    const uint8_t junk[4] = {1, 2, 3, 4};
+    const uint8_t *junk_blobs[1] = {junk};
+    size_t junk_size = sizeof junk;
+    if (rateclust_embed_images_encoded(model, junk_blobs, &junk_size, 1, NULL, img2, dim) != RATECLUST_STATUS_FORMAT ||
+        strstr(rateclust_last_error(), "image 0") == NULL) {
+        fprintf(stderr, "junk bytes were not a format error: %s\n", rateclust_last_error());
+        return 1;
+    }
+
+    /* Preprocessed pixels, and the pooled (pre-projection) output's width. */
+    size_t side = 0, pooled_dim = 0;
+    CHECK(rateclust_model_image_size(model, &side));
+    rateclust_embed_params pooled = rateclust_embed_default_params();
+    pooled.pooled = true;
+    CHECK(rateclust_model_output_dim(model, true, &pooled, &pooled_dim));
+    printf("image size: %zu, pooled image width: %zu\n", side, pooled_dim);
+    float *px = calloc(3 * side * side, sizeof(float));
+    float *pooled_out = calloc(pooled_dim, sizeof(float));
+    for (size_t i = 0; i < 3 * side * side; i++) px[i] = (float)((i % 17) - 8) / 8.0f;
+    CHECK(rateclust_embed_pixels(model, px, 1, &pooled, pooled_out, pooled_dim));
+    double pn = 0;
+    for (size_t i = 0; i < pooled_dim; i++) pn += (double)pooled_out[i] * pooled_out[i];
+    if (fabs(pn - 1.0) > 1e-4) return 1;
+
     /* 4. Texts, and their cosine with the image (rows are L2-normalised). */
     const char *texts[3] = {"a photo of a cat", "a photo of a dog", "a diagram"};
     float *txt = calloc(3 * dim, sizeof(float));
@@ -158,6 +193,7 @@ int main(int argc, char **argv) {
     rateclust_model *none = NULL;
     if (rateclust_model_load("/nonexistent", RATECLUST_DEVICE_KIND_CPU, &none) == RATECLUST_STATUS_OK || none != NULL) return 1;
 
+    free(px), free(pooled_out);
     free(img), free(img2), free(bytes), free(rgb), free(bgr), free(rgba), free(fr), free(txt);
     rateclust_model_free(model);
     rateclust_model_free(NULL);

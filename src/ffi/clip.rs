@@ -6,7 +6,7 @@ use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, gu
 use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::device::DeviceKind;
-use crate::error::{Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::invalid_arg;
 use crate::progress::Progress;
 use std::borrow::Cow;
@@ -186,7 +186,7 @@ pub extern "C" fn rateclust_embed_images_encoded(
         let out = output(m, true, &opts, n, out, out_len)?;
         let rows = m.embed_image_source(
             n,
-            |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| invalid_arg!("image {i}: {e}")),
+            |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
             &opts,
             &mut progress,
         )?;
@@ -214,7 +214,7 @@ pub extern "C" fn rateclust_embed_frames(
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let format = PixelFormat::from_raw_value(f.format).map_err(|e| invalid_arg!("frames[{i}]: {e}"))?;
+                let format = PixelFormat::from_raw_value(f.format).map_err(|e| about(e, &format!("frames[{i}]")))?;
                 if f.width == 0 || f.height == 0 {
                     return Err(invalid_arg!("frames[{i}]: size {}×{} must be positive", f.width, f.height));
                 }
@@ -234,7 +234,7 @@ pub extern "C" fn rateclust_embed_frames(
                 let &(data, w, h, stride, format) = &views[i];
                 from_raw(data, w, h, stride, format)
                     .map(Cow::Owned)
-                    .map_err(|e| invalid_arg!("frames[{i}]: {e}"))
+                    .map_err(|e| about(e, &format!("frames[{i}]")))
             },
             &opts,
             &mut progress,
@@ -291,6 +291,15 @@ pub extern "C" fn rateclust_embed_texts(
         out[..rows.len()].copy_from_slice(&rows);
         Ok(())
     })
+}
+
+/// `e` with `what` (which input) put in front of its message, keeping its kind (and so its status code).
+fn about(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{what}: {m}")),
+        Error::Format(m) => Error::Format(format!("{what}: {m}")),
+        other => other,
+    }
 }
 
 /// The C progress callback as a [`Progress`].
