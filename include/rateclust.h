@@ -65,24 +65,6 @@ typedef enum {
 } rateclust_status;
 
 /**
- * Which device a call should run on (C: `rateclust_device_kind`).
- */
-typedef enum {
-  /**
-   * CUDA if a usable GPU is present, else the CPU.
-   */
-  RATECLUST_DEVICE_KIND_AUTO = 0,
-  /**
-   * The CPU (always available).
-   */
-  RATECLUST_DEVICE_KIND_CPU = 1,
-  /**
-   * A CUDA GPU; fails with `RATECLUST_DEVICE` if none is usable.
-   */
-  RATECLUST_DEVICE_KIND_CUDA = 2,
-} rateclust_device_kind;
-
-/**
  * Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
  */
 typedef enum {
@@ -109,6 +91,24 @@ typedef enum {
    */
   RATECLUST_SINKHORN_GRADIENT_EXACT = 1,
 } rateclust_sinkhorn_gradient;
+
+/**
+ * Which device a call should run on (C: `rateclust_device_kind`).
+ */
+typedef enum {
+  /**
+   * CUDA if a usable GPU is present, else the CPU.
+   */
+  RATECLUST_DEVICE_KIND_AUTO = 0,
+  /**
+   * The CPU (always available).
+   */
+  RATECLUST_DEVICE_KIND_CPU = 1,
+  /**
+   * A CUDA GPU; fails with `RATECLUST_DEVICE` if none is usable.
+   */
+  RATECLUST_DEVICE_KIND_CUDA = 2,
+} rateclust_device_kind;
 
 /**
  * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
@@ -204,13 +204,13 @@ uint32_t rateclust_abi_version(void);
 uint32_t rateclust_device_count(void);
 
 /**
- * Describes the device a call with `kind` and `ordinal` would run on, as a NUL-terminated string
+ * Describes the device a call with `kind` (a `rateclust_device_kind`) and `ordinal` would run on, as a NUL-terminated string
  * written into `buf` (capacity `cap` bytes, truncated if too small; `*needed`, if not NULL, gets the full
  * size). With `RATECLUST_DEVICE_KIND_AUTO` falling back to the CPU, the text says why CUDA was not used.
  * Fails with `RATECLUST_STATUS_DEVICE` (and the reason in `rateclust_last_error()`) if `kind` is CUDA and no
  * usable GPU exists.
  */
-rateclust_status rateclust_device_info(rateclust_device_kind kind,
+rateclust_status rateclust_device_info(uint32_t kind,
                                        uint32_t ordinal,
                                        char *buf,
                                        size_t cap,
@@ -266,7 +266,7 @@ rateclust_rate_params rateclust_rate_default_params(void);
  * The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
  *
  * - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
- * - `kind`, `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
+ * - `kind` (a `rateclust_device_kind`), `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
  * - `z`, `c`: caller-owned m×d row-major float arrays (m ≥ 2 samples, d ≥ 1 features; rows are normally
  *   L2-normalised), finite. `c` is not read for `RATECLUST_OBJECTIVE_TCR` and may then be NULL.
  * - `objective`: `RATECLUST_OBJECTIVE_TCR` or `RATECLUST_OBJECTIVE_MLC`.
@@ -278,7 +278,7 @@ rateclust_rate_params rateclust_rate_default_params(void);
  * `rateclust_last_error()` says why (NaN input, bad size, NULL, bad parameter, no CUDA device, …).
  */
 rateclust_status rateclust_mlc_loss(const rateclust_rate_params *params,
-                                    rateclust_device_kind kind,
+                                    uint32_t kind,
                                     uint32_t ordinal,
                                     const float *z,
                                     const float *c,
@@ -294,7 +294,7 @@ rateclust_status rateclust_mlc_loss(const rateclust_rate_params *params,
  * `RATECLUST_DEVICE_KIND_CUDA` fails (the CUDA kernels are float32).
  */
 rateclust_status rateclust_mlc_loss_f64(const rateclust_rate_params *params,
-                                        rateclust_device_kind kind,
+                                        uint32_t kind,
                                         uint32_t ordinal,
                                         const double *z,
                                         const double *c,
@@ -310,7 +310,7 @@ rateclust_status rateclust_mlc_loss_f64(const rateclust_rate_params *params,
  * into the caller-owned m×m row-major array `pi` (rows sum to 1). `params` may be NULL for the defaults.
  */
 rateclust_status rateclust_membership(const rateclust_rate_params *params,
-                                      rateclust_device_kind kind,
+                                      uint32_t kind,
                                       uint32_t ordinal,
                                       const float *c,
                                       size_t m,

@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
     }
     rateclust_model *none = NULL;
     if (rateclust_model_load("/nonexistent", RATECLUST_DEVICE_KIND_CPU, &none) == RATECLUST_STATUS_OK || none != NULL) return 1;
+    if (rateclust_model_load(argv[1], 7, &none) != RATECLUST_STATUS_INVALID_ARGUMENT || none != NULL) return 1;
 
     free(px), free(pooled_out);
     free(img), free(img2), free(bytes), free(rgb), free(bgr), free(rgba), free(fr), free(txt);

@@ -2,10 +2,9 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, guard};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
 use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
 use crate::clip::{ClipModel, EmbedOptions};
-use crate::device::DeviceKind;
 use crate::error::{Error, Result, Status};
 use crate::invalid_arg;
 use crate::progress::Progress;
@@ -67,23 +66,16 @@ pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
 
 /// Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
 /// `CLIPModel`, or one tower alone), plus `vocab.json` + `merges.txt` to embed texts and optionally
-/// `preprocessor_config.json`. `device`: the towers run on the CPU; `RATECLUST_DEVICE_KIND_AUTO` uses it,
-/// `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE` in this version. On success `*out`
-/// receives a model the caller frees with `rateclust_model_free`.
+/// `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): the towers run on the CPU;
+/// `RATECLUST_DEVICE_KIND_AUTO` uses it, `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE`
+/// in this version. On success `*out` receives a model the caller frees with `rateclust_model_free`.
 #[no_mangle]
-pub extern "C" fn rateclust_model_load(dir: *const c_char, device: DeviceKind, out: *mut *mut rateclust_model) -> Status {
+pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mut *mut rateclust_model) -> Status {
     guard(|| {
         let out = arg_mut(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = arg_str(dir, "dir")?;
-        // `device` comes from C: reject values outside the enum before using it.
-        let raw = device as u32;
-        let kind = match raw {
-            0 => DeviceKind::Auto,
-            1 => DeviceKind::Cpu,
-            2 => DeviceKind::Cuda,
-            _ => return Err(invalid_arg!("device {raw} is not a rateclust_device_kind value")),
-        };
+        let kind = device_kind(device)?;
         let inner = ClipModel::load_on(dir, kind)?;
         *out = Box::into_raw(Box::new(rateclust_model { inner }));
         Ok(())

@@ -4,7 +4,7 @@
 //! checked here: an out-of-range value from C is an error, never an invalid Rust enum.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_slice, arg_slice_mut, checked_len, guard};
+use super::{arg_mut, device_kind, arg_slice, arg_slice_mut, checked_len, guard};
 use crate::device::{Device, DeviceKind};
 use crate::error::{Result, Status};
 use crate::linalg::Real;
@@ -103,7 +103,7 @@ fn objective_from(v: u32) -> Result<Objective> {
 #[allow(clippy::too_many_arguments)]
 fn mlc_loss_c<T: Real>(
     params: *const rateclust_rate_params,
-    kind: DeviceKind,
+    kind: u32,
     ordinal: u32,
     z: *const T,
     c: *const T,
@@ -115,6 +115,7 @@ fn mlc_loss_c<T: Real>(
     grad_c: *mut T,
 ) -> Result<()> {
     let p = params_or_default(params)?;
+    let kind = device_kind(kind)?;
     let objective = objective_from(objective)?;
     let out = arg_mut(out, "out")?;
     if m == 0 || d == 0 {
@@ -144,7 +145,7 @@ fn mlc_loss_c<T: Real>(
 /// The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
 ///
 /// - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
-/// - `kind`, `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
+/// - `kind` (a `rateclust_device_kind`), `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
 /// - `z`, `c`: caller-owned m×d row-major float arrays (m ≥ 2 samples, d ≥ 1 features; rows are normally
 ///   L2-normalised), finite. `c` is not read for `RATECLUST_OBJECTIVE_TCR` and may then be NULL.
 /// - `objective`: `RATECLUST_OBJECTIVE_TCR` or `RATECLUST_OBJECTIVE_MLC`.
@@ -157,7 +158,7 @@ fn mlc_loss_c<T: Real>(
 #[no_mangle]
 pub extern "C" fn rateclust_mlc_loss(
     params: *const rateclust_rate_params,
-    kind: DeviceKind,
+    kind: u32,
     ordinal: u32,
     z: *const f32,
     c: *const f32,
@@ -176,7 +177,7 @@ pub extern "C" fn rateclust_mlc_loss(
 #[no_mangle]
 pub extern "C" fn rateclust_mlc_loss_f64(
     params: *const rateclust_rate_params,
-    kind: DeviceKind,
+    kind: u32,
     ordinal: u32,
     z: *const f64,
     c: *const f64,
@@ -195,7 +196,7 @@ pub extern "C" fn rateclust_mlc_loss_f64(
 #[no_mangle]
 pub extern "C" fn rateclust_membership(
     params: *const rateclust_rate_params,
-    kind: DeviceKind,
+    kind: u32,
     ordinal: u32,
     c: *const f32,
     m: usize,
@@ -209,7 +210,7 @@ pub extern "C" fn rateclust_membership(
         }
         let c = arg_slice(c, checked_len(m, d, "m·d")?, "c")?;
         let out = arg_slice_mut(pi, checked_len(m, m, "m·m")?, "pi")?;
-        let device = Device::open(kind, ordinal as usize)?;
+        let device = Device::open(device_kind(kind)?, ordinal as usize)?;
         out.copy_from_slice(&rate::membership(&device, c, m, d, &p)?);
         Ok(())
     })
