@@ -129,10 +129,91 @@ typedef enum {
 } rateclust_assign_rule;
 
 /**
+ * Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
+ * Values are part of the C ABI: never renumber, only append.
+ */
+typedef enum {
+  /**
+   * `R G B`, 3 bytes per pixel.
+   */
+  RATECLUST_PIXEL_FORMAT_RGB8 = 0,
+  /**
+   * `R G B A`, 4 bytes per pixel (straight, not premultiplied alpha; composited onto white).
+   */
+  RATECLUST_PIXEL_FORMAT_RGBA8 = 1,
+  /**
+   * `B G R`, 3 bytes per pixel (OpenCV's default).
+   */
+  RATECLUST_PIXEL_FORMAT_BGR8 = 2,
+  /**
+   * `B G R A`, 4 bytes per pixel (straight alpha; composited onto white).
+   */
+  RATECLUST_PIXEL_FORMAT_BGRA8 = 3,
+  /**
+   * One gray byte per pixel.
+   */
+  RATECLUST_PIXEL_FORMAT_GRAY8 = 4,
+  /**
+   * `R G B X`, 4 bytes per pixel, the fourth byte ignored.
+   */
+  RATECLUST_PIXEL_FORMAT_RGBX8 = 5,
+  /**
+   * `B G R X`, 4 bytes per pixel, the fourth byte ignored.
+   */
+  RATECLUST_PIXEL_FORMAT_BGRX8 = 6,
+} rateclust_pixel_format;
+
+/**
  * A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
  * `rateclust_clusterer_free`. Not safe to use from two threads at once.
  */
 typedef struct rateclust_clusterer rateclust_clusterer;
+
+/**
+ * A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
+ */
+typedef struct rateclust_model rateclust_model;
+
+/**
+ * Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
+ */
+typedef struct {
+  /**
+   * L2-normalise every output row (default true).
+   */
+  bool normalize;
+  /**
+   * Return the tower's pooled output before the projection (width = the tower's hidden size, see
+   * `rateclust_model_output_dim`) instead of the projected embedding (default false).
+   */
+  bool pooled;
+  /**
+   * Items per forward pass (default 32); bounds memory, larger is faster up to a point.
+   */
+  uint32_t batch_size;
+  /**
+   * Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
+   * images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
+   * to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
+   */
+  int32_t (*progress)(void *user_data, const char *stage, uint64_t done, uint64_t total);
+  /**
+   * Passed to `progress` unchanged.
+   */
+  void *progress_user_data;
+} rateclust_embed_params;
+
+/**
+ * A raw frame as media pipelines hand it over: `height` rows `stride_bytes` apart, pixels in `format`
+ * (a `rateclust_pixel_format` value: RGB8, RGBA8, BGR8, BGRA8, GRAY8, RGBX8, BGRX8). The caller owns `data`.
+ */
+typedef struct {
+  const uint8_t *data;
+  uint32_t width;
+  uint32_t height;
+  size_t stride_bytes;
+  uint32_t format;
+} rateclust_frame;
 
 /**
  * Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
@@ -289,6 +370,107 @@ extern "C" {
  * valid until the next rateclust call on the same thread; the library owns it (do not free).
  */
 const char *rateclust_last_error(void);
+
+/**
+ * Default embed options: normalised projected embeddings, batches of 32, no progress callback.
+ */
+rateclust_embed_params rateclust_embed_default_params(void);
+
+/**
+ * Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
+ * `CLIPModel`, or one tower alone), plus `vocab.json` + `merges.txt` to embed texts and optionally
+ * `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): the towers run on the CPU;
+ * `RATECLUST_DEVICE_KIND_AUTO` uses it, `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE`
+ * in this version. On success `*out` receives a model the caller frees with `rateclust_model_free`.
+ */
+rateclust_status rateclust_model_load(const char *dir,
+                                      uint32_t device,
+                                      rateclust_model **out);
+
+/**
+ * Frees a model from `rateclust_model_load`. NULL is ignored.
+ */
+void rateclust_model_free(rateclust_model *model);
+
+/**
+ * Writes the width of the projected embeddings (the shared image–text space) into `*out`.
+ */
+rateclust_status rateclust_model_embed_dim(const rateclust_model *model, size_t *out);
+
+/**
+ * Writes the row width an embed call with `params` (NULL = defaults) returns for images (`images` true)
+ * or texts into `*out`: the embed dimension, or the tower's hidden size with `pooled`.
+ */
+rateclust_status rateclust_model_output_dim(const rateclust_model *model,
+                                            bool images,
+                                            const rateclust_embed_params *params,
+                                            size_t *out);
+
+/**
+ * Writes the side in pixels of the preprocessed square images the vision tower takes into `*out`
+ * (for `rateclust_embed_pixels`); fails if the model has no vision tower.
+ */
+rateclust_status rateclust_model_image_size(const rateclust_model *model, size_t *out);
+
+/**
+ * Embeds `n` image files (JPEG, PNG, WebP; EXIF orientation applied) into `out`, `n` rows of the
+ * output width (`rateclust_model_output_dim`), row i for `paths[i]`. `out_len` is the number of floats
+ * `out` holds (at least n × width). The caller owns every buffer; `params` may be NULL.
+ */
+rateclust_status rateclust_embed_image_files(const rateclust_model *model,
+                                             const char *const *paths,
+                                             size_t n,
+                                             const rateclust_embed_params *params,
+                                             float *out,
+                                             size_t out_len);
+
+/**
+ * Embeds `n` encoded images held in memory (JPEG, PNG, WebP): image i is `data[i]`, `sizes[i]` bytes.
+ * Output as `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_images_encoded(const rateclust_model *model,
+                                                const uint8_t *const *data,
+                                                const size_t *sizes,
+                                                size_t n,
+                                                const rateclust_embed_params *params,
+                                                float *out,
+                                                size_t out_len);
+
+/**
+ * Embeds `n` raw frames (see `rateclust_frame`; RGBA/BGRA are composited onto white like PIL's
+ * `convert("RGB")` of an RGBA image). Output as `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_frames(const rateclust_model *model,
+                                        const rateclust_frame *frames,
+                                        size_t n,
+                                        const rateclust_embed_params *params,
+                                        float *out,
+                                        size_t out_len);
+
+/**
+ * Embeds `n` already preprocessed images: `pixels` holds n × 3 × S × S floats (CHW, normalised as
+ * `CLIPImageProcessor` outputs them; S from `rateclust_model_image_size`). Output as
+ * `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_pixels(const rateclust_model *model,
+                                        const float *pixels,
+                                        size_t n,
+                                        const rateclust_embed_params *params,
+                                        float *out,
+                                        size_t out_len);
+
+/**
+ * Embeds `n` NUL-terminated UTF-8 texts (CLIP BPE, truncated to the model's context length) into `out`,
+ * `n` rows of the output width (`rateclust_model_output_dim` with `images` false); `out_len` is the
+ * number of floats `out` holds (at least n × width). Needs `vocab.json` + `merges.txt` in the model
+ * directory. The caller owns every buffer; `params` may be NULL.
+ */
+rateclust_status rateclust_embed_texts(const rateclust_model *model,
+                                       const char *const *texts,
+                                       size_t n,
+                                       const rateclust_embed_params *params,
+                                       float *out,
+                                       size_t out_len);
 
 /**
  * The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
