@@ -8,18 +8,18 @@ use crate::error::Result;
 /// transformers `CLIPEncoderLayer`: LN1 → self-attention → residual, LN2 → MLP → residual.
 /// Q, K and V are one fused `[3d, d]` projection (one GEMM instead of three).
 pub struct EncoderLayer {
-    ln1: LayerNorm,
-    qkv: Linear,
-    out_proj: Linear,
-    ln2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    pub(crate) ln1: LayerNorm,
+    pub(crate) qkv: Linear,
+    pub(crate) out_proj: Linear,
+    pub(crate) ln2: LayerNorm,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
 }
 
 /// transformers `CLIPEncoder`: a stack of [`EncoderLayer`]s.
 pub struct Encoder {
     pub cfg: EncoderConfig,
-    layers: Vec<EncoderLayer>,
+    pub(crate) layers: Vec<EncoderLayer>,
 }
 
 /// Activation buffers for one forward pass over `tokens` stacked tokens, allocated once per batch and

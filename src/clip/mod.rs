@@ -1,6 +1,7 @@
 //! The built-in CLIP engine: config, weights, preprocessing, tokenizer, vision and text towers.
 
 pub mod config;
+pub mod cuda;
 pub mod encoder;
 pub mod image;
 pub mod jpeg;

@@ -2,6 +2,7 @@
 //! (`CLIPVisionModel[WithProjection]`, `CLIPTextModel[WithProjection]`).
 
 use super::config::ClipConfig;
+use super::cuda::CudaClip;
 use super::image::RgbImage8;
 use super::preprocess::{preprocess_into, PreprocessConfig};
 use super::tokenizer::Tokenizer;
@@ -89,6 +90,10 @@ pub struct ClipModel {
     tokenizer: Option<Tokenizer>,
     /// From `preprocessor_config.json`, else OpenAI CLIP's settings at the model's image size.
     preprocess: Option<PreprocessConfig>,
+    /// The towers' weights on a GPU when the model was loaded for CUDA: every embed call then runs there.
+    cuda: Option<CudaClip>,
+    /// Why `DeviceKind::Auto` stayed on the CPU, when it did (no GPU, or the upload failed).
+    cpu_reason: Option<String>,
 }
 
 impl ClipModel {
@@ -97,15 +102,50 @@ impl ClipModel {
         Self::load_on(dir, DeviceKind::Cpu)
     }
 
-    /// Loads for a device kind. The towers run on the CPU only for now: `Auto` uses the CPU, `Cuda` is an
-    /// error (`Error::Device`).
+    /// Loads for a device kind. `Cuda`: the towers' weights go to GPU 0 (f16 matrices) and every embed
+    /// call runs there; no usable GPU or a failed upload is an `Error::Device`. `Auto`: CUDA when that
+    /// works, else the CPU (the reason stays in [`ClipModel::device`]). `Cpu`: the CPU.
     pub fn load_on(dir: impl AsRef<Path>, kind: DeviceKind) -> Result<Self> {
-        if kind == DeviceKind::Cuda {
-            // Open it first so that a missing GPU gets the device layer's precise reason.
-            let _ = Device::open(DeviceKind::Cuda, 0)?;
-            return Err(Error::Device("the CLIP towers have no CUDA implementation yet; use the CPU".into()));
+        // Open the device first so that a missing GPU gets the device layer's precise reason before the
+        // (slow) weight loading.
+        let (gpu, mut cpu_reason) = match Device::open(kind, 0)? {
+            Device::Cuda(d) => (Some(d), None),
+            Device::Cpu if kind == DeviceKind::Auto => (None, crate::device::cuda_unavailable_reason()),
+            Device::Cpu => (None, None),
+        };
+        let mut model = Self::load_cpu(dir.as_ref())?;
+        if let Some(dev) = gpu {
+            match CudaClip::upload(
+                dev,
+                model.vision.as_ref(),
+                model.text.as_ref(),
+                model.visual_projection.as_ref(),
+                model.text_projection.as_ref(),
+            ) {
+                Ok(c) => model.cuda = Some(c),
+                Err(e) if kind == DeviceKind::Cuda => return Err(e),
+                Err(e) => cpu_reason = Some(format!("uploading the CLIP weights to the GPU failed: {e}")),
+            }
         }
-        let dir = dir.as_ref();
+        model.cpu_reason = cpu_reason;
+        Ok(model)
+    }
+
+    /// Where the towers run, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)` or `cpu (why CUDA was not used)`.
+    pub fn device(&self) -> String {
+        match (&self.cuda, &self.cpu_reason) {
+            (Some(c), _) => c.describe(),
+            (None, Some(why)) => format!("cpu ({why})"),
+            (None, None) => "cpu".into(),
+        }
+    }
+
+    /// Whether embed calls run on a GPU.
+    pub fn on_cuda(&self) -> bool {
+        self.cuda.is_some()
+    }
+
+    fn load_cpu(dir: &Path) -> Result<Self> {
         let config = ClipConfig::from_file(dir.join("config.json"))?;
         let st_path = dir.join("model.safetensors");
         if !st_path.exists() {
@@ -185,7 +225,18 @@ impl ClipModel {
         };
         let logit_scale = if t.contains("logit_scale") { Some(t.get("logit_scale", &[])?[0]) } else { None };
         let preprocess = vision.as_ref().map(|v| PreprocessConfig::for_image_size(v.cfg.image_size));
-        Ok(ClipModel { config, vision, text, visual_projection, text_projection, logit_scale, tokenizer: None, preprocess })
+        Ok(ClipModel {
+            config,
+            vision,
+            text,
+            visual_projection,
+            text_projection,
+            logit_scale,
+            tokenizer: None,
+            preprocess,
+            cuda: None,
+            cpu_reason: None,
+        })
     }
 
     pub fn has_vision(&self) -> bool {
@@ -253,6 +304,10 @@ impl ClipModel {
             ));
         }
         crate::error::check_finite("pixels", pixels)?;
+        if let Some(c) = &self.cuda {
+            let rows = c.embed_pixels(pixels, n, opts.batch_size, opts.pooled)?;
+            return Ok(Self::normalized(rows, n, opts));
+        }
         let dim = self.output_dim(true, opts);
         let chunks = split_work(n, opts.batch_size);
         let rows = run_chunks(&chunks, &mut NoProgress, "embed images", |r| {
@@ -273,6 +328,13 @@ impl ClipModel {
     pub fn embed_token_ids_with(&self, ids: &[&[u32]], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
         let t = self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?;
         let pools = t.pool_positions(ids)?;
+        if let Some(c) = &self.cuda {
+            let total = ids.len() as u64;
+            progress::report(progress, "embed texts", 0, total)?;
+            let rows = c.embed_token_ids(ids, &pools, opts.batch_size, opts.pooled)?;
+            progress::report(progress, "embed texts", total, total)?;
+            return Ok(Self::normalized(rows, ids.len(), opts));
+        }
         let dim = self.output_dim(false, opts);
         // Batch sequences of similar length together: each batch computes up to its own longest one.
         let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -343,21 +405,47 @@ impl ClipModel {
         let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
         let pp = self.preprocess.as_ref().expect("a vision model has a preprocess config");
         let per = v.pixels_per_image();
-        let chunks = split_work(n, opts.batch_size);
-        run_chunks(&chunks, progress, "embed images", |r| {
+        let preprocess = |r: Range<usize>| -> Result<Vec<f32>> {
             let mut pixels = vec![0.0f32; r.len() * per];
-            pixels.par_chunks_mut(per).zip(r.clone().into_par_iter()).try_for_each(|(px, i)| {
+            pixels.par_chunks_mut(per).zip(r.into_par_iter()).try_for_each(|(px, i)| {
                 let img = load(i)?;
                 preprocess_into(&img, pp, px)
             })?;
+            Ok(pixels)
+        };
+        if let Some(c) = &self.cuda {
+            // One GPU pass per batch; decoding and preprocessing stay on the CPU threads.
+            let bs = opts.batch_size.max(1);
+            let mut out = Vec::new();
+            progress::report(progress, "embed images", 0, n as u64)?;
+            for start in (0..n).step_by(bs) {
+                let r = start..(start + bs).min(n);
+                let pixels = preprocess(r.clone())?;
+                out.extend(c.embed_pixels(&pixels, r.len(), bs, opts.pooled)?);
+                progress::report(progress, "embed images", r.end as u64, n as u64)?;
+            }
+            return Ok(Self::normalized(out, n, opts));
+        }
+        let chunks = split_work(n, opts.batch_size);
+        run_chunks(&chunks, progress, "embed images", |r| {
+            let pixels = preprocess(r.clone())?;
             let pooled = v.forward(&pixels, r.len(), None);
             Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
         })
     }
 
+    /// L2-normalises each of the `n` rows if `opts.normalize` asks for it.
+    fn normalized(mut rows: Vec<f32>, n: usize, opts: &EmbedOptions) -> Vec<f32> {
+        if opts.normalize && n > 0 {
+            let d = rows.len() / n;
+            l2_normalize_rows(&mut rows, d);
+        }
+        rows
+    }
+
     /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.
     fn finish(&self, pooled: Vec<f32>, n: usize, projection: Option<&Linear>, opts: &EmbedOptions) -> Vec<f32> {
-        let mut rows = match projection {
+        let rows = match projection {
             Some(p) if !opts.pooled => {
                 let mut y = vec![0.0f32; n * p.out_dim];
                 p.forward(&pooled, &mut y);
@@ -365,11 +453,7 @@ impl ClipModel {
             }
             _ => pooled,
         };
-        if opts.normalize && n > 0 {
-            let d = rows.len() / n;
-            l2_normalize_rows(&mut rows, d);
-        }
-        rows
+        Self::normalized(rows, n, opts)
     }
 
     /// transformers `CLIPModel.forward`'s `logits_per_image` (`[n_images, n_texts]`): exp(logit_scale) ×

@@ -15,11 +15,11 @@ use rayon::prelude::*;
 pub struct TextTower {
     pub cfg: TextConfig,
     /// `[vocab, d]`
-    token_embedding: Vec<f32>,
+    pub(crate) token_embedding: Vec<f32>,
     /// `[max_positions, d]`
-    position_embedding: Vec<f32>,
-    encoder: Encoder,
-    final_layer_norm: LayerNorm,
+    pub(crate) position_embedding: Vec<f32>,
+    pub(crate) encoder: Encoder,
+    pub(crate) final_layer_norm: LayerNorm,
 }
 
 /// Where transformers pools a sequence (`CLIPTextModel.forward`): at `argmax(input_ids)` (first maximum)

@@ -11,13 +11,13 @@ use rayon::prelude::*;
 pub struct VisionTower {
     pub cfg: VisionConfig,
     /// Conv2d(3, d, kernel = stride = patch, bias = False) weight as a `[d, 3·p·p]` matrix.
-    patch_weight: Vec<f32>,
-    class_embedding: Vec<f32>,
+    pub(crate) patch_weight: Vec<f32>,
+    pub(crate) class_embedding: Vec<f32>,
     /// `[seq, d]`
-    position_embedding: Vec<f32>,
-    pre_layrnorm: LayerNorm,
-    encoder: Encoder,
-    post_layernorm: LayerNorm,
+    pub(crate) position_embedding: Vec<f32>,
+    pub(crate) pre_layrnorm: LayerNorm,
+    pub(crate) encoder: Encoder,
+    pub(crate) post_layernorm: LayerNorm,
 }
 
 impl VisionTower {

@@ -373,6 +373,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("rate_linalg", include_str!("../../kernels/rate_linalg.cu")),
     ("sinkhorn", include_str!("../../kernels/sinkhorn.cu")),
     ("nn", include_str!("../../kernels/nn.cu")),
+    ("clip", include_str!("../../kernels/clip.cu")),
 ];
 
 fn kernel_source(file: &str) -> Result<&'static str> {
