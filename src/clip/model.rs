@@ -108,27 +108,38 @@ impl ClipModel {
     pub fn load_on(dir: impl AsRef<Path>, kind: DeviceKind) -> Result<Self> {
         // Open the device first so that a missing GPU gets the device layer's precise reason before the
         // (slow) weight loading.
-        let (gpu, mut cpu_reason) = match Device::open(kind, 0)? {
-            Device::Cuda(d) => (Some(d), None),
-            Device::Cpu if kind == DeviceKind::Auto => (None, crate::device::cuda_unavailable_reason()),
-            Device::Cpu => (None, None),
-        };
+        let device = Device::open(kind, 0)?;
         let mut model = Self::load_cpu(dir.as_ref())?;
-        if let Some(dev) = gpu {
-            match CudaClip::upload(
-                dev,
-                model.vision.as_ref(),
-                model.text.as_ref(),
-                model.visual_projection.as_ref(),
-                model.text_projection.as_ref(),
-            ) {
-                Ok(c) => model.cuda = Some(c),
-                Err(e) if kind == DeviceKind::Cuda => return Err(e),
-                Err(e) => cpu_reason = Some(format!("uploading the CLIP weights to the GPU failed: {e}")),
-            }
-        }
-        model.cpu_reason = cpu_reason;
+        model.place_on(device, kind)?;
         Ok(model)
+    }
+
+    /// Moves the towers to a device kind after loading (e.g. a model built with
+    /// [`ClipModel::from_tensors`]): the same rules as [`ClipModel::load_on`]. `Cpu` drops GPU weights.
+    pub fn use_device(&mut self, kind: DeviceKind) -> Result<()> {
+        let device = Device::open(kind, 0)?;
+        self.place_on(device, kind)
+    }
+
+    fn place_on(&mut self, device: Device, kind: DeviceKind) -> Result<()> {
+        self.cuda = None;
+        self.cpu_reason = None;
+        match device {
+            Device::Cuda(dev) => match CudaClip::upload(
+                dev,
+                self.vision.as_ref(),
+                self.text.as_ref(),
+                self.visual_projection.as_ref(),
+                self.text_projection.as_ref(),
+            ) {
+                Ok(c) => self.cuda = Some(c),
+                Err(e) if kind == DeviceKind::Cuda => return Err(e),
+                Err(e) => self.cpu_reason = Some(format!("uploading the CLIP weights to the GPU failed: {e}")),
+            },
+            Device::Cpu if kind == DeviceKind::Auto => self.cpu_reason = crate::device::cuda_unavailable_reason(),
+            Device::Cpu => {}
+        }
+        Ok(())
     }
 
     /// Where the towers run, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)` or `cpu (why CUDA was not used)`.
