@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The one GPU check for the CUDA rate-reduction path (issue 2). Two halves:
+# The one GPU check for the CUDA paths (issue 2: rate reduction; issue 4: the CLIP towers). Two halves:
 #
 #   scripts/gpu_check.sh --bundle   on the build machine (no GPU needed): builds the CUDA test binaries and
-#                                   the benchmark, copies them into target/gpu-bundle/ (carry that folder).
-#   scripts/gpu_check.sh            on the GPU machine, from the repository root: builds nothing; runs the
-#                                   bundled tests (rate kernels vs the CPU, CLIP nn kernels vs f64
-#                                   restatements, kernel compile with the local NVRTC), our
-#                                   benchmark and tools/bench/rate_cuda_torch.py, and prints a table.
+#                                   the benchmarks, copies them into target/gpu-bundle/ (carry that folder).
+#   scripts/gpu_check.sh [AREA...]  on the GPU machine, from the repository root: builds nothing; runs the
+#                                   bundled tests and benchmarks of each AREA and prints a table.
+#                                   rate (the default): kernel compile with the local NVRTC, rate kernels vs
+#                                     the CPU, CLIP nn kernels vs f64 restatements, bench_rate_cuda and
+#                                     tools/bench/rate_cuda_torch.py.
+#                                   clip: kernel compile, CLIP nn kernels, the CUDA towers vs transformers'
+#                                     goldens and the CPU (tests/clip_cuda.rs), bench_clip_cuda and
+#                                     tools/bench/clip_cuda_torch.py (transformers + SDPA, fp16).
 #
-# Step time limits add up to 590 s, so the whole check fits one 600 s device command.
+# Each area's step time limits add up to at most 590 s, so one area fits one 600 s device command.
 # Exit status: non-zero if any test fails or a test reports SKIP (a GPU check that skipped proves nothing).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +21,7 @@ BUNDLE=target/gpu-bundle
 if [ "${1:-}" = "--bundle" ]; then
   set -e
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
-  for t in rate_cuda cuda_nn kernels_compile; do
+  for t in rate_cuda cuda_nn kernels_compile clip_cuda; do
     exe=$(cargo test --release --test "$t" --no-run --message-format=json 2>/dev/null \
       | python3 -c 'import json,sys
 for l in sys.stdin:
@@ -27,8 +31,8 @@ for l in sys.stdin:
     [ -n "$exe" ] || { echo "could not build tests/$t.rs"; exit 1; }
     cp "$exe" "$BUNDLE/$t"
   done
-  cargo build --release --example bench_rate_cuda
-  cp target/release/examples/bench_rate_cuda "$BUNDLE/"
+  cargo build --release --example bench_rate_cuda --example bench_clip_cuda
+  cp target/release/examples/bench_rate_cuda target/release/examples/bench_clip_cuda "$BUNDLE/"
   strip "$BUNDLE"/* 2>/dev/null || true
   du -sh "$BUNDLE"; ls -l "$BUNDLE"
   echo "bundle ready: carry $BUNDLE to the GPU machine and run scripts/gpu_check.sh there"
@@ -52,32 +56,49 @@ run_step() {  # name, timeout seconds, command...
   if grep -q 'SKIP:' "$LOG/$name.out"; then echo "=== $name SKIPPED: counted as a failure of the GPU check"; status=1; fi
 }
 
+areas=("$@")
+[ ${#areas[@]} -eq 0 ] && areas=(rate)
+have_torch() { command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; }
+: >"$LOG/bench_torch.out"
+
 # Kernel compile with the machine's own NVRTC (what the library uses at run time), then CUDA vs CPU.
 RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 45 "$BUNDLE/kernels_compile" --nocapture
-run_step rate_cuda 270 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
 run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
-run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
-if command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
-  run_step bench_torch 140 python3 tools/bench/rate_cuda_torch.py
-else
-  echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"
-  : >"$LOG/bench_torch.out"
-fi
+for area in "${areas[@]}"; do
+  case $area in
+    rate)
+      run_step rate_cuda 270 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
+      run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
+      if have_torch; then run_step bench_torch 140 python3 tools/bench/rate_cuda_torch.py
+      else echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"; fi
+      ;;
+    clip)
+      # tests/clip_cuda.rs reads tests/fixtures/clip_model/ relative to the repository root it runs from.
+      run_step clip_cuda 90 "$BUNDLE/clip_cuda" --nocapture --test-threads=1
+      run_step bench_ours_clip 200 "$BUNDLE/bench_clip_cuda"
+      if have_torch && python3 -c 'import transformers' 2>/dev/null; then
+        run_step bench_torch_clip 200 python3 tools/bench/clip_cuda_torch.py
+      else echo "=== bench_torch_clip: python3 with torch + transformers not available, PyTorch column left empty"; fi
+      ;;
+    *) echo "unknown area '$area' (expected rate or clip)"; status=1 ;;
+  esac
+done
 
 echo
-echo "GPU benchmark (ms per op; goals from issue 2)"
+echo "GPU benchmark (ms per op or per image; goals from issues 2 and 4)"
 awk -F'\t' '
   $1 == "BENCH" { if (FILENAME ~ /bench_ours/) ours[$2] = $3; else torch[$2] = $3; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
   END {
     goal["cuda_logdet_1024x128x128"] = "<= 0.2"; goal["cuda_sinkhorn_n4096"] = "<= 0.7"
     goal["cuda_sinkhorn_n16384"] = "<= 6"; goal["cuda_mlc_b1024_d128_fwd_bwd"] = "<= 2"
+    goal["cuda_vit_b32_image_b256"] = "<= 0.0403"; goal["cuda_vit_l14_image_b256"] = "<= 0.465"
     printf "%-32s %12s %12s %9s %8s\n", "case", "ours", "pytorch", "speedup", "goal"
     for (i = 0; i < n; i++) {
       c = order[i]; o = (c in ours) ? ours[c] : "-"; t = (c in torch) ? torch[c] : "-"
       s = (o != "-" && t != "-" && o > 0) ? sprintf("%.2fx", t / o) : "-"
       printf "%-32s %12s %12s %9s %8s\n", c, o, t, s, (c in goal) ? goal[c] : ""
     }
-  }' "$LOG/bench_ours.out" "$LOG/bench_torch.out"
+  }' "$LOG"/bench_ours*.out "$LOG"/bench_torch*.out
 echo
 [ $status -eq 0 ] && echo "GPU CHECK: PASS" || echo "GPU CHECK: FAIL (see the steps above)"
 exit $status

@@ -5,8 +5,6 @@
 //! Needs a GPU: without one each GPU test prints `SKIP: no CUDA device (<reason>)`; the `Auto` fallback
 //! test runs everywhere.
 
-mod common;
-use common::fixture;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::device::{Device, DeviceKind};
 use rateclust::rng::Rng;
@@ -15,6 +13,15 @@ use safetensors::{Dtype, SafeTensors};
 const COS_MIN: f64 = 0.999;
 const REL_MAX: f64 = 1e-2;
 const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32 };
+
+/// `tests/fixtures/<rel>` of the build tree, or of the current directory when the test binary runs
+/// elsewhere (scripts/gpu_check.sh carries test binaries to a GPU machine and runs them from the
+/// repository root there).
+fn fixture(rel: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let base = if built.is_dir() { built } else { std::path::PathBuf::from("tests/fixtures") };
+    base.join(rel)
+}
 
 fn tiny_dir() -> std::path::PathBuf {
     fixture("clip_model/tiny")
