@@ -5,13 +5,15 @@
 //!
 //! Cases: `cuda_vit_b32_image_b256` (ViT-B/32 vision tower + projection, 224 px, batch 256) and
 //! `cuda_vit_l14_image_b256` (ViT-L/14, batch 256). Prints `BENCH<TAB>case<TAB>milliseconds per image`
-//! (best of the timed repetitions). Our time includes copying the f32 pixels from host memory to the GPU
+//! (best of the timed repetitions). Each case also runs with the attention forced to the fused kernel and to
+//! cuBLAS (`<case>_fused`, `<case>_gemm`: no PyTorch counterpart) to settle `CudaAttention::Auto`'s choice. Our time includes copying the f32 pixels from host memory to the GPU
 //! and the embeddings back (what `ClipModel::embed_pixels` does); the PyTorch side starts from pixels
 //! already on the GPU. Without a usable GPU it prints a SKIP line and exits with status 0.
 
 #[path = "common/clip_random.rs"]
 mod clip_random;
 use clip_random::random_checkpoint;
+use rateclust::clip::cuda::CudaAttention;
 use rateclust::clip::{ClipConfig, ClipModel, EmbedOptions};
 use rateclust::device::{Device, DeviceKind};
 use rateclust::rng::Rng;
@@ -37,9 +39,12 @@ fn run(case: &str, config_json: &str, seed: u64, reps: usize) {
     let mut rng = Rng::new(seed + 100);
     let pixels: Vec<f32> = (0..n * 3 * 224 * 224).map(|_| rng.normal() as f32).collect();
     let opts = EmbedOptions { batch_size: n, ..Default::default() };
-    bench(case, n, reps, || {
-        std::hint::black_box(model.embed_pixels(&pixels, n, &opts).expect("embed_pixels on CUDA"));
-    });
+    for (suffix, attn) in [("", CudaAttention::Auto), ("_fused", CudaAttention::Fused), ("_gemm", CudaAttention::Gemm)] {
+        model.set_cuda_attention(attn).expect("the model is on the GPU");
+        bench(&format!("{case}{suffix}"), n, reps, || {
+            std::hint::black_box(model.embed_pixels(&pixels, n, &opts).expect("embed_pixels on CUDA"));
+        });
+    }
 }
 
 fn main() {

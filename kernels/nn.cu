@@ -192,6 +192,27 @@ extern "C" __global__ void softmax_rows(float* __restrict__ x, int n, int causal
     for (int j = threadIdx.x; j < n; j += blockDim.x) row[j] = j < limit ? expf(row[j] - m) * inv : 0.0f;
 }
 
+// Row softmax from f32 scores to f16 probabilities (the GEMM-based attention of src/clip/cuda.rs: scores
+// = scale * Q K^T from cuBLAS, then this, then P V from cuBLAS), one warp per row of width n. With
+// `causal`, row r is a query at position r % n and keys after it get probability 0.
+// grid: ceil(rows / (blockDim/32)); block: a multiple of 32 threads.
+extern "C" __global__ void softmax_rows_to_f16(const float* __restrict__ x, long long rows, int n, int causal,
+                                               half_t* __restrict__ out) {
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;  // uniform per warp: the shuffles below see full warps
+    const int lane = threadIdx.x & 31;
+    const float* r = x + row * n;
+    half_t* o = out + row * n;
+    const int limit = causal ? (int)(row % n) + 1 : n;
+    float m = -3.402823466e38f;
+    for (int j = lane; j < limit; j += 32) m = fmaxf(m, r[j]);
+    m = warp_max(m);
+    float s = 0.0f;
+    for (int j = lane; j < limit; j += 32) s += expf(r[j] - m);
+    const float inv = 1.0f / warp_sum(s);
+    for (int j = lane; j < n; j += 32) o[j] = f2h(j < limit ? expf(r[j] - m) * inv : 0.0f);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Fused multi-head attention (mirrors transformers CLIPAttention.forward: softmax(Q K^T * hd^-0.5 +
 // causal mask) V per item and head), f16 in and out, f32 accumulation, never materialising the scores.

@@ -5,6 +5,7 @@
 //! Needs a GPU: without one each GPU test prints `SKIP: no CUDA device (<reason>)`; the `Auto` fallback
 //! test runs everywhere.
 
+use rateclust::clip::cuda::CudaAttention;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::device::{Device, DeviceKind};
 use rateclust::rng::Rng;
@@ -12,6 +13,9 @@ use safetensors::{Dtype, SafeTensors};
 
 const COS_MIN: f64 = 0.999;
 const REL_MAX: f64 = 1e-2;
+/// Both attention implementations are checked explicitly (the tiny model's short sequences would only
+/// ever take the fused one under `Auto`).
+const ATTENTION_PATHS: [CudaAttention; 2] = [CudaAttention::Fused, CudaAttention::Gemm];
 const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32 };
 
 /// `tests/fixtures/<rel>` of the build tree, or of the current directory when the test binary runs
@@ -102,6 +106,8 @@ fn auto_uses_cuda_exactly_when_a_gpu_is_usable() {
         let (pixels, shape) = golden_f32(&g, "pixel_values");
         let cpu = ClipModel::load(tiny_dir()).unwrap();
         assert_eq!(m.embed_pixels(&pixels, shape[0], &RAW).unwrap(), cpu.embed_pixels(&pixels, shape[0], &RAW).unwrap());
+        let mut m = m;
+        assert!(m.set_cuda_attention(CudaAttention::Gemm).is_err(), "a CPU model has no CUDA attention to set");
     }
 }
 
@@ -120,21 +126,25 @@ fn explicit_cuda_without_a_gpu_is_a_device_error() {
 
 #[test]
 fn vision_tower_on_cuda_matches_transformers_and_the_cpu() {
-    let Some(gpu) = cuda_model_or_skip() else { return };
+    let Some(mut gpu) = cuda_model_or_skip() else { return };
     let cpu = ClipModel::load(tiny_dir()).unwrap();
     let g = goldens();
     let (pixels, shape) = golden_f32(&g, "pixel_values");
     let n = shape[0];
     let (want, _) = golden_f32(&g, "image_embeds");
     let (want_pooled, _) = golden_f32(&g, "vision_pooled");
-    for bs in [1, 2, 32] {
-        let opts = EmbedOptions { batch_size: bs, ..RAW };
-        let emb = gpu.embed_pixels(&pixels, n, &opts).unwrap();
-        check_rows(&format!("image_embeds vs transformers, batch {bs}"), &emb, &want, 24);
-        check_rows(&format!("image_embeds vs CPU, batch {bs}"), &emb, &cpu.embed_pixels(&pixels, n, &opts).unwrap(), 24);
-        let pooled = gpu.embed_pixels(&pixels, n, &EmbedOptions { pooled: true, ..opts }).unwrap();
-        check_rows(&format!("vision pooled vs transformers, batch {bs}"), &pooled, &want_pooled, 48);
+    for attn in ATTENTION_PATHS {
+        gpu.set_cuda_attention(attn).unwrap();
+        for bs in [1, 2, 32] {
+            let opts = EmbedOptions { batch_size: bs, ..RAW };
+            let emb = gpu.embed_pixels(&pixels, n, &opts).unwrap();
+            check_rows(&format!("{attn:?}: image_embeds vs transformers, batch {bs}"), &emb, &want, 24);
+            check_rows(&format!("{attn:?}: image_embeds vs CPU, batch {bs}"), &emb, &cpu.embed_pixels(&pixels, n, &opts).unwrap(), 24);
+            let pooled = gpu.embed_pixels(&pixels, n, &EmbedOptions { pooled: true, ..opts }).unwrap();
+            check_rows(&format!("{attn:?}: vision pooled vs transformers, batch {bs}"), &pooled, &want_pooled, 48);
+        }
     }
+    gpu.set_cuda_attention(CudaAttention::Auto).unwrap();
     // Normalised output has unit rows.
     let unit = gpu.embed_pixels(&pixels, n, &EmbedOptions::default()).unwrap();
     for row in unit.chunks(24) {
@@ -145,17 +155,21 @@ fn vision_tower_on_cuda_matches_transformers_and_the_cpu() {
 
 #[test]
 fn vision_tower_on_cuda_with_many_images_and_a_partial_last_batch() {
-    let Some(gpu) = cuda_model_or_skip() else { return };
+    let Some(mut gpu) = cuda_model_or_skip() else { return };
     let cpu = ClipModel::load(tiny_dir()).unwrap();
     let per = 3 * 32 * 32;
     let n = 37;
     let mut rng = Rng::new(7);
     let pixels: Vec<f32> = (0..n * per).map(|_| rng.normal() as f32).collect();
     let want = cpu.embed_pixels(&pixels, n, &RAW).unwrap();
-    for bs in [16, 64] {
-        let got = gpu.embed_pixels(&pixels, n, &EmbedOptions { batch_size: bs, ..RAW }).unwrap();
-        check_rows(&format!("37 random images vs CPU, batch {bs}"), &got, &want, 24);
+    for attn in ATTENTION_PATHS {
+        gpu.set_cuda_attention(attn).unwrap();
+        for bs in [16, 64] {
+            let got = gpu.embed_pixels(&pixels, n, &EmbedOptions { batch_size: bs, ..RAW }).unwrap();
+            check_rows(&format!("{attn:?}: 37 random images vs CPU, batch {bs}"), &got, &want, 24);
+        }
     }
+    gpu.set_cuda_attention(CudaAttention::Auto).unwrap();
     // Files go through the same path (decode + preprocess on the CPU, towers on the GPU).
     let files = vec![fixture("clip_model/image.png"); 3];
     let mut np = rateclust::progress::NoProgress;
@@ -166,20 +180,23 @@ fn vision_tower_on_cuda_with_many_images_and_a_partial_last_batch() {
 
 #[test]
 fn text_tower_on_cuda_matches_transformers_and_the_cpu() {
-    let Some(gpu) = cuda_model_or_skip() else { return };
+    let Some(mut gpu) = cuda_model_or_skip() else { return };
     let cpu = ClipModel::load(tiny_dir()).unwrap();
     let g = goldens();
     let ids = golden_ids(&g);
     let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
     let (want, _) = golden_f32(&g, "text_embeds");
     let (want_pooled, _) = golden_f32(&g, "text_pooled");
-    for bs in [1, 2, 32] {
-        let opts = EmbedOptions { batch_size: bs, ..RAW };
-        let emb = gpu.embed_token_ids(&refs, &opts).unwrap();
-        check_rows(&format!("text_embeds vs transformers, batch {bs}"), &emb, &want, 24);
-        check_rows(&format!("text_embeds vs CPU, batch {bs}"), &emb, &cpu.embed_token_ids(&refs, &opts).unwrap(), 24);
-        let pooled = gpu.embed_token_ids(&refs, &EmbedOptions { pooled: true, ..opts }).unwrap();
-        check_rows(&format!("text pooled vs transformers, batch {bs}"), &pooled, &want_pooled, 24);
+    for attn in ATTENTION_PATHS {
+        gpu.set_cuda_attention(attn).unwrap();
+        for bs in [1, 2, 32] {
+            let opts = EmbedOptions { batch_size: bs, ..RAW };
+            let emb = gpu.embed_token_ids(&refs, &opts).unwrap();
+            check_rows(&format!("{attn:?}: text_embeds vs transformers, batch {bs}"), &emb, &want, 24);
+            check_rows(&format!("{attn:?}: text_embeds vs CPU, batch {bs}"), &emb, &cpu.embed_token_ids(&refs, &opts).unwrap(), 24);
+            let pooled = gpu.embed_token_ids(&refs, &EmbedOptions { pooled: true, ..opts }).unwrap();
+            check_rows(&format!("{attn:?}: text pooled vs transformers, batch {bs}"), &pooled, &want_pooled, 24);
+        }
     }
     // Random sequences of many lengths (grouped by length internally; rows come back in input order).
     let mut rng = Rng::new(11);
@@ -194,9 +211,12 @@ fn text_tower_on_cuda_matches_transformers_and_the_cpu() {
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(|v| v.as_slice()).collect();
     let want = cpu.embed_token_ids(&refs, &RAW).unwrap();
-    for bs in [7, 64] {
-        let got = gpu.embed_token_ids(&refs, &EmbedOptions { batch_size: bs, ..RAW }).unwrap();
-        check_rows(&format!("50 random texts vs CPU, batch {bs}"), &got, &want, 24);
+    for attn in ATTENTION_PATHS {
+        gpu.set_cuda_attention(attn).unwrap();
+        for bs in [7, 64] {
+            let got = gpu.embed_token_ids(&refs, &EmbedOptions { batch_size: bs, ..RAW }).unwrap();
+            check_rows(&format!("{attn:?}: 50 random texts vs CPU, batch {bs}"), &got, &want, 24);
+        }
     }
     // Bad ids are still rejected before anything reaches the GPU.
     assert!(gpu.embed_token_ids(&[&[49406, 320]], &RAW).is_err());

@@ -27,6 +27,35 @@ use std::sync::{Arc, Mutex};
 
 const CLIP: &str = "clip";
 const THREADS: u32 = 256;
+/// Longest sequence [`CudaAttention::Auto`] gives the fused kernel (ViT-B/32's 50 tokens, the text
+/// tower's ≤ 77); longer ones (ViT-B/16's 197, ViT-L/14's 257) go through cuBLAS, whose tensor cores
+/// outrun the fused kernel's scalar f32 dot products once every block re-reads many keys. A guess to be
+/// settled by `examples/bench_clip_cuda.rs` on a GPU.
+const FUSED_MAX_SEQ: usize = 128;
+/// The fused kernel's largest head dimension (`ATT_MAX_HD` in kernels/nn.cu).
+const FUSED_MAX_HD: usize = 128;
+
+/// How the CUDA towers compute attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CudaAttention {
+    /// Fused for short sequences (≤ 128 tokens, head dim ≤ 128), cuBLAS otherwise.
+    #[default]
+    Auto,
+    /// The fused kernel of kernels/nn.cu (scores never stored; head dim ≤ 128).
+    Fused,
+    /// scale·Q Kᵀ and P V as cuBLAS strided-batched GEMMs (f16 in, f32 accumulate) around a row softmax.
+    Gemm,
+}
+
+impl CudaAttention {
+    fn use_gemm(self, seq: usize, hd: usize) -> bool {
+        match self {
+            CudaAttention::Gemm => true,
+            CudaAttention::Fused => hd > FUSED_MAX_HD,
+            CudaAttention::Auto => seq > FUSED_MAX_SEQ || hd > FUSED_MAX_HD,
+        }
+    }
+}
 
 fn i32_of(x: usize, what: &str) -> Result<i32> {
     i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
@@ -157,16 +186,22 @@ impl DevEncoder {
     }
 
     /// Mirrors `Encoder::forward` (CLIPEncoderLayer.forward per layer) on `ws.x` (`[batch·seq, d]`).
-    fn forward(&self, dev: &CudaDevice, ws: &mut Workspace, batch: usize, seq: usize, causal: bool) -> Result<()> {
+    fn forward(&self, dev: &CudaDevice, ws: &mut Workspace, batch: usize, seq: usize, causal: bool, attn: CudaAttention) -> Result<()> {
         let (d, m) = (self.d, self.mlp);
         let t = batch * seq;
-        let Workspace { x, h16, tmp32, big16, .. } = ws;
+        let hd = d / self.heads;
+        let gemm_attention = attn.use_gemm(seq, hd);
+        let Workspace { x, h16, tmp32, big16, scores32, probs16, .. } = ws;
         for l in &self.layers {
             // x + attn(ln1(x))
             l.ln1.forward(dev, x, t, None, Some(h16))?;
             l.qkv.matmul(dev, h16, t, tmp32)?;
             nn::bias_act_to_f16(dev, tmp32, l.qkv.bias.as_ref(), t, 3 * d, None, big16)?;
-            nn::attention(dev, big16, batch, seq, self.heads, d / self.heads, causal, h16)?;
+            if gemm_attention {
+                attention_gemm(dev, big16, batch, seq, self.heads, hd, causal, scores32, probs16, h16)?;
+            } else {
+                nn::attention(dev, big16, batch, seq, self.heads, hd, causal, h16)?;
+            }
             l.out_proj.matmul(dev, h16, t, tmp32)?;
             nn::bias_residual(dev, tmp32, l.out_proj.bias.as_ref(), t, d, x)?;
             // x + fc2(act(fc1(ln2(x))))
@@ -178,6 +213,88 @@ impl DevEncoder {
         }
         Ok(())
     }
+}
+
+/// Mirrors transformers `CLIPAttention.forward` with cuBLAS: for each head, `scores = hd^-½ · Q Kᵀ`
+/// (strided-batched over the items, f32 out), then a row softmax (causal mask applied there) to f16, then
+/// `out = P V` written straight into the head's columns of `out` (f16). Layouts as in `nn::attention`:
+/// `qkv` `[b·seq, 3d]` with head h of q, k, v at columns h·hd, d + h·hd, 2d + h·hd; scores
+/// `[heads, b, seq, seq]`.
+#[allow(clippy::too_many_arguments)]
+fn attention_gemm(
+    dev: &CudaDevice,
+    qkv: &GpuBuf<f16>,
+    b: usize,
+    seq: usize,
+    heads: usize,
+    hd: usize,
+    causal: bool,
+    scores: &mut GpuBuf<f32>,
+    probs: &mut GpuBuf<f16>,
+    out: &mut GpuBuf<f16>,
+) -> Result<()> {
+    let d = heads * hd;
+    let ss = seq * seq;
+    need(qkv, b * seq * 3 * d, "attention qkv")?;
+    need(scores, heads * b * ss, "attention scores")?;
+    need(probs, heads * b * ss, "attention probabilities")?;
+    need(out, b * seq * d, "attention output")?;
+    let scale = (hd as f32).powf(-0.5);
+    for h in 0..heads {
+        dev.gemm_f16_rm(
+            &RmGemm {
+                ta: false,
+                tb: true,
+                m: seq,
+                n: seq,
+                k: hd,
+                alpha: scale,
+                a: (qkv.at(h * hd), 3 * d, seq * 3 * d),
+                b: (qkv.at(d + h * hd), 3 * d, seq * 3 * d),
+                beta: 0.0,
+                c: (scores.at(h * b * ss), seq, ss),
+                batch: b,
+            },
+            false,
+        )?;
+    }
+    nn::softmax_rows_to_f16(dev, scores, heads * b * seq, seq, causal, probs)?;
+    for h in 0..heads {
+        dev.gemm_f16_rm(
+            &RmGemm {
+                ta: false,
+                tb: false,
+                m: seq,
+                n: hd,
+                k: seq,
+                alpha: 1.0,
+                a: (probs.at(h * b * ss), seq, ss),
+                b: (qkv.at(2 * d + h * hd), 3 * d, seq * 3 * d),
+                beta: 0.0,
+                c: (out.at(h * hd), d, seq * d),
+                batch: b,
+            },
+            true,
+        )?;
+    }
+    Ok(())
+}
+
+/// Buffer sizes (elements) a forward pass needs.
+#[derive(Debug, Clone, Copy)]
+struct WsSizes {
+    /// Stacked tokens and pooled items of the largest pass.
+    tokens: usize,
+    items: usize,
+    d: usize,
+    /// Elements per token of the widest intermediate (3d or the MLP width).
+    wide: usize,
+    /// f16 scratch: QKV / MLP activations / im2col patches.
+    big: usize,
+    /// Projected width.
+    proj: usize,
+    /// Attention scores (GEMM attention only, else 0).
+    att: usize,
 }
 
 /// Activation buffers for up to `tokens` stacked tokens and `items` pooled rows.
@@ -197,33 +314,38 @@ struct Workspace {
     pooled32: GpuBuf<f32>,
     pooled16: GpuBuf<f16>,
     proj32: GpuBuf<f32>,
+    /// GEMM attention: scores `[heads, b, seq, seq]` f32 and probabilities f16 (1 element otherwise).
+    scores32: GpuBuf<f32>,
+    probs16: GpuBuf<f16>,
 }
 
 impl Workspace {
-    /// `wide`: elements per token of the widest intermediate; `big`: elements of the f16 scratch.
-    fn new(dev: &CudaDevice, tokens: usize, items: usize, d: usize, wide: usize, big: usize, proj: usize) -> Result<Self> {
+    fn new(dev: &CudaDevice, z: &WsSizes) -> Result<Self> {
         Ok(Workspace {
-            tokens,
-            items,
-            x: dev.uninit(tokens * d, "CLIP residual stream")?,
-            h16: dev.uninit(tokens * d, "CLIP LayerNorm/attention output")?,
-            tmp32: dev.uninit(tokens * wide, "CLIP GEMM output")?,
-            big16: dev.uninit(big, "CLIP QKV/MLP activations")?,
-            pooled_raw: dev.uninit(items * d, "CLIP pooled tokens")?,
-            pooled32: dev.uninit(items * d, "CLIP pooled output")?,
-            pooled16: dev.uninit(items * d, "CLIP pooled output (f16)")?,
-            proj32: dev.uninit(items * proj.max(1), "CLIP projected embeddings")?,
+            tokens: z.tokens,
+            items: z.items,
+            x: dev.uninit(z.tokens * z.d, "CLIP residual stream")?,
+            h16: dev.uninit(z.tokens * z.d, "CLIP LayerNorm/attention output")?,
+            tmp32: dev.uninit(z.tokens * z.wide, "CLIP GEMM output")?,
+            big16: dev.uninit(z.big, "CLIP QKV/MLP activations")?,
+            pooled_raw: dev.uninit(z.items * z.d, "CLIP pooled tokens")?,
+            pooled32: dev.uninit(z.items * z.d, "CLIP pooled output")?,
+            pooled16: dev.uninit(z.items * z.d, "CLIP pooled output (f16)")?,
+            proj32: dev.uninit(z.items * z.proj.max(1), "CLIP projected embeddings")?,
+            scores32: dev.uninit(z.att, "CLIP attention scores")?,
+            probs16: dev.uninit(z.att, "CLIP attention probabilities")?,
         })
     }
 
-    fn fits(&self, tokens: usize, items: usize, d: usize, wide: usize, big: usize, proj: usize) -> bool {
-        self.tokens >= tokens
-            && self.items >= items
-            && self.x.len() >= tokens * d
-            && self.tmp32.len() >= tokens * wide
-            && self.big16.len() >= big
-            && self.pooled_raw.len() >= items * d
-            && self.proj32.len() >= items * proj.max(1)
+    fn fits(&self, z: &WsSizes) -> bool {
+        self.tokens >= z.tokens
+            && self.items >= z.items
+            && self.x.len() >= z.tokens * z.d
+            && self.tmp32.len() >= z.tokens * z.wide
+            && self.big16.len() >= z.big
+            && self.pooled_raw.len() >= z.items * z.d
+            && self.proj32.len() >= z.items * z.proj.max(1)
+            && self.scores32.len() >= z.att
     }
 }
 
@@ -256,6 +378,7 @@ pub struct CudaClip {
     visual_projection: Option<DevLinear>,
     text_projection: Option<DevLinear>,
     ws: Mutex<Option<Workspace>>,
+    attention: CudaAttention,
 }
 
 impl CudaClip {
@@ -303,7 +426,7 @@ impl CudaClip {
         let text_projection = text_projection.map(|l| DevLinear::upload(d_, l, "text_projection")).transpose()?;
         // A fault in any copy above surfaces here rather than in the first embed call.
         dev.sync("uploading the CLIP weights")?;
-        Ok(CudaClip { dev, vision, text, visual_projection, text_projection, ws: Mutex::new(None) })
+        Ok(CudaClip { dev, vision, text, visual_projection, text_projection, ws: Mutex::new(None), attention: CudaAttention::Auto })
     }
 
     /// The device the weights live on, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)`.
@@ -311,14 +434,18 @@ impl CudaClip {
         self.dev.describe()
     }
 
+    /// Chooses how attention is computed (default [`CudaAttention::Auto`]).
+    pub fn set_attention(&mut self, attention: CudaAttention) {
+        self.attention = attention;
+    }
+
     /// Runs `f` with a workspace of at least the given sizes (reusing the last one when it fits).
-    fn with_ws<T>(&self, sizes: (usize, usize, usize, usize, usize, usize), f: impl FnOnce(&mut Workspace) -> Result<T>) -> Result<T> {
-        let (tokens, items, d, wide, big, proj) = sizes;
+    fn with_ws<T>(&self, z: WsSizes, f: impl FnOnce(&mut Workspace) -> Result<T>) -> Result<T> {
         let mut guard = self.ws.lock().map_err(|_| Error::Internal("CLIP CUDA workspace lock poisoned".into()))?;
-        if !guard.as_ref().is_some_and(|w| w.fits(tokens, items, d, wide, big, proj)) {
+        if !guard.as_ref().is_some_and(|w| w.fits(&z)) {
             // Free the old buffers before allocating the larger ones.
             *guard = None;
-            *guard = Some(Workspace::new(&self.dev, tokens, items, d, wide, big, proj)?);
+            *guard = Some(Workspace::new(&self.dev, &z)?);
         }
         f(guard.as_mut().expect("workspace allocated above"))
     }
@@ -344,7 +471,9 @@ impl CudaClip {
         let out_dim = proj.map_or(d, |l| l.out_dim);
         let dev = &*self.dev;
         let mut out = Vec::with_capacity(n * out_dim);
-        self.with_ws((bmax * seq, bmax, d, wide, big, out_dim), |ws| {
+        let att = if self.attention.use_gemm(seq, d / enc.heads) { enc.heads * bmax * seq * seq } else { 0 };
+        let sizes = WsSizes { tokens: bmax * seq, items: bmax, d, wide, big, proj: out_dim, att };
+        self.with_ws(sizes, |ws| {
             for start in (0..n).step_by(bmax) {
                 let b = bmax.min(n - start);
                 let px = dev.upload(&pixels[start * per..(start + b) * per], "pixel values")?;
@@ -355,7 +484,7 @@ impl CudaClip {
                 // pre_layrnorm (into tmp32, then back into the residual stream).
                 v.pre_layrnorm.forward(dev, &ws.x, b * seq, Some(&mut ws.tmp32), None)?;
                 dev.copy_dtod::<f32>(ws.x.ptr(), ws.tmp32.ptr(), b * seq * d, "the pre-LayerNorm output")?;
-                enc.forward(dev, ws, b, seq, false)?;
+                enc.forward(dev, ws, b, seq, false, self.attention)?;
                 // pooler_output = post_layernorm(last_hidden_state[:, 0, :])
                 let rows: Vec<i32> = (0..b).map(|i| i32_of(i * seq, "token row")).collect::<Result<_>>()?;
                 self.pool_and_project(ws, &rows, d, &v.post_layernorm, proj, &mut out)?;
@@ -394,7 +523,10 @@ impl CudaClip {
         order.sort_by_key(|&i| pools[i]);
         let dev = &*self.dev;
         let mut sorted_rows = Vec::with_capacity(n * out_dim);
-        self.with_ws((bmax * max_len, bmax, d, wide, big, out_dim), |ws| {
+        // Passes are at most max_len long; GEMM attention needs scores for the longest one.
+        let att = if self.attention.use_gemm(max_len, d / enc.heads) { enc.heads * bmax * max_len * max_len } else { 0 };
+        let sizes = WsSizes { tokens: bmax * max_len, items: bmax, d, wide, big, proj: out_dim, att };
+        self.with_ws(sizes, |ws| {
             for chunk in order.chunks(bmax) {
                 let b = chunk.len();
                 let len = chunk.iter().map(|&i| pools[i]).max().unwrap_or(0) + 1;
@@ -408,7 +540,7 @@ impl CudaClip {
                 }
                 let ids_dev = dev.upload(&host, "token ids")?;
                 self.text_tokens(t, &ids_dev, b, len, &mut ws.x)?;
-                enc.forward(dev, ws, b, len, true)?;
+                enc.forward(dev, ws, b, len, true, self.attention)?;
                 let rows: Vec<i32> = chunk.iter().enumerate().map(|(r, &i)| i32_of(r * len + pools[i], "token row")).collect::<Result<_>>()?;
                 self.pool_and_project(ws, &rows, d, &t.final_layer_norm, proj, &mut sorted_rows)?;
             }

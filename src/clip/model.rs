@@ -156,6 +156,14 @@ impl ClipModel {
         self.cuda.is_some()
     }
 
+    /// Chooses how the CUDA towers compute attention (fused kernel or cuBLAS; default: by sequence
+    /// length). An `InvalidArgument` error when the model is not on a GPU.
+    pub fn set_cuda_attention(&mut self, attention: super::cuda::CudaAttention) -> Result<()> {
+        let c = self.cuda.as_mut().ok_or_else(|| invalid_arg!("the model is not on a CUDA device"))?;
+        c.set_attention(attention);
+        Ok(())
+    }
+
     fn load_cpu(dir: &Path) -> Result<Self> {
         let config = ClipConfig::from_file(dir.join("config.json"))?;
         let st_path = dir.join("model.safetensors");

@@ -180,6 +180,18 @@ pub fn softmax_rows(dev: &CudaDevice, x: &mut GpuBuf<f32>, rows: usize, n: usize
     dev.launch_fn(&dev.kernel(NN, "softmax_rows")?, "softmax_rows", rows_grid(rows, "softmax")?, THREADS, 0, &args)
 }
 
+/// Row softmax of f32 scores `[rows, n]` into f16 probabilities `out` (one warp per row); `causal` gives
+/// row r's keys after position r % n probability 0. The middle step of a GEMM-based attention.
+pub fn softmax_rows_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, rows: usize, n: usize, causal: bool, out: &mut GpuBuf<f16>) -> Result<()> {
+    let total = count(&[rows, n], "softmax")?;
+    need(x, total, "softmax input")?;
+    need(out, total, "softmax output")?;
+    let rows_per_block = THREADS as usize / 32;
+    let blocks = u32::try_from(rows.div_ceil(rows_per_block)).map_err(|_| Error::InvalidArgument(format!("softmax: {rows} rows exceed one CUDA grid")))?;
+    let args = [x.arg(), KArg::I64(rows as i64), KArg::I32(i32_of(n, "width")?), KArg::I32(causal as i32), out.arg()];
+    dev.launch_fn(&dev.kernel(NN, "softmax_rows_to_f16")?, "softmax_rows_to_f16", (blocks, 1, 1), THREADS, 0, &args)
+}
+
 /// Fused multi-head attention: `qkv` `[b·seq, 3·heads·hd]` f16 → `out` `[b·seq, heads·hd]` f16,
 /// softmax(Q Kᵀ / √hd (+ causal mask)) V per item and head (transformers `CLIPAttention.forward`).
 #[allow(clippy::too_many_arguments)]
