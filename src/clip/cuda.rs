@@ -460,12 +460,15 @@ impl CudaClip {
         if pixels.len() != n * per {
             return Err(Error::InvalidArgument(format!("pixels: {} values for {n} images, expected {}", pixels.len(), n * per)));
         }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let proj = if pooled { None } else { self.visual_projection.as_ref() };
         let enc = &v.encoder;
         let d = enc.d;
         let (g, kdim) = (s / p, 3 * p * p);
         let (np, seq) = (g * g, g * g + 1);
-        let bmax = batch.max(1).min(n.max(1));
+        let bmax = batch.max(1).min(n);
         let wide = (3 * d).max(enc.mlp).max(d);
         let big = (bmax * seq * wide).max(bmax * np * kdim);
         let out_dim = proj.map_or(d, |l| l.out_dim);

@@ -17,7 +17,7 @@ Writes an n × d float32 .npy of CLIP embeddings (L2-normalised projected embedd
   --texts FILE      UTF-8 text file, one text per line (rows in line order)
   --out X.npy       output file (written to a temporary file, then renamed)
   --batch N         items per forward pass (default 32)
-  --device KIND     auto | cpu | cuda (default auto; the towers run on the CPU in this version)
+  --device KIND     auto | cpu | cuda (default auto: the GPU when usable, else the CPU)
   --no-normalize    keep the raw projected embeddings
   --pooled          write the pooled output before the projection instead
   --quiet           no progress bar
