@@ -30,6 +30,9 @@ fn cpp_wrapper_demo_runs_with_both_link_modes() {
         assert!(text.contains("expected error (status 3): I/O error"), "{text}");
         assert!(text.contains("embedded 3 texts and 2 images of dim 24"), "{text}");
         assert!(text.contains("cluster 0 is named"), "{text}");
+        assert!(text.contains("embedded 2 raw frames (RGB8 == BGR8)"), "{text}");
+        assert!(text.contains("set_k: now "), "{text}");
+        assert!(text.contains("default vocabulary: 998 names, first 'tench'"), "{text}");
         assert!(text.contains("callback exception propagated: stop here"), "{text}");
         assert!(text.trim_end().ends_with("ok"), "{text}");
     }

@@ -9,6 +9,7 @@
 //   LD_LIBRARY_PATH=target/release ./demo [WORK_DIR [CLIP_MODEL_DIR IMAGE]]
 #include "rateclust.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -66,6 +67,22 @@ void embed_and_name(const std::string& model_dir, const std::string& image) {
         for (size_t t = 0; t < texts.dim; t++) cos += double(images.row(0)[t]) * texts.row(c)[t];
         std::printf("cos(image, \"%s\") = %.4f\n", captions[c].c_str(), cos);
     }
+    // Raw frames as a media pipeline hands them over: one picture as RGB8 (rows padded) and as BGR8.
+    const uint32_t w = 50, h = 40;
+    const size_t stride = w * 3 + 7;
+    std::vector<uint8_t> rgb(h * stride), bgr(h * stride);
+    for (uint32_t yy = 0; yy < h; yy++)
+        for (uint32_t xx = 0; xx < w; xx++) {
+            uint8_t r = uint8_t(xx * 5), g = uint8_t(yy * 6), b = uint8_t(xx * yy);
+            uint8_t *p = &rgb[yy * stride + 3 * xx], *q = &bgr[yy * stride + 3 * xx];
+            p[0] = r, p[1] = g, p[2] = b, q[0] = b, q[1] = g, q[2] = r;
+        }
+    auto frames = model.embed_frames({{rgb.data(), w, h, stride, RATECLUST_PIXEL_FORMAT_RGB8},
+                                      {bgr.data(), w, h, stride, RATECLUST_PIXEL_FORMAT_BGR8}});
+    if (!std::equal(frames.row(0), frames.row(1), frames.row(1)))
+        throw std::logic_error("RGB8 and BGR8 frames of one picture embed differently");
+    std::printf("embedded %zu raw frames (RGB8 == BGR8)\n", frames.rows);
+
     auto names = rateclust::label_clusters(images, {0, 0}, 1, texts);
     std::printf("cluster 0 is named \"%s\" (vote share %.3f)\n", captions.at(size_t(names[0].caption)).c_str(),
                 names[0].score);
@@ -86,6 +103,8 @@ void embed_and_name(const std::string& model_dir, const std::string& image) {
 int main(int argc, char** argv) try {
     const std::string dir = argc > 1 ? argv[1] : "/tmp";
     std::printf("rateclust %s; %s\n", rateclust::version().c_str(), rateclust::device_info().c_str());
+    auto vocabulary = rateclust::default_vocabulary();
+    std::printf("default vocabulary: %zu names, first '%s'\n", vocabulary.size(), vocabulary.at(0).c_str());
 
     std::vector<float> x;
     std::vector<int64_t> truth;
@@ -125,6 +144,9 @@ int main(int argc, char** argv) try {
     auto sel = loaded.select_k(x, {2, 4, 6}, rateclust::Device::Cpu);
     std::printf("select-k: L(2) %.1f L(4) %.1f L(6) %.1f best %zu\n", sel.curve[0], sel.curve[1], sel.curve[2],
                 sel.best_k);
+    loaded.set_k(x, sel.best_k, rateclust::Device::Cpu);
+    if (loaded.k() != sel.best_k) throw std::logic_error("set_k did not change the number of clusters");
+    std::printf("set_k: now %zu clusters\n", loaded.k());
 
     // Errors are exceptions carrying the status and the library's message.
     try {

@@ -65,6 +65,18 @@ def embed_and_name(model_dir, image):
             encoded, _, _ = model.embed_images_encoded([f.read()])
         # Same image; only the batch composition differs (1 vs 2 rows), so rounding may differ by an ulp.
         assert max(abs(a - b) for a, b in zip(encoded, images[:dim])) < 1e-5, "encoded bytes and file differ"
+        # Raw frames as a media pipeline hands them over: the same picture as RGB8 (rows padded to a larger
+        # stride) and as BGR8 embeds identically.
+        w, h, stride = 50, 40, 50 * 3 + 7
+        rgb, bgr = bytearray(h * stride), bytearray(h * stride)
+        for yy in range(h):
+            for xx in range(w):
+                r, g, b = xx * 5 % 256, yy * 6 % 256, xx * yy % 256
+                o = yy * stride + 3 * xx
+                rgb[o:o + 3], bgr[o:o + 3] = bytes((r, g, b)), bytes((b, g, r))
+        fr, n_fr, _ = model.embed_frames([(rgb, w, h, stride, "rgb8"), (bgr, w, h, stride, "bgr8")])
+        assert fr[:dim] == fr[dim:], "RGB8 and BGR8 frames of one picture embed differently"
+        print("embedded %d raw frames (RGB8 == BGR8)" % n_fr)
         print("embedded %d texts and %d images of dim %d (progress stages: %s)"
               % (n_text, n_img, dim, ",".join(sorted(set(calls)))))
         for c, caption in enumerate(captions):
@@ -87,6 +99,8 @@ def embed_and_name(model_dir, image):
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
     print("rateclust %s; %s" % (rateclust.version(), rateclust.device_info()))
+    vocabulary = rateclust.default_vocabulary()
+    print("default vocabulary: %d names, first '%s'" % (len(vocabulary), vocabulary[0]))
     x, truth = union_of_subspaces()
 
     # Small head and few epochs: this toy problem needs nothing like the CIFAR-10 defaults.
@@ -110,6 +124,9 @@ def main():
         print("save/load: same labels for all %d points" % len(again))
         curve, best = loaded.select_k(x, [2, 4, 6], device="cpu")
         print("select-k: L(2) %.1f L(4) %.1f L(6) %.1f best %d" % (curve[0], curve[1], curve[2], best))
+        loaded.set_k(x, best, device="cpu")
+        assert loaded.k == best
+        print("set_k: now %d clusters" % loaded.k)
 
         expect_error(rateclust.INVALID_ARGUMENT, loaded.assign, array("f", bytes(4 * 10 * (DIM + 1))), DIM + 1)
         bad = array("f", x)

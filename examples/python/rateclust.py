@@ -371,7 +371,10 @@ class Clusterer:
             self._h = None
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter shutdown the module's globals may already be gone
+            pass
 
     def __enter__(self):
         return self
@@ -453,7 +456,10 @@ class Model:
             self._h = None
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter shutdown the module's globals may already be gone
+            pass
 
     def __enter__(self):
         return self
