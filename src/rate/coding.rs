@@ -187,16 +187,19 @@ pub fn rate_c_packed<T: Real>(z: &[T], pi: &[T], m: usize, d: usize, eps_sq: f64
         gemm(ib, p, m, T::one(), &pi[i0 * m..], m, Trans::No, &n, p, Trans::No, T::zero(), &mut h[..ib * p], p);
         grad_z[i0 * d..(i0 + ib) * d].par_chunks_mut(d).zip(h[..ib * p].par_chunks(p)).enumerate().for_each(|(r, (gi, hi))| {
             let zi = &z[(i0 + r) * d..][..d];
+            // (H_i z_i)_a = h_aa z_a + ½ Σ_{b≠a} h_ab z_b with the stored off-diagonals h_ab doubled; each
+            // stored pair (a, b > a) feeds both a and b.
             for a in 0..d {
                 let row = &hi[packed_row(a, d)..][..d - a];
+                let (ga, g_rest) = gi[a..].split_first_mut().expect("a < d");
                 let za = zi[a];
-                let mut acc = row[0] * za;
-                for (k, hv) in row.iter().enumerate().skip(1) {
-                    let hv = half * *hv;
-                    acc += hv * zi[a + k];
-                    gi[a + k] += c_z * hv * za;
+                let w = c_z * half * za;
+                let mut acc = T::zero();
+                for ((hv, zb), gb) in row[1..].iter().zip(&zi[a + 1..]).zip(g_rest.iter_mut()) {
+                    acc += *hv * *zb;
+                    *gb += w * *hv;
                 }
-                gi[a] += c_z * acc;
+                *ga += c_z * (row[0] * za + half * acc);
             }
         });
     }
