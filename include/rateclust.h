@@ -14,9 +14,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-/**
- * Incremented on any incompatible change to the C ABI.
- */
+/** Incremented on any incompatible change to this API; compare with rateclust_abi_version() at run time. */
 #define RATECLUST_ABI_VERSION 1
 
 /**
@@ -84,6 +82,20 @@ typedef enum {
   RATECLUST_DEVICE_KIND_CUDA = 2,
 } rateclust_device_kind;
 
+/**
+ * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
+ */
+typedef struct {
+  /**
+   * Multiplies cosine similarities before the softmax (CLIP: 100).
+   */
+  float logit_scale;
+  /**
+   * Each image votes for its `top` most probable captions (CPP: 5).
+   */
+  uint32_t top;
+} rateclust_label_params;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -126,6 +138,42 @@ rateclust_status rateclust_device_info(rateclust_device_kind kind,
  * Writes the number of CPU threads the library uses into `*out`.
  */
 rateclust_status rateclust_cpu_threads(uint32_t *out);
+
+/**
+ * The default vote parameters (logit scale 100, top 5).
+ */
+rateclust_label_params rateclust_label_default_params(void);
+
+/**
+ * Names `k` clusters. `image_emb`: n×dim floats; `labels`: n cluster ids in [0, k); `text_emb`: n_text×dim
+ * floats, one row per candidate caption. Writes for each cluster the index of the winning caption into
+ * `out_caption[k]` (-1 for an empty cluster) and its mean vote share into `out_score[k]` (may be NULL).
+ * All buffers are the caller's. `params` may be NULL for the defaults.
+ */
+rateclust_status rateclust_label_clusters(const float *image_emb,
+                                          size_t n,
+                                          size_t dim,
+                                          const int64_t *labels,
+                                          size_t k,
+                                          const float *text_emb,
+                                          size_t n_text,
+                                          const rateclust_label_params *params,
+                                          int64_t *out_caption,
+                                          float *out_score);
+
+/**
+ * Number of names in the default candidate vocabulary (ImageNet-1k class names, deduplicated).
+ */
+size_t rateclust_default_vocabulary_size(void);
+
+/**
+ * Copies default vocabulary name `index` into `buf` (capacity `cap`, NUL-terminated, truncated if too
+ * small; `*needed`, if not NULL, receives the full size including the NUL).
+ */
+rateclust_status rateclust_default_vocabulary_name(size_t index,
+                                                   char *buf,
+                                                   size_t cap,
+                                                   size_t *needed);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,7 +12,7 @@ fi
 NVRTC_DIR="$PWD/target/nvrtc-cu12-12.8.93"
 if [ ! -e "$NVRTC_DIR/nvidia/cuda_nvrtc/lib" ]; then
   echo "installing the pinned NVRTC wheel (nvidia-cuda-nvrtc-cu12==12.8.93) into $NVRTC_DIR"
-  python3 -m pip install -q --disable-pip-version-check --target "$NVRTC_DIR" nvidia-cuda-nvrtc-cu12==12.8.93
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --target "$NVRTC_DIR" nvidia-cuda-nvrtc-cu12==12.8.93
 fi
 NVRTC_LIB="$NVRTC_DIR/nvidia/cuda_nvrtc/lib"
 # cudarc looks for the unversioned name too; the wheel ships only libnvrtc.so.12.

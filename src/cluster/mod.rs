@@ -1,2 +1,14 @@
 //! CPP clustering on feature vectors: the head and its training, spectral clustering of Π, out-of-sample
 //! assignment, choice of k by coding length, metrics, save/load.
+
+pub mod head;
+pub mod sgd;
+pub mod params;
+pub mod hungarian;
+pub mod metrics;
+pub mod kmeans;
+pub mod spectral;
+pub mod coding_length;
+pub mod train;
+pub mod assign;
+pub mod synthetic;

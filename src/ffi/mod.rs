@@ -13,6 +13,7 @@
 pub mod clip;
 pub mod cluster;
 pub mod core;
+pub mod label;
 pub mod rate;
 
 use crate::error::{Error, Result, Status};

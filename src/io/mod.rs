@@ -1,1 +1,2 @@
 //! File formats shared by the CLI, the C API and the tests.
+pub mod npy;

@@ -4,6 +4,7 @@
 //! Matrices cross module boundaries as row-major slices plus shapes; faer views are made locally.
 
 pub mod cholesky;
+pub mod eigh;
 pub mod gemm;
 
 pub use gemm::{gemm, Trans};

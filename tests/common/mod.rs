@@ -38,13 +38,15 @@ pub fn lib_dir() -> PathBuf {
     dir
 }
 
+/// The library file this test run was built against: `cargo test` refreshes `deps/` but does not copy the
+/// cdylib/staticlib up to the profile directory, so `deps/` comes first.
 fn lib_file(name: &str) -> PathBuf {
     let dir = lib_dir();
-    let top = dir.join(name);
-    if top.exists() {
-        top
+    let in_deps = dir.join("deps").join(name);
+    if in_deps.exists() {
+        in_deps
     } else {
-        dir.join("deps").join(name)
+        dir.join(name)
     }
 }
 

@@ -1,0 +1,270 @@
+//! Image input for the CLIP engine: decoding encoded files/bytes and accepting raw frames, both
+//! producing one type, [`RgbImage8`] (8-bit RGB, interleaved, no padding).
+//!
+//! The conversion to RGB mirrors what `transformers` (≥ 5, `convert_to_rgb`) does with a PIL image
+//! before `CLIPImageProcessor` sees it:
+//! - grayscale is replicated into the three channels (PIL `convert("RGB")`);
+//! - an alpha channel is composited onto a **white** background with PIL's integer
+//!   `alpha_composite` arithmetic (bit-exact), then dropped;
+//! - 16-bit samples keep their high byte (what PIL's PNG decoder does for 16-bit RGB/RGBA).
+//!   Known divergence: PIL opens 16-bit *grayscale* PNGs as mode `I;16` and `convert("RGB")` clips
+//!   every value above 255 to white; we take the high byte there too, so a 16-bit gray photo stays a
+//!   photo instead of turning white.
+//! - EXIF orientation (JPEG, WebP) is applied, as viewers do. `transformers` does not do this itself;
+//!   our goldens call `PIL.ImageOps.exif_transpose` first.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use crate::error::{Error, Result};
+use crate::invalid_arg;
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved `R G B`, no row padding
+/// (`data.len() == width * height * 3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage8 {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl RgbImage8 {
+    /// Wraps an interleaved RGB buffer, checking its length.
+    pub fn new(width: usize, height: usize, data: Vec<u8>) -> Result<Self> {
+        check_dims(width, height)?;
+        let want = width
+            .checked_mul(height)
+            .and_then(|p| p.checked_mul(3))
+            .ok_or_else(|| invalid_arg!("image size {width}×{height} overflows"))?;
+        if data.len() != want {
+            return Err(invalid_arg!(
+                "RGB buffer has {} bytes, a {width}×{height} RGB8 image needs {want}",
+                data.len()
+            ));
+        }
+        Ok(Self { width, height, data })
+    }
+}
+
+/// Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
+/// Values are part of the C ABI: never renumber, only append.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// `R G B`, 3 bytes per pixel.
+    Rgb8 = 0,
+    /// `R G B A`, 4 bytes per pixel (straight, not premultiplied alpha; composited onto white).
+    Rgba8 = 1,
+    /// `B G R`, 3 bytes per pixel (OpenCV's default).
+    Bgr8 = 2,
+    /// `B G R A`, 4 bytes per pixel (straight alpha; composited onto white).
+    Bgra8 = 3,
+    /// One gray byte per pixel.
+    Gray8 = 4,
+    /// `R G B X`, 4 bytes per pixel, the fourth byte ignored.
+    Rgbx8 = 5,
+    /// `B G R X`, 4 bytes per pixel, the fourth byte ignored.
+    Bgrx8 = 6,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Gray8 => 1,
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => 3,
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 | PixelFormat::Rgbx8 | PixelFormat::Bgrx8 => 4,
+        }
+    }
+
+    /// The C ABI value back to the enum (an out-of-range integer from C is an error, not UB).
+    pub fn from_raw_value(v: u32) -> Result<Self> {
+        Ok(match v {
+            0 => PixelFormat::Rgb8,
+            1 => PixelFormat::Rgba8,
+            2 => PixelFormat::Bgr8,
+            3 => PixelFormat::Bgra8,
+            4 => PixelFormat::Gray8,
+            5 => PixelFormat::Rgbx8,
+            6 => PixelFormat::Bgrx8,
+            _ => return Err(invalid_arg!("pixel format {v} is not a rateclust_pixel_format value")),
+        })
+    }
+}
+
+/// Decodes a JPEG, PNG or WebP file (format sniffed from the content, not the extension).
+pub fn decode_file(path: &Path) -> Result<RgbImage8> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(&bytes).map_err(|e| match e {
+        Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Decodes an in-memory JPEG, PNG or WebP image.
+pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
+    if bytes.is_empty() {
+        return Err(invalid_arg!("encoded image is empty (0 bytes)"));
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Format(format!("cannot read image header: {e}")))?;
+    match reader.format() {
+        // zune-jpeg fills a truncated scan with gray instead of failing; Pillow refuses such files.
+        Some(image::ImageFormat::Jpeg) if !jpeg_has_eoi_after_scan(bytes) => {
+            return Err(Error::Format("JPEG data is truncated (no end-of-image marker after the scan data)".into()))
+        }
+        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::WebP) => {}
+        Some(f) => return Err(Error::Format(format!("unsupported image format {f:?} (JPEG, PNG or WebP expected)"))),
+        None => return Err(Error::Format("unknown image format (JPEG, PNG or WebP expected)".into())),
+    }
+    let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
+    let mut decoder = reader.into_decoder().map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
+    // A broken EXIF block should not make a decodable image unusable: fall back to no rotation.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
+    // not implement (CMYK, arithmetic coding, 12-bit).
+    let rgb = match if is_jpeg { super::jpeg::decode(bytes)? } else { None } {
+        Some(rgb) => rgb,
+        None => {
+            let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
+            to_rgb8_like_pil(img)?
+        }
+    };
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return Ok(rgb);
+    }
+    let (w, h) = (rgb.width as u32, rgb.height as u32);
+    let buf = image::RgbImage::from_raw(w, h, rgb.data).ok_or_else(|| Error::Internal("RGB buffer size".into()))?;
+    let mut dynimg = DynamicImage::ImageRgb8(buf);
+    dynimg.apply_orientation(orientation);
+    let (w, h) = (dynimg.width() as usize, dynimg.height() as usize);
+    RgbImage8::new(w, h, dynimg.into_rgb8().into_raw())
+}
+
+/// Copies a raw frame (rows `stride_bytes` apart, the first `width * bpp` bytes of each row used) into
+/// an [`RgbImage8`]. The last row only needs `width * bpp` bytes, so a tightly cropped buffer works.
+pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, format: PixelFormat) -> Result<RgbImage8> {
+    check_dims(width, height)?;
+    let bpp = format.bytes_per_pixel();
+    let row = width.checked_mul(bpp).ok_or_else(|| invalid_arg!("width {width} overflows"))?;
+    if stride_bytes < row {
+        return Err(invalid_arg!(
+            "stride {stride_bytes} bytes is smaller than one row ({width} pixels × {bpp} bytes = {row})"
+        ));
+    }
+    let need = (height - 1)
+        .checked_mul(stride_bytes)
+        .and_then(|x| x.checked_add(row))
+        .ok_or_else(|| invalid_arg!("frame size {width}×{height} with stride {stride_bytes} overflows"))?;
+    if data.len() < need {
+        return Err(invalid_arg!(
+            "frame buffer has {} bytes, {width}×{height} {format:?} with stride {stride_bytes} needs {need}",
+            data.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        let src = &data[y * stride_bytes..y * stride_bytes + row];
+        match format {
+            PixelFormat::Rgb8 => out.extend_from_slice(src),
+            PixelFormat::Bgr8 => src.chunks_exact(3).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+            PixelFormat::Rgbx8 => src.chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
+            PixelFormat::Bgrx8 => src.chunks_exact(4).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+            PixelFormat::Gray8 => src.iter().for_each(|&g| out.extend_from_slice(&[g, g, g])),
+            PixelFormat::Rgba8 => src.chunks_exact(4).for_each(|p| {
+                out.extend_from_slice(&over_white([p[0], p[1], p[2]], p[3]));
+            }),
+            PixelFormat::Bgra8 => src.chunks_exact(4).for_each(|p| {
+                out.extend_from_slice(&over_white([p[2], p[1], p[0]], p[3]));
+            }),
+        }
+    }
+    RgbImage8::new(width, height, out)
+}
+
+/// Whether a JPEG stream has an end-of-image marker (`FF D9`) after its first start-of-scan. Walks the
+/// marker segments before the scan (an EXIF thumbnail inside APP1 carries its own `FF D9`); inside
+/// entropy-coded data `FF` is always followed by `00` or a restart marker, so `FF D9` there is the EOI.
+fn jpeg_has_eoi_after_scan(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        if marker == 0xDA {
+            return b[i + 2 + len.min(b.len() - i - 2)..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+fn check_dims(width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(invalid_arg!("image size {width}×{height}: width and height must be positive"));
+    }
+    Ok(())
+}
+
+/// One straight-alpha pixel composited onto opaque white, exactly as Pillow's
+/// `Image.alpha_composite(white, im)` computes it (AlphaComposite.c: 7 fractional bits, division by 255
+/// through two shifts). With an opaque white destination Pillow's coefficients reduce to
+/// `coef1 = a·128` and `coef2 = (255 − a)·128`.
+#[inline]
+pub fn over_white(rgb: [u8; 3], a: u8) -> [u8; 3] {
+    if a == 0 {
+        return [255, 255, 255];
+    }
+    let a = a as u32;
+    let coef1 = a << 7;
+    let coef2 = (255 - a) << 7;
+    rgb.map(|c| {
+        let t = c as u32 * coef1 + 255 * coef2 + (0x80 << 7);
+        ((((t >> 8) + t) >> 8) >> 7) as u8
+    })
+}
+
+/// Converts any decoded image to RGB8 the way the transformers/PIL path does (module docs).
+fn to_rgb8_like_pil(img: DynamicImage) -> Result<RgbImage8> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    check_dims(w, h)?;
+    let mut out = Vec::with_capacity(w * h * 3);
+    match img {
+        DynamicImage::ImageRgb8(b) => out = b.into_raw(),
+        DynamicImage::ImageLuma8(b) => b.as_raw().iter().for_each(|&g| out.extend_from_slice(&[g, g, g])),
+        DynamicImage::ImageLumaA8(b) => b.as_raw().chunks_exact(2).for_each(|p| {
+            out.extend_from_slice(&over_white([p[0]; 3], p[1]));
+        }),
+        DynamicImage::ImageRgba8(b) => b.as_raw().chunks_exact(4).for_each(|p| {
+            out.extend_from_slice(&over_white([p[0], p[1], p[2]], p[3]));
+        }),
+        DynamicImage::ImageLuma16(b) => b.as_raw().iter().for_each(|&g| out.extend_from_slice(&[(g >> 8) as u8; 3])),
+        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).for_each(|p| {
+            out.extend_from_slice(&over_white([(p[0] >> 8) as u8; 3], (p[1] >> 8) as u8));
+        }),
+        DynamicImage::ImageRgb16(b) => out.extend(b.as_raw().iter().map(|&v| (v >> 8) as u8)),
+        DynamicImage::ImageRgba16(b) => b.as_raw().chunks_exact(4).for_each(|p| {
+            let hi = |v: u16| (v >> 8) as u8;
+            out.extend_from_slice(&over_white([hi(p[0]), hi(p[1]), hi(p[2])], hi(p[3])));
+        }),
+        // Float formats do not come out of the JPEG/PNG/WebP decoders; keep a sane path anyway.
+        other => {
+            let has_alpha = other.color().has_alpha();
+            let rgba = other.into_rgba8();
+            rgba.as_raw().chunks_exact(4).for_each(|p| {
+                let a = if has_alpha { p[3] } else { 255 };
+                out.extend_from_slice(&over_white([p[0], p[1], p[2]], a));
+            });
+        }
+    }
+    RgbImage8::new(w, h, out)
+}

@@ -1,0 +1,186 @@
+//! Out-of-sample assignment (DESIGN §2): after spectral clustering of Π on a sample, every point — seen in
+//! training or not — gets a label from per-cluster summaries of the sample, in time linear in n
+//! (one GEMM of the points' Z against all clusters' bases or prototypes).
+//!
+//! Rules (measured on the dev set by examples/eval_dev.rs):
+//! - subspace: MCR² drives clusters towards near-orthogonal subspaces, so each cluster keeps the top
+//!   `r` right singular vectors of its Z rows (eigenvectors of Z_jᵀZ_j); a point goes to the cluster with
+//!   the largest squared projection norm ‖U_jᵀ z‖²;
+//! - prototype-z / prototype-c: the normalised mean of the cluster's Z (or C) rows; largest cosine wins.
+//!
+//! Confidence is the margin between the best and the second-best score (squared projection norms of the
+//! unit-norm z, in [0, 1], or cosines, in [0, 2]): near 0 for points between clusters.
+
+use super::params::AssignRule;
+use crate::error::{Error, Result};
+use crate::linalg::eigh::eigh;
+use crate::linalg::{gemm, Trans};
+use rayon::prelude::*;
+
+/// Per-cluster summaries of the spectral sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignModel {
+    pub k: usize,
+    pub zdim: usize,
+    /// Rank r of each cluster's subspace.
+    pub rank: usize,
+    /// (k·r)×d: cluster j's orthonormal basis vectors are rows j·r .. (j+1)·r.
+    pub bases: Vec<f32>,
+    /// k×d unit-norm means of Z and of C per cluster.
+    pub prototypes_z: Vec<f32>,
+    pub prototypes_c: Vec<f32>,
+}
+
+/// The automatic subspace rank for k clusters in d dimensions: min(d / k, 16), at least 1.
+pub fn auto_rank(k: usize, d: usize) -> usize {
+    (d / k.max(1)).clamp(1, 16)
+}
+
+impl AssignModel {
+    /// Builds the summaries from the sample's Z and C (m×d, unit rows) and labels in 0..k. `c` may be
+    /// empty (single-head models), then the C prototypes equal the Z prototypes. A cluster with no member
+    /// gets a zero basis and prototype (it then wins no point).
+    pub fn build(z: &[f32], c: &[f32], m: usize, d: usize, labels: &[usize], k: usize, rank: usize) -> Result<Self> {
+        if z.len() != m * d || labels.len() != m || (!c.is_empty() && c.len() != m * d) {
+            return Err(crate::invalid_arg!("assignment model: inconsistent sample shapes"));
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l >= k) {
+            return Err(crate::invalid_arg!("assignment model: label {bad} out of range for k = {k}"));
+        }
+        let rank = if rank == 0 { auto_rank(k, d) } else { rank.min(d) };
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
+        for (i, &l) in labels.iter().enumerate() {
+            members[l].push(i);
+        }
+        let per_cluster: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = members
+            .par_iter()
+            .map(|rows| -> Result<_> {
+                let mut basis = vec![0.0f32; rank * d];
+                if rows.is_empty() {
+                    return Ok((basis, vec![0.0; d], vec![0.0; d]));
+                }
+                let zj: Vec<f64> = rows.iter().flat_map(|&r| z[r * d..(r + 1) * d].iter().map(|&v| v as f64)).collect();
+                let mut gram = vec![0.0f64; d * d];
+                gemm(d, d, rows.len(), 1.0, &zj, d, Trans::Yes, &zj, d, Trans::No, 0.0, &mut gram, d);
+                let (_vals, vecs) = eigh(&gram, d)?;
+                // Eigenvalues ascend: the top `rank` eigenvectors are the last columns.
+                for q in 0..rank {
+                    let col = d - 1 - q;
+                    for t in 0..d {
+                        basis[q * d + t] = vecs[t * d + col] as f32;
+                    }
+                }
+                let pz = unit_mean(z, rows, d);
+                let pc = if c.is_empty() { pz.clone() } else { unit_mean(c, rows, d) };
+                Ok((basis, pz, pc))
+            })
+            .collect::<Result<_>>()?;
+        let mut out = AssignModel { k, zdim: d, rank, bases: Vec::new(), prototypes_z: Vec::new(), prototypes_c: Vec::new() };
+        for (b, pz, pc) in per_cluster {
+            out.bases.extend(b);
+            out.prototypes_z.extend(pz);
+            out.prototypes_c.extend(pc);
+        }
+        Ok(out)
+    }
+
+    /// Checks that the stored tensors have the sizes k, d and rank say (after loading a file).
+    pub fn check(&self) -> Result<()> {
+        let (k, d, r) = (self.k, self.zdim, self.rank);
+        if self.bases.len() != k * r * d || self.prototypes_z.len() != k * d || self.prototypes_c.len() != k * d {
+            return Err(Error::Format(format!("assignment tensors do not match k = {k}, d = {d}, rank = {r}")));
+        }
+        Ok(())
+    }
+
+    /// Labels and confidences of n points given their Z (and C for `PrototypeC`; otherwise `c` is ignored),
+    /// written into `labels` and `confidence` (n each).
+    pub fn assign(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+        let (k, d, r) = (self.k, self.zdim, self.rank);
+        let (x, protos) = match rule {
+            AssignRule::PrototypeC => (c, &self.prototypes_c),
+            AssignRule::PrototypeZ => (z, &self.prototypes_z),
+            AssignRule::Subspace => (z, &self.bases),
+        };
+        if x.len() != n * d || labels.len() != n || confidence.len() != n {
+            return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n} output slots"));
+        }
+        let cols = if rule == AssignRule::Subspace { k * r } else { k };
+        // Blocks of rows bound the n×cols score matrix.
+        const BLOCK: usize = 4096;
+        let mut scores = vec![0.0f32; BLOCK.min(n) * cols];
+        for start in (0..n).step_by(BLOCK) {
+            let rows = BLOCK.min(n - start);
+            let s = &mut scores[..rows * cols];
+            gemm(rows, cols, d, 1.0, &x[start * d..(start + rows) * d], d, Trans::No, protos, d, Trans::Yes, 0.0, s, cols);
+            let lab = &mut labels[start..start + rows];
+            let conf = &mut confidence[start..start + rows];
+            s.par_chunks(cols).zip(lab.par_iter_mut()).zip(conf.par_iter_mut()).for_each(|((row, l), cf)| {
+                let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
+                for j in 0..k {
+                    let v = if rule == AssignRule::Subspace {
+                        row[j * r..(j + 1) * r].iter().map(|p| p * p).sum::<f32>()
+                    } else {
+                        row[j]
+                    };
+                    if v > best {
+                        second = best;
+                        best = v;
+                        arg = j;
+                    } else if v > second {
+                        second = v;
+                    }
+                }
+                *l = arg as i64;
+                *cf = if second.is_finite() { best - second } else { best };
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The mean of the given rows of `a` (m×d), scaled to unit norm (zero stays zero).
+fn unit_mean(a: &[f32], rows: &[usize], d: usize) -> Vec<f32> {
+    let mut s = vec![0.0f64; d];
+    for &r in rows {
+        for t in 0..d {
+            s[t] += a[r * d + t] as f64;
+        }
+    }
+    let norm = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+    s.iter().map(|&v| if norm > 0.0 { (v / norm) as f32 } else { 0.0 }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Points on three orthogonal planes in R^6 are assigned to their plane by every rule.
+    #[test]
+    fn recovers_orthogonal_subspaces() {
+        let (d, k, per) = (6, 3, 40);
+        let mut rng = Rng::new(1);
+        let mut z = Vec::new();
+        let mut labels = Vec::new();
+        for j in 0..k {
+            for _ in 0..per {
+                let mut v = vec![0.0f32; d];
+                v[2 * j] = (rng.normal() + 2.0) as f32;
+                v[2 * j + 1] = rng.normal() as f32;
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                z.extend(v.iter().map(|x| x / n));
+                labels.push(j);
+            }
+        }
+        let m = k * per;
+        let model = AssignModel::build(&z, &[], m, d, &labels, k, 2).unwrap();
+        for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
+            let mut out = vec![0i64; m];
+            let mut conf = vec![0f32; m];
+            model.assign(rule, &z, &z, m, &mut out, &mut conf).unwrap();
+            assert!(out.iter().zip(&labels).all(|(&a, &b)| a as usize == b), "{rule:?}");
+            assert!(conf.iter().all(|&c| c > 0.0));
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Training the CPP head (DESIGN §1): epochs of seeded shuffles with `drop_last`, TCR warm-up for steps
+//! 0..=warmup, then the subspace head copied into the cluster head and the MLC loss; SGD with two groups.
+//! Mirrors the reference training loop (LeslieTrue/CPP `main.py`), restated in
+//! tools/golden/cluster_head_goldens.py.
+
+use super::head::{Head, HeadGrads};
+use super::params::FitParams;
+use super::sgd::{Sgd, SgdGroup};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::linalg::Real;
+use crate::progress::{report, Progress};
+use crate::rate::{mlc_loss, Objective};
+use crate::rng::Rng;
+
+/// Which rows make up each step's batch.
+pub enum BatchOrder<'a> {
+    /// Each epoch a Fisher–Yates shuffle of 0..n from `Rng::new(seed)`, cut into full batches (drop_last).
+    Shuffled,
+    /// Given batches, one per step (tests replaying the PyTorch restatement's order).
+    Explicit(&'a [Vec<usize>]),
+}
+
+/// What happened during training.
+#[derive(Debug, Clone, Default)]
+pub struct TrainLog {
+    /// Loss of every step.
+    pub losses: Vec<f64>,
+}
+
+/// The batches of every step for n points under `params` (seeded shuffles, drop_last).
+pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
+    let mut rng = Rng::new(params.seed.wrapping_add(0x5EED_0F_BA7C4));
+    let per_epoch = n / params.batch;
+    let mut out = Vec::with_capacity(per_epoch * params.epochs);
+    for _ in 0..params.epochs {
+        let mut idx: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut idx);
+        out.extend(idx.chunks_exact(params.batch).map(|c| c.to_vec()));
+    }
+    out
+}
+
+/// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step.
+pub fn train<T: Real>(
+    head: &mut Head<T>,
+    x: &[T],
+    n: usize,
+    params: &FitParams,
+    device: &Device,
+    order: BatchOrder<'_>,
+    progress: &mut dyn Progress,
+) -> Result<TrainLog> {
+    let input = head.dims.input;
+    let d = head.dims.zdim;
+    if x.len() != n * input {
+        return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
+    }
+    let batches = match order {
+        BatchOrder::Shuffled => shuffled_batches(n, params),
+        BatchOrder::Explicit(b) => b.to_vec(),
+    };
+    let rate = params.rate_params();
+    let mut opt = Sgd::<T>::new(
+        SgdGroup { lr: params.lr, momentum: params.momentum, weight_decay: params.weight_decay },
+        SgdGroup { lr: params.lr_cluster, momentum: params.momentum, weight_decay: params.weight_decay_cluster },
+    );
+    let total = batches.len() as u64;
+    let mut log = TrainLog::default();
+    let mut xb: Vec<T> = Vec::new();
+    report(progress, "train", 0, total)?;
+    for (step, rows) in batches.iter().enumerate() {
+        let m = rows.len();
+        xb.clear();
+        for &r in rows {
+            if r >= n {
+                return Err(crate::invalid_arg!("batch row {r} out of range (n = {n})"));
+            }
+            xb.extend_from_slice(&x[r * input..(r + 1) * input]);
+        }
+        let cache = head.forward_train(&xb, m)?;
+        let warm = step <= params.warmup;
+        let grads: HeadGrads<T> = if warm {
+            let out = mlc_loss(device, &cache.z, &cache.z, m, d, &rate, Objective::Tcr)?;
+            check_loss(out.loss.to_f64(), step)?;
+            log.losses.push(out.loss.to_f64());
+            head.backward(&xb, cache, &out.grad_z, None)?
+        } else if params.single_head {
+            // Π from Z: Z feeds both arguments, so its gradient is the sum of both.
+            let out = mlc_loss(device, &cache.z, &cache.z, m, d, &rate, Objective::Mlc)?;
+            check_loss(out.loss.to_f64(), step)?;
+            log.losses.push(out.loss.to_f64());
+            let gz: Vec<T> = out.grad_z.iter().zip(&out.grad_c).map(|(&a, &b)| a + b).collect();
+            head.backward(&xb, cache, &gz, None)?
+        } else {
+            let out = mlc_loss(device, &cache.z, &cache.c, m, d, &rate, Objective::Mlc)?;
+            check_loss(out.loss.to_f64(), step)?;
+            log.losses.push(out.loss.to_f64());
+            head.backward(&xb, cache, &out.grad_z, Some(&out.grad_c))?
+        };
+        opt.step(&mut head.p, &grads);
+        if step == params.warmup {
+            head.copy_subspace_to_cluster();
+        }
+        report(progress, "train", step as u64 + 1, total)?;
+    }
+    Ok(log)
+}
+
+fn check_loss(loss: f64, step: usize) -> Result<()> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Numerical(format!("the training loss became {loss} at step {step} (lower `lr` or raise `eta`)")))
+    }
+}
