@@ -1,7 +1,7 @@
 //! C API for the rate stage: the MLC / TCR loss with its gradients, and the Sinkhorn membership Π.
 //!
-//! Enumerated arguments arrive as plain integers (`RATECLUST_OBJECTIVE_*`, `RATECLUST_SINKHORN_*`) and are
-//! checked here: an out-of-range value from C is an error, never an invalid Rust enum.
+//! The enum field of `rateclust_rate_params` is read as a plain integer and checked, so an out-of-range value
+//! from C is an error, never an invalid Rust enum.
 #![allow(non_camel_case_types)]
 
 use super::{arg_mut, arg_slice, arg_slice_mut, checked_len, guard};
@@ -9,16 +9,6 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Result, Status};
 use crate::linalg::Real;
 use crate::rate::{self, Objective, RateParams, SinkhornGradient};
-
-/// `objective` value: the TCR warm-up loss −R(Z) (C is not read and gets no gradient).
-pub const RATECLUST_OBJECTIVE_TCR: u32 = 0;
-/// `objective` value: the MLC loss −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
-pub const RATECLUST_OBJECTIVE_MLC: u32 = 1;
-/// `rateclust_rate_params.sinkhorn_gradient` value: the reference code's gradient (v detached at each
-/// column step), the default.
-pub const RATECLUST_SINKHORN_REFERENCE: u32 = 0;
-/// `rateclust_rate_params.sinkhorn_gradient` value: the exact derivative of the unrolled iterations.
-pub const RATECLUST_SINKHORN_EXACT: u32 = 1;
 
 /// Constants of the MLC objective. Get the reference's defaults from `rateclust_rate_default_params()` and
 /// change fields as needed.
@@ -35,8 +25,8 @@ pub struct rateclust_rate_params {
     pub eta: f64,
     /// Sinkhorn half-iterations, row step first (≥ 1; default 5).
     pub sinkhorn_half_iters: u32,
-    /// `RATECLUST_SINKHORN_REFERENCE` (default) or `RATECLUST_SINKHORN_EXACT`.
-    pub sinkhorn_gradient: u32,
+    /// `RATECLUST_SINKHORN_GRADIENT_REFERENCE` (default) or `RATECLUST_SINKHORN_GRADIENT_EXACT`.
+    pub sinkhorn_gradient: SinkhornGradient,
 }
 
 /// Loss value and its parts, written by `rateclust_mlc_loss*`.
@@ -61,52 +51,44 @@ impl From<RateParams> for rateclust_rate_params {
             lambda: p.lambda,
             eta: p.eta,
             sinkhorn_half_iters: p.sinkhorn_half_iters as u32,
-            sinkhorn_gradient: p.gradient as u32,
+            sinkhorn_gradient: p.gradient,
         }
     }
 }
 
-impl rateclust_rate_params {
-    fn to_rust(self) -> Result<RateParams> {
-        let gradient = match self.sinkhorn_gradient {
-            RATECLUST_SINKHORN_REFERENCE => SinkhornGradient::Reference,
-            RATECLUST_SINKHORN_EXACT => SinkhornGradient::Exact,
-            other => return Err(crate::invalid_arg!("params.sinkhorn_gradient = {other} (expected 0 = reference or 1 = exact)")),
-        };
-        let p = RateParams {
-            eps_sq: self.eps_sq,
-            gamma: self.gamma,
-            lambda: self.lambda,
-            eta: self.eta,
-            sinkhorn_half_iters: self.sinkhorn_half_iters as usize,
-            gradient,
-        };
-        p.validate()?;
-        Ok(p)
+/// Reads `*params` field by field (NULL: the defaults). The enum field is read as its underlying integer and
+/// checked before it becomes a `SinkhornGradient`, so a bad value from C is an error instead of undefined
+/// behaviour.
+fn params_or_default(params: *const rateclust_rate_params) -> Result<RateParams> {
+    if params.is_null() {
+        return Ok(RateParams::default());
     }
+    // SAFETY: non-NULL, and the caller promises it points to a rateclust_rate_params (header contract). Every
+    // field is read through a raw pointer as a plain number (a repr(C) enum has the size of a C int).
+    let (eps_sq, gamma, lambda, eta, iters, gradient) = unsafe {
+        (
+            std::ptr::addr_of!((*params).eps_sq).read(),
+            std::ptr::addr_of!((*params).gamma).read(),
+            std::ptr::addr_of!((*params).lambda).read(),
+            std::ptr::addr_of!((*params).eta).read(),
+            std::ptr::addr_of!((*params).sinkhorn_half_iters).read(),
+            (std::ptr::addr_of!((*params).sinkhorn_gradient) as *const u32).read(),
+        )
+    };
+    let gradient = match gradient {
+        0 => SinkhornGradient::Reference,
+        1 => SinkhornGradient::Exact,
+        other => return Err(crate::invalid_arg!("params.sinkhorn_gradient = {other} (expected 0 = reference or 1 = exact)")),
+    };
+    let p = RateParams { eps_sq, gamma, lambda, eta, sinkhorn_half_iters: iters as usize, gradient };
+    p.validate()?;
+    Ok(p)
 }
 
 /// The reference's constants: ε² 0.1, γ 1, λ 0.05, η 0.175, 5 half-iterations, reference gradient.
 #[no_mangle]
 pub extern "C" fn rateclust_rate_default_params() -> rateclust_rate_params {
     RateParams::default().into()
-}
-
-fn params_or_default(params: *const rateclust_rate_params) -> Result<RateParams> {
-    // SAFETY: the caller promises a non-NULL pointer points to a rateclust_rate_params (header contract);
-    // every field is a plain number, so any bit pattern is a valid value and is then checked.
-    match unsafe { params.as_ref() } {
-        None => Ok(RateParams::default()),
-        Some(p) => p.to_rust(),
-    }
-}
-
-fn objective_from(v: u32) -> Result<Objective> {
-    match v {
-        RATECLUST_OBJECTIVE_TCR => Ok(Objective::Tcr),
-        RATECLUST_OBJECTIVE_MLC => Ok(Objective::Mlc),
-        other => Err(crate::invalid_arg!("objective = {other} (expected 0 = TCR or 1 = MLC)")),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -118,13 +100,12 @@ fn mlc_loss_c<T: Real>(
     c: *const T,
     m: usize,
     d: usize,
-    objective: u32,
+    objective: Objective,
     out: *mut rateclust_mlc_values,
     grad_z: *mut T,
     grad_c: *mut T,
 ) -> Result<()> {
     let p = params_or_default(params)?;
-    let objective = objective_from(objective)?;
     let out = arg_mut(out, "out")?;
     if m == 0 || d == 0 {
         return Err(crate::invalid_arg!("m = {m}, d = {d}: both must be ≥ 1 (and m ≥ 2)"));
@@ -156,7 +137,7 @@ fn mlc_loss_c<T: Real>(
 /// - `kind`, `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
 /// - `z`, `c`: caller-owned m×d row-major float arrays (m ≥ 2 samples, d ≥ 1 features; rows are normally
 ///   L2-normalised), finite. `c` is not read for `RATECLUST_OBJECTIVE_TCR` and may then be NULL.
-/// - `objective`: `RATECLUST_OBJECTIVE_TCR` or `RATECLUST_OBJECTIVE_MLC`.
+/// - `objective`: `RATECLUST_OBJECTIVE_TCR` (warm-up, −R(Z)) or `RATECLUST_OBJECTIVE_MLC`.
 /// - `out`: receives the loss and its parts (required).
 /// - `grad_z`, `grad_c`: caller-owned m×d arrays receiving ∂loss/∂Z and ∂loss/∂C, or NULL if not wanted.
 ///   For TCR, `grad_c` (if given) is zeroed.
@@ -172,7 +153,7 @@ pub extern "C" fn rateclust_mlc_loss(
     c: *const f32,
     m: usize,
     d: usize,
-    objective: u32,
+    objective: Objective,
     out: *mut rateclust_mlc_values,
     grad_z: *mut f32,
     grad_c: *mut f32,
@@ -191,7 +172,7 @@ pub extern "C" fn rateclust_mlc_loss_f64(
     c: *const f64,
     m: usize,
     d: usize,
-    objective: u32,
+    objective: Objective,
     out: *mut rateclust_mlc_values,
     grad_z: *mut f64,
     grad_c: *mut f64,

@@ -46,13 +46,14 @@ impl Default for RateParams {
     }
 }
 
-/// Which loss to evaluate.
+/// Which loss to evaluate (C: `rateclust_objective`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Objective {
     /// Warm-up: −R(Z) only (total coding rate). C is not used and gets no gradient.
-    Tcr,
+    Tcr = 0,
     /// −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
-    Mlc,
+    Mlc = 1,
 }
 
 /// Loss value, its parts, and gradients (same shapes as Z and C).
