@@ -65,7 +65,8 @@ pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
     Ok(())
 }
 
-/// log det A of one SPD matrix (row-major n×n; only one triangle is read). `Error::Numerical` if not SPD.
+/// log det A of one symmetric positive-definite matrix (row-major n×n; only its upper triangle is read).
+/// `Error::Numerical` naming the pivot if it is not positive definite.
 pub fn logdet_spd<T: Real>(a: &[T], n: usize) -> Result<T> {
     check_square(a, n, "logdet_spd")?;
     let mut work = a.to_vec();
@@ -73,8 +74,8 @@ pub fn logdet_spd<T: Real>(a: &[T], n: usize) -> Result<T> {
     Ok(logdet_from_factor(&work, n))
 }
 
-/// For one SPD matrix `a` (n×n, symmetric, either layout): returns log det A and overwrites `a` with A⁻¹
-/// (full symmetric matrix). `work` must hold n·n elements (scratch).
+/// For one SPD matrix `a` (n×n, symmetric; its row-major upper triangle is read): returns log det A and
+/// overwrites `a` with A⁻¹ (full symmetric matrix). `work` must hold n·n elements (scratch).
 pub fn logdet_inverse_in_place<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
     check_square(a, n, what)?;
     factor_col_major(a, n, what)?;
