@@ -238,6 +238,32 @@ mod tests {
     }
 
     #[test]
+    fn documented_triangles_are_the_ones_read() {
+        let mut rng = Rng::new(13);
+        let n = 9;
+        let a = random_spd(n, &mut rng);
+        let want = logdet_spd(&a, n).unwrap();
+        // logdet_spd reads the row-major upper triangle: garbage below the diagonal changes nothing.
+        let mut upper = a.clone();
+        for i in 0..n {
+            for j in 0..i {
+                upper[i * n + j] = f64::NAN;
+            }
+        }
+        assert_eq!(logdet_spd(&upper, n).unwrap(), want);
+        // cholesky_in_place reads the lower triangle.
+        let mut lower = a.clone();
+        for i in 0..n {
+            for j in i + 1..n {
+                lower[i * n + j] = f64::NAN;
+            }
+        }
+        cholesky_in_place(&mut lower, n).unwrap();
+        let ld: f64 = (0..n).map(|k| 2.0 * lower[k * n + k].ln()).sum();
+        assert!((ld - want).abs() < 1e-12);
+    }
+
+    #[test]
     fn not_spd_is_a_numerical_error_naming_the_pivot() {
         let a = vec![1.0, 2.0, 2.0, 1.0];
         let e = logdet_spd(&a, 2).unwrap_err();
