@@ -75,24 +75,36 @@ pub fn logdet_spd<T: Real>(a: &[T], n: usize) -> Result<T> {
 }
 
 /// For one SPD matrix `a` (n×n, symmetric; its row-major upper triangle is read): returns log det A and
-/// overwrites `a` with A⁻¹ (full symmetric matrix). `work` must hold n·n elements (scratch).
-pub fn logdet_inverse_in_place<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
+/// writes the row-major upper triangle of A⁻¹ into `work` (n·n elements; its strict lower triangle is left
+/// unspecified). `a` is overwritten by the Cholesky factor. The cheapest way to the inverse when the caller
+/// only needs one triangle of it (the packed coding rates).
+pub fn logdet_inverse_upper<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
     check_square(a, n, what)?;
     factor_col_major(a, n, what)?;
     let logdet = logdet_from_factor(a, n);
     let mut buf = MemBuffer::new(inverse::inverse_scratch::<T>(n, Par::Seq));
-    {
-        let l = MatRef::from_column_major_slice(a, n, n);
-        let out = MatMut::from_column_major_slice_mut(&mut work[..n * n], n, n);
-        // faer writes only the lower triangle of the inverse.
-        inverse::inverse(out, l, Par::Seq, MemStack::new(&mut buf));
-    }
-    // Symmetrise into `a`: column-major lower (j ≥ i in column i) = work[j + i·n].
-    for i in 0..n {
-        for j in i..n {
-            let v = work[j + i * n];
-            a[j + i * n] = v;
-            a[i + j * n] = v;
+    let l = MatRef::from_column_major_slice(a, n, n);
+    let out = MatMut::from_column_major_slice_mut(&mut work[..n * n], n, n);
+    // faer writes the column-major lower triangle of the inverse, i.e. the row-major upper one.
+    inverse::inverse(out, l, Par::Seq, MemStack::new(&mut buf));
+    Ok(logdet)
+}
+
+/// For one SPD matrix `a` (n×n, symmetric; its row-major upper triangle is read): returns log det A and
+/// overwrites `a` with A⁻¹ (full symmetric matrix). `work` must hold n·n elements (scratch).
+pub fn logdet_inverse_in_place<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
+    let logdet = logdet_inverse_upper(a, n, work, what)?;
+    // Mirror the upper triangle into both halves of `a`, in tiles so that the transposed writes stay in cache.
+    const B: usize = 16;
+    for i0 in (0..n).step_by(B) {
+        for j0 in (i0..n).step_by(B) {
+            for i in i0..(i0 + B).min(n) {
+                for j in j0.max(i)..(j0 + B).min(n) {
+                    let v = work[i * n + j];
+                    a[i * n + j] = v;
+                    a[j * n + i] = v;
+                }
+            }
         }
     }
     Ok(logdet)

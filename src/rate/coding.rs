@@ -12,7 +12,7 @@
 //!   (the first part is through τ_j, using α_j tr(M_j⁻¹G_j) = d − tr M_j⁻¹).
 
 use crate::error::Result;
-use crate::linalg::cholesky::{logdet_inverse_in_place, logdet_lower_inverse_in_place};
+use crate::linalg::cholesky::{logdet_inverse_upper, logdet_lower_inverse_in_place};
 use crate::linalg::{gemm, Real, Trans};
 use rayon::prelude::*;
 
@@ -146,15 +146,16 @@ pub fn rate_c_packed<T: Real>(z: &[T], pi: &[T], m: usize, d: usize, eps_sq: f64
                     }
                     full[a * d + a] += T::one();
                 }
-                let logdet = logdet_inverse_in_place(full, d, work, &format!("R_c: M_{j} = I + α_j Zᵀdiag(Π_:,{j})Z"))?;
+                let logdet = logdet_inverse_upper(full, d, work, &format!("R_c: M_{j} = I + α_j Zᵀdiag(Π_:,{j})Z"))?;
                 let two = T::one() + T::one();
                 let mut tr_inv = T::zero();
                 for a in 0..d {
-                    tr_inv += full[a * d + a];
+                    let src = &work[a * d + a..(a + 1) * d];
+                    tr_inv += src[0];
                     let row = &mut gj[packed_row(a, d)..][..d - a];
-                    row[0] = full[a * d + a];
-                    for (k, o) in row.iter_mut().enumerate().skip(1) {
-                        *o = two * full[a * d + a + k];
+                    row[0] = src[0];
+                    for (o, v) in row[1..].iter_mut().zip(&src[1..]) {
+                        *o = two * *v;
                     }
                 }
                 Ok((logdet, tr_inv))
