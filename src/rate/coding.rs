@@ -142,12 +142,11 @@ pub fn rate_c_packed<T: Real>(z: &[T], pi: &[T], m: usize, d: usize, eps_sq: f64
             || (vec![T::zero(); d * d], vec![T::zero(); d * d]),
             |(full, work), (j, gj)| {
                 let alpha = T::from_f64(d as f64 / eps_sq) / tau[j];
+                // Only the row-major upper triangle of M_j is filled: it is all logdet_inverse_upper reads.
                 for a in 0..d {
                     let row = &gj[packed_row(a, d)..][..d - a];
-                    for (k, v) in row.iter().enumerate() {
-                        let b = a + k;
-                        full[a * d + b] = alpha * *v;
-                        full[b * d + a] = alpha * *v;
+                    for (o, v) in full[a * d + a..(a + 1) * d].iter_mut().zip(row) {
+                        *o = alpha * *v;
                     }
                     full[a * d + a] += T::one();
                 }
