@@ -13,6 +13,7 @@ fn c_example_mlc_loss_runs_with_both_link_modes() {
         assert!(text.contains("max |finite difference - gradient|"), "{text}");
         assert!(text.contains("NULL z -> status 1"), "{text}");
         assert!(text.contains("NaN in z -> status 2"), "{text}");
+        assert!(text.contains("sinkhorn_gradient = 7 -> status 1"), "{text}");
         assert!(text.trim_end().ends_with("ok"), "{text}");
     }
 }

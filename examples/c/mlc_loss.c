@@ -1,6 +1,6 @@
 /* Computes the MLC loss of CPP (rate reduction) and its gradients through the C API, on a small deterministic
  * input, and checks them: the float64 gradient against central finite differences computed here, the float32
- * result against the float64 one, and two error paths (NULL input, zero size). Exits non-zero on any failure.
+ * result against the float64 one, and two error paths (NULL input, zero size, bad parameter, NaN). Exits non-zero on any failure.
  * Build:
  *   cc -Iinclude examples/c/mlc_loss.c -Ltarget/release -lrateclust -lm -o mlc_loss */
 #include <rateclust.h>
@@ -103,6 +103,12 @@ int main(void) {
     st = rateclust_mlc_loss(NULL, RATECLUST_DEVICE_KIND_CPU, 0, z32, c32, M, 0, RATECLUST_OBJECTIVE_MLC, &v32, NULL,
                             NULL);
     printf("d = 0 -> status %d: %s\n", (int)st, rateclust_last_error());
+    if (st != RATECLUST_STATUS_INVALID_ARGUMENT) return 1;
+    rateclust_rate_params bad = rateclust_rate_default_params();
+    bad.sinkhorn_gradient = (rateclust_sinkhorn_gradient)7;
+    st = rateclust_mlc_loss(&bad, RATECLUST_DEVICE_KIND_CPU, 0, z32, c32, M, D, RATECLUST_OBJECTIVE_MLC, &v32, NULL,
+                            NULL);
+    printf("sinkhorn_gradient = 7 -> status %d: %s\n", (int)st, rateclust_last_error());
     if (st != RATECLUST_STATUS_INVALID_ARGUMENT) return 1;
     z32[5] = NAN;
     st = rateclust_mlc_loss(NULL, RATECLUST_DEVICE_KIND_CPU, 0, z32, c32, M, D, RATECLUST_OBJECTIVE_TCR, &v32, NULL,

@@ -2,6 +2,12 @@
 //! the MLC loss and its gradients with respect to Z and C, on the CPU and on CUDA.
 //!
 //! Shapes: Z and C are m×d row-major (m samples, d features, rows L2-normalised by the caller); Π is m×m.
+//!
+//! CPU pieces, one job each: [`sinkhorn`] (Π and its backward pass, both gradient semantics), [`coding`]
+//! (R, R_c and their gradients; R_c packed into three large GEMMs when d ≤ m, cluster by cluster otherwise),
+//! `mlc` (the loss and the backward pass to C through Π, |·| and C Cᵀ), `vexp` (SIMD exp). Everything is
+//! generic over f32/f64; f32 inputs run the coding rates in f64 when d/ε² makes f32 too coarse (see `mlc`).
+//! Verified against PyTorch float64 autograd goldens (`tools/golden/rate_goldens.py`) and finite differences.
 
 pub mod coding;
 pub mod cuda;
