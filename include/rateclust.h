@@ -379,9 +379,10 @@ rateclust_embed_params rateclust_embed_default_params(void);
 /**
  * Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
  * `CLIPModel`, or one tower alone), plus `vocab.json` + `merges.txt` to embed texts and optionally
- * `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): the towers run on the CPU;
- * `RATECLUST_DEVICE_KIND_AUTO` uses it, `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE`
- * in this version. On success `*out` receives a model the caller frees with `rateclust_model_free`.
+ * `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): `RATECLUST_DEVICE_KIND_CUDA` puts
+ * the towers on GPU 0 (f16 weights, f32 accumulation) and fails with `RATECLUST_STATUS_DEVICE` without a
+ * usable GPU; `RATECLUST_DEVICE_KIND_AUTO` uses the GPU when it can and otherwise the CPU;
+ * `RATECLUST_DEVICE_KIND_CPU` the CPU. On success `*out` receives a model the caller frees with `rateclust_model_free`.
  */
 rateclust_status rateclust_model_load(const char *dir,
                                       uint32_t device,

@@ -1,6 +1,6 @@
 //! `rateclust`: the command-line front end of the library.
 //!
-//! Subcommands (one file each): `embed`, `fit`, `assign`, `select-k`, `recluster`, `eval`, `synth`. Every failure prints
+//! Subcommands (one file each): `embed`, `fit`, `assign`, `select-k`, `recluster`, `label`, `eval`, `synth`. Every failure prints
 //! `error: <message>` on stderr and exits with a non-zero code (2 for usage errors, 1 otherwise).
 
 mod assign;
@@ -8,6 +8,7 @@ mod common;
 mod embed;
 mod eval;
 mod fit;
+mod label;
 mod recluster;
 mod select_k;
 mod synth;
@@ -24,6 +25,8 @@ commands:
   assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
   select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
   recluster --model M.safetensors --features X.npy --k K --out M2.safetensors   (new k, no retraining)
+  label     --model CLIP_DIR --features EMB.npy --labels L.npy [--vocab FILE --template T --top N]
+            (name each cluster with CLIP text: CPP's self-labeling vote)
   eval      --pred labels.npy --truth truth.npy
   synth     --out X.npy --labels-out y.npy [--n 2000 --dim 64 --k 5 --rank 4 --noise 0.05 --seed 1]
 
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         "select-k" => select_k::run(rest),
         "eval" => eval::run(rest),
         "recluster" => recluster::run(rest),
+        "label" => label::run(rest),
         "synth" => synth::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
