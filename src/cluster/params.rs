@@ -35,6 +35,30 @@ impl AssignRule {
     }
 }
 
+/// How the fitted sample is partitioned before the per-cluster summaries are built.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SampleClustering {
+    /// Spectral clustering of Π (the CPP protocol, DESIGN §1.4).
+    #[default]
+    SpectralPi = 0,
+    /// k-means++ (with restarts) on the sample's Z rows.
+    KMeansZ = 1,
+    /// k-means++ (with restarts) on the sample's C rows (Z for single-head models).
+    KMeansC = 2,
+}
+
+impl SampleClustering {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "spectral" => Ok(SampleClustering::SpectralPi),
+            "kmeans-z" => Ok(SampleClustering::KMeansZ),
+            "kmeans-c" => Ok(SampleClustering::KMeansC),
+            _ => Err(crate::invalid_arg!("unknown sample clustering '{s}' (expected spectral, kmeans-z or kmeans-c)")),
+        }
+    }
+}
+
 /// Settings of [`crate::cluster::model::Clusterer::fit`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -76,6 +100,8 @@ pub struct FitParams {
     /// (0 = automatic: min(d / k, 16), at least 1).
     pub assign_rule: AssignRule,
     pub subspace_rank: usize,
+    /// How the sample is partitioned (spectral clustering of Π by default).
+    pub sample_clustering: SampleClustering,
 }
 
 impl Default for FitParams {
@@ -108,6 +134,7 @@ impl Default for FitParams {
             kmeans_restarts: 10,
             assign_rule: AssignRule::Subspace,
             subspace_rank: 0,
+            sample_clustering: SampleClustering::SpectralPi,
         }
     }
 }

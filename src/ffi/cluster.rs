@@ -6,7 +6,7 @@
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, guard};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
-use crate::cluster::params::{AssignRule, FitParams};
+use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
 use crate::device::{Device, DeviceKind};
 use crate::error::{Result, Status};
 use crate::progress::{NoProgress, Progress};
@@ -65,6 +65,8 @@ pub struct rateclust_fit_params {
     /// Out-of-sample rule and subspace rank per cluster (0 = automatic).
     pub assign_rule: AssignRule,
     pub subspace_rank: usize,
+    /// How the sample is partitioned: spectral clustering of Π (default) or k-means on Z or C.
+    pub sample_clustering: SampleClustering,
 }
 
 impl From<&FitParams> for rateclust_fit_params {
@@ -94,6 +96,7 @@ impl From<&FitParams> for rateclust_fit_params {
             kmeans_restarts: p.kmeans_restarts,
             assign_rule: p.assign_rule,
             subspace_rank: p.subspace_rank,
+            sample_clustering: p.sample_clustering,
         }
     }
 }
@@ -125,6 +128,7 @@ impl From<&rateclust_fit_params> for FitParams {
             kmeans_restarts: p.kmeans_restarts,
             assign_rule: p.assign_rule,
             subspace_rank: p.subspace_rank,
+            sample_clustering: p.sample_clustering,
         }
     }
 }
