@@ -14,9 +14,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-/**
- * Incremented on any incompatible change to the C ABI.
- */
+/** Incremented on any incompatible change to this API; compare with rateclust_abi_version() at run time. */
 #define RATECLUST_ABI_VERSION 1
 
 /**
@@ -67,6 +65,34 @@ typedef enum {
 } rateclust_status;
 
 /**
+ * Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
+ */
+typedef enum {
+  /**
+   * Warm-up: −R(Z) only (total coding rate). C is not used and gets no gradient.
+   */
+  RATECLUST_OBJECTIVE_TCR = 0,
+  /**
+   * −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
+   */
+  RATECLUST_OBJECTIVE_MLC = 1,
+} rateclust_objective;
+
+/**
+ * Which gradient flows through the Sinkhorn iterations.
+ */
+typedef enum {
+  /**
+   * As the reference code: through u and the final exp, v detached at each column step (DESIGN §1).
+   */
+  RATECLUST_SINKHORN_GRADIENT_REFERENCE = 0,
+  /**
+   * The exact derivative of the unrolled iterations (nothing detached).
+   */
+  RATECLUST_SINKHORN_GRADIENT_EXACT = 1,
+} rateclust_sinkhorn_gradient;
+
+/**
  * Which device a call should run on (C: `rateclust_device_kind`).
  */
 typedef enum {
@@ -85,6 +111,189 @@ typedef enum {
 } rateclust_device_kind;
 
 /**
+ * How points outside the spectral sample get their label (DESIGN §2). All are linear in n.
+ */
+typedef enum {
+  /**
+   * Largest projection norm onto each cluster's subspace (top singular vectors of its Z rows).
+   */
+  RATECLUST_ASSIGN_RULE_SUBSPACE = 0,
+  /**
+   * Largest cosine to each cluster's mean normalised Z (prototype).
+   */
+  RATECLUST_ASSIGN_RULE_PROTOTYPE_Z = 1,
+  /**
+   * Largest cosine to each cluster's mean normalised C (the cluster head's output).
+   */
+  RATECLUST_ASSIGN_RULE_PROTOTYPE_C = 2,
+} rateclust_assign_rule;
+
+/**
+ * Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
+ * Values are part of the C ABI: never renumber, only append.
+ */
+typedef enum {
+  /**
+   * `R G B`, 3 bytes per pixel.
+   */
+  RATECLUST_PIXEL_FORMAT_RGB8 = 0,
+  /**
+   * `R G B A`, 4 bytes per pixel (straight, not premultiplied alpha; composited onto white).
+   */
+  RATECLUST_PIXEL_FORMAT_RGBA8 = 1,
+  /**
+   * `B G R`, 3 bytes per pixel (OpenCV's default).
+   */
+  RATECLUST_PIXEL_FORMAT_BGR8 = 2,
+  /**
+   * `B G R A`, 4 bytes per pixel (straight alpha; composited onto white).
+   */
+  RATECLUST_PIXEL_FORMAT_BGRA8 = 3,
+  /**
+   * One gray byte per pixel.
+   */
+  RATECLUST_PIXEL_FORMAT_GRAY8 = 4,
+  /**
+   * `R G B X`, 4 bytes per pixel, the fourth byte ignored.
+   */
+  RATECLUST_PIXEL_FORMAT_RGBX8 = 5,
+  /**
+   * `B G R X`, 4 bytes per pixel, the fourth byte ignored.
+   */
+  RATECLUST_PIXEL_FORMAT_BGRX8 = 6,
+} rateclust_pixel_format;
+
+/**
+ * A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
+ * `rateclust_clusterer_free`. Not safe to use from two threads at once.
+ */
+typedef struct rateclust_clusterer rateclust_clusterer;
+
+/**
+ * A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
+ */
+typedef struct rateclust_model rateclust_model;
+
+/**
+ * Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
+ */
+typedef struct {
+  /**
+   * L2-normalise every output row (default true).
+   */
+  bool normalize;
+  /**
+   * Return the tower's pooled output before the projection (width = the tower's hidden size, see
+   * `rateclust_model_output_dim`) instead of the projected embedding (default false).
+   */
+  bool pooled;
+  /**
+   * Items per forward pass (default 32); bounds memory, larger is faster up to a point.
+   */
+  uint32_t batch_size;
+  /**
+   * Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
+   * images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
+   * to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
+   */
+  int32_t (*progress)(void *user_data, const char *stage, uint64_t done, uint64_t total);
+  /**
+   * Passed to `progress` unchanged.
+   */
+  void *progress_user_data;
+} rateclust_embed_params;
+
+/**
+ * A raw frame as media pipelines hand it over: `height` rows `stride_bytes` apart, pixels in `format`
+ * (a `rateclust_pixel_format` value: RGB8, RGBA8, BGR8, BGRA8, GRAY8, RGBX8, BGRX8). The caller owns `data`.
+ */
+typedef struct {
+  const uint8_t *data;
+  uint32_t width;
+  uint32_t height;
+  size_t stride_bytes;
+  uint32_t format;
+} rateclust_frame;
+
+/**
+ * Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
+ * `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
+ */
+typedef struct {
+  /**
+   * Number of clusters (≥ 2).
+   */
+  size_t k;
+  /**
+   * Head sizes: hidden width and output dimension d.
+   */
+  size_t hidden;
+  size_t zdim;
+  /**
+   * Sinkhorn temperature η (reference 0.175).
+   */
+  double eta;
+  /**
+   * ε², γ, λ of the MLC loss (0.1, 1, 0.05).
+   */
+  double eps_sq;
+  double gamma;
+  double lambda;
+  /**
+   * Sinkhorn half-iterations (5).
+   */
+  size_t sinkhorn_half_iters;
+  /**
+   * Use the exact Sinkhorn gradient instead of the reference's (v detached).
+   */
+  bool exact_sinkhorn_gradient;
+  /**
+   * Minibatch size (incomplete last batch dropped), epochs, warm-up steps (0..=warmup use TCR only).
+   */
+  size_t batch;
+  size_t epochs;
+  size_t warmup;
+  /**
+   * SGD: learning rates of the two parameter groups, momentum, weight decays.
+   */
+  double lr;
+  double lr_cluster;
+  double momentum;
+  double weight_decay;
+  double weight_decay_cluster;
+  uint64_t seed;
+  /**
+   * Membership Π from Z instead of the cluster head.
+   */
+  bool single_head;
+  /**
+   * L2-normalise each input row before the head (also at assign time).
+   */
+  bool normalize_input;
+  /**
+   * Points sampled for spectral clustering of Π, and k-means restarts there.
+   */
+  size_t spectral_sample;
+  size_t kmeans_restarts;
+  /**
+   * Out-of-sample rule and subspace rank per cluster (0 = automatic).
+   * A `rateclust_assign_rule` value (validated: an unknown value is an error).
+   */
+  uint32_t assign_rule;
+  size_t subspace_rank;
+} rateclust_fit_params;
+
+/**
+ * Progress callback for long calls: `stage` ("train", "cluster", "assign", "select-k") is valid only during
+ * the call; `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then
+ * returns `RATECLUST_STATUS_CANCELLED`). May be NULL.
+ */
+typedef int (*rateclust_progress_fn)(void *user_data,
+                                     const char *stage,
+                                     uint64_t done,
+                                     uint64_t total);
+
+/**
  * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
  */
 typedef struct {
@@ -98,6 +307,60 @@ typedef struct {
   uint32_t top;
 } rateclust_label_params;
 
+/**
+ * Constants of the MLC objective. Get the reference's defaults from `rateclust_rate_default_params()` and
+ * change fields as needed.
+ */
+typedef struct {
+  /**
+   * ε², the allowed distortion (> 0; default 0.1).
+   */
+  double eps_sq;
+  /**
+   * γ, the weight of R_c (default 1).
+   */
+  double gamma;
+  /**
+   * λ, the weight of (λ/2)‖Π‖²_F (default 0.05).
+   */
+  double lambda;
+  /**
+   * η, the Sinkhorn entropic temperature (> 0; default 0.175).
+   */
+  double eta;
+  /**
+   * Sinkhorn half-iterations, row step first (≥ 1; default 5).
+   */
+  uint32_t sinkhorn_half_iters;
+  /**
+   * A `rateclust_sinkhorn_gradient`: `RATECLUST_SINKHORN_GRADIENT_REFERENCE` (default) or
+   * `RATECLUST_SINKHORN_GRADIENT_EXACT`.
+   */
+  uint32_t sinkhorn_gradient;
+} rateclust_rate_params;
+
+/**
+ * Loss value and its parts, written by `rateclust_mlc_loss*`.
+ */
+typedef struct {
+  /**
+   * The loss that was minimised (TCR: −R(Z); MLC: −R + γR_c + (λ/2)‖Π‖²_F).
+   */
+  double loss;
+  /**
+   * R(Z).
+   */
+  double rate;
+  /**
+   * R_c(Z, Π) (0 for TCR).
+   */
+  double rate_c;
+  /**
+   * (λ/2)‖Π‖²_F (0 for TCR).
+   */
+  double pi_penalty;
+} rateclust_mlc_values;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -107,6 +370,209 @@ extern "C" {
  * valid until the next rateclust call on the same thread; the library owns it (do not free).
  */
 const char *rateclust_last_error(void);
+
+/**
+ * Default embed options: normalised projected embeddings, batches of 32, no progress callback.
+ */
+rateclust_embed_params rateclust_embed_default_params(void);
+
+/**
+ * Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
+ * `CLIPModel`, or one tower alone), plus `vocab.json` + `merges.txt` to embed texts and optionally
+ * `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): the towers run on the CPU;
+ * `RATECLUST_DEVICE_KIND_AUTO` uses it, `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE`
+ * in this version. On success `*out` receives a model the caller frees with `rateclust_model_free`.
+ */
+rateclust_status rateclust_model_load(const char *dir,
+                                      uint32_t device,
+                                      rateclust_model **out);
+
+/**
+ * Frees a model from `rateclust_model_load`. NULL is ignored.
+ */
+void rateclust_model_free(rateclust_model *model);
+
+/**
+ * Writes the width of the projected embeddings (the shared image–text space) into `*out`.
+ */
+rateclust_status rateclust_model_embed_dim(const rateclust_model *model, size_t *out);
+
+/**
+ * Writes the row width an embed call with `params` (NULL = defaults) returns for images (`images` true)
+ * or texts into `*out`: the embed dimension, or the tower's hidden size with `pooled`.
+ */
+rateclust_status rateclust_model_output_dim(const rateclust_model *model,
+                                            bool images,
+                                            const rateclust_embed_params *params,
+                                            size_t *out);
+
+/**
+ * Writes the side in pixels of the preprocessed square images the vision tower takes into `*out`
+ * (for `rateclust_embed_pixels`); fails if the model has no vision tower.
+ */
+rateclust_status rateclust_model_image_size(const rateclust_model *model, size_t *out);
+
+/**
+ * Embeds `n` image files (JPEG, PNG, WebP; EXIF orientation applied) into `out`, `n` rows of the
+ * output width (`rateclust_model_output_dim`), row i for `paths[i]`. `out_len` is the number of floats
+ * `out` holds (at least n × width). The caller owns every buffer; `params` may be NULL.
+ */
+rateclust_status rateclust_embed_image_files(const rateclust_model *model,
+                                             const char *const *paths,
+                                             size_t n,
+                                             const rateclust_embed_params *params,
+                                             float *out,
+                                             size_t out_len);
+
+/**
+ * Embeds `n` encoded images held in memory (JPEG, PNG, WebP): image i is `data[i]`, `sizes[i]` bytes.
+ * Output as `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_images_encoded(const rateclust_model *model,
+                                                const uint8_t *const *data,
+                                                const size_t *sizes,
+                                                size_t n,
+                                                const rateclust_embed_params *params,
+                                                float *out,
+                                                size_t out_len);
+
+/**
+ * Embeds `n` raw frames (see `rateclust_frame`; RGBA/BGRA are composited onto white like PIL's
+ * `convert("RGB")` of an RGBA image). Output as `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_frames(const rateclust_model *model,
+                                        const rateclust_frame *frames,
+                                        size_t n,
+                                        const rateclust_embed_params *params,
+                                        float *out,
+                                        size_t out_len);
+
+/**
+ * Embeds `n` already preprocessed images: `pixels` holds n × 3 × S × S floats (CHW, normalised as
+ * `CLIPImageProcessor` outputs them; S from `rateclust_model_image_size`). Output as
+ * `rateclust_embed_image_files`.
+ */
+rateclust_status rateclust_embed_pixels(const rateclust_model *model,
+                                        const float *pixels,
+                                        size_t n,
+                                        const rateclust_embed_params *params,
+                                        float *out,
+                                        size_t out_len);
+
+/**
+ * Embeds `n` NUL-terminated UTF-8 texts (CLIP BPE, truncated to the model's context length) into `out`,
+ * `n` rows of the output width (`rateclust_model_output_dim` with `images` false); `out_len` is the
+ * number of floats `out` holds (at least n × width). Needs `vocab.json` + `merges.txt` in the model
+ * directory. The caller owns every buffer; `params` may be NULL.
+ */
+rateclust_status rateclust_embed_texts(const rateclust_model *model,
+                                       const char *const *texts,
+                                       size_t n,
+                                       const rateclust_embed_params *params,
+                                       float *out,
+                                       size_t out_len);
+
+/**
+ * The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
+ * batch 1024, lr 1e-4, 15 epochs, warm-up 50, momentum 0.9, weight decay 1e-4 / 5e-3, seed 42), k = 10.
+ */
+rateclust_fit_params rateclust_fit_default_params(void);
+
+/**
+ * Writes the named preset ("cifar10", "imagenet", "fmnist-effnet") into `*out`.
+ */
+rateclust_status rateclust_fit_preset_params(const char *name, rateclust_fit_params *out);
+
+/**
+ * Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,
+ * not retained) and writes a new handle into `*out` (free it with `rateclust_clusterer_free`).
+ * `params` may be NULL for the defaults. `progress` may be NULL. Errors: NaN/Inf features
+ * (RATECLUST_STATUS_NON_FINITE), n < k, k < 2, n < batch, bad parameters (INVALID_ARGUMENT),
+ * cancellation (CANCELLED), no usable CUDA device when `device` is CUDA (DEVICE).
+ */
+rateclust_status rateclust_fit(const float *x,
+                               size_t n,
+                               size_t dim,
+                               const rateclust_fit_params *params,
+                               uint32_t device,
+                               rateclust_progress_fn progress,
+                               void *user_data,
+                               rateclust_clusterer **out);
+
+/**
+ * Frees a clusterer; NULL is ignored.
+ */
+void rateclust_clusterer_free(rateclust_clusterer *c);
+
+/**
+ * Writes the number of clusters and the input feature dimension of a fitted clusterer (either may be NULL).
+ */
+rateclust_status rateclust_clusterer_info(const rateclust_clusterer *c,
+                                          size_t *k,
+                                          size_t *dim);
+
+/**
+ * Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
+ * (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
+ * into it (n floats: margin between the best and second-best cluster score; higher = surer).
+ */
+rateclust_status rateclust_assign(const rateclust_clusterer *c,
+                                  const float *x,
+                                  size_t n,
+                                  size_t dim,
+                                  int64_t *labels,
+                                  float *confidence,
+                                  rateclust_progress_fn progress,
+                                  void *user_data);
+
+/**
+ * Chooses the number of clusters among `candidates` (n_candidates values, each ≥ 2) by coding length on a
+ * sample of `x` (n×dim), without retraining. Writes L(k) for each candidate into `curve` (n_candidates
+ * doubles, caller-owned) and the minimiser into `*best_k`.
+ */
+rateclust_status rateclust_select_k(const rateclust_clusterer *c,
+                                    const float *x,
+                                    size_t n,
+                                    size_t dim,
+                                    const size_t *candidates,
+                                    size_t n_candidates,
+                                    uint32_t device,
+                                    double *curve,
+                                    size_t *best_k);
+
+/**
+ * Re-derives the clusters of `c` for `k` clusters from features `x` (n×dim; a sample of them is clustered
+ * spectrally), without retraining the head: e.g. with the `best_k` of `rateclust_select_k`.
+ */
+rateclust_status rateclust_clusterer_set_k(rateclust_clusterer *c,
+                                           const float *x,
+                                           size_t n,
+                                           size_t dim,
+                                           size_t k,
+                                           uint32_t device);
+
+/**
+ * Scores a labelling `pred` against ground truth `truth` (n int64 each, any label values): clustering
+ * accuracy (Hungarian matching), normalised mutual information, adjusted Rand index. Any output may be NULL.
+ */
+rateclust_status rateclust_metrics(const int64_t *pred,
+                                   const int64_t *truth,
+                                   size_t n,
+                                   double *acc,
+                                   double *nmi,
+                                   double *ari);
+
+/**
+ * Saves a clusterer to `path` (safetensors; written to a temporary file, then renamed).
+ */
+rateclust_status rateclust_clusterer_save(const rateclust_clusterer *c, const char *path);
+
+/**
+ * Loads a clusterer saved by `rateclust_clusterer_save` into a new handle `*out` (free with
+ * `rateclust_clusterer_free`). A file of another format version or a corrupted file gives
+ * RATECLUST_STATUS_FORMAT; a missing file RATECLUST_STATUS_IO.
+ */
+rateclust_status rateclust_clusterer_load(const char *path, rateclust_clusterer **out);
 
 /**
  * The library version as "MAJOR.MINOR.PATCH" (static string; do not free).
@@ -124,13 +590,13 @@ uint32_t rateclust_abi_version(void);
 uint32_t rateclust_device_count(void);
 
 /**
- * Describes the device a call with `kind` and `ordinal` would run on, as a NUL-terminated string
+ * Describes the device a call with `kind` (a `rateclust_device_kind`) and `ordinal` would run on, as a NUL-terminated string
  * written into `buf` (capacity `cap` bytes, truncated if too small; `*needed`, if not NULL, gets the full
  * size). With `RATECLUST_DEVICE_KIND_AUTO` falling back to the CPU, the text says why CUDA was not used.
  * Fails with `RATECLUST_STATUS_DEVICE` (and the reason in `rateclust_last_error()`) if `kind` is CUDA and no
  * usable GPU exists.
  */
-rateclust_status rateclust_device_info(rateclust_device_kind kind,
+rateclust_status rateclust_device_info(uint32_t kind,
                                        uint32_t ordinal,
                                        char *buf,
                                        size_t cap,
@@ -176,6 +642,66 @@ rateclust_status rateclust_default_vocabulary_name(size_t index,
                                                    char *buf,
                                                    size_t cap,
                                                    size_t *needed);
+
+/**
+ * The reference's constants: ε² 0.1, γ 1, λ 0.05, η 0.175, 5 half-iterations, reference gradient.
+ */
+rateclust_rate_params rateclust_rate_default_params(void);
+
+/**
+ * The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
+ *
+ * - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
+ * - `kind` (a `rateclust_device_kind`), `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).
+ * - `z`, `c`: caller-owned m×d row-major float arrays (m ≥ 2 samples, d ≥ 1 features; rows are normally
+ *   L2-normalised), finite. `c` is not read for `RATECLUST_OBJECTIVE_TCR` and may then be NULL.
+ * - `objective`: `RATECLUST_OBJECTIVE_TCR` or `RATECLUST_OBJECTIVE_MLC`.
+ * - `out`: receives the loss and its parts (required).
+ * - `grad_z`, `grad_c`: caller-owned m×d arrays receiving ∂loss/∂Z and ∂loss/∂C, or NULL if not wanted.
+ *   For TCR, `grad_c` (if given) is zeroed.
+ *
+ * Nothing is allocated for the caller; on failure the outputs are left unspecified and
+ * `rateclust_last_error()` says why (NaN input, bad size, NULL, bad parameter, no CUDA device, …).
+ */
+rateclust_status rateclust_mlc_loss(const rateclust_rate_params *params,
+                                    uint32_t kind,
+                                    uint32_t ordinal,
+                                    const float *z,
+                                    const float *c,
+                                    size_t m,
+                                    size_t d,
+                                    uint32_t objective,
+                                    rateclust_mlc_values *out,
+                                    float *grad_z,
+                                    float *grad_c);
+
+/**
+ * As `rateclust_mlc_loss`, in float64, on the CPU: `RATECLUST_DEVICE_KIND_AUTO` means the CPU here and
+ * `RATECLUST_DEVICE_KIND_CUDA` fails (the CUDA kernels are float32).
+ */
+rateclust_status rateclust_mlc_loss_f64(const rateclust_rate_params *params,
+                                        uint32_t kind,
+                                        uint32_t ordinal,
+                                        const double *z,
+                                        const double *c,
+                                        size_t m,
+                                        size_t d,
+                                        uint32_t objective,
+                                        rateclust_mlc_values *out,
+                                        double *grad_z,
+                                        double *grad_c);
+
+/**
+ * The membership Π = m · Sinkhorn_η(|C Cᵀ|) of float32 C (caller-owned, m×d row-major, m ≥ 2, d ≥ 1), written
+ * into the caller-owned m×m row-major array `pi` (rows sum to 1). `params` may be NULL for the defaults.
+ */
+rateclust_status rateclust_membership(const rateclust_rate_params *params,
+                                      uint32_t kind,
+                                      uint32_t ordinal,
+                                      const float *c,
+                                      size_t m,
+                                      size_t d,
+                                      float *pi);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: ours vs the PyTorch reference, measured in the same run on this machine, printed as a table.
 #
-#   scripts/bench.sh [AREA ...]      AREA: rate, cluster, clip (default: every area that has a benchmark)
+#   scripts/bench.sh [AREA ...]      AREA: rate, cluster, clip, clip_io, or a GPU area: rate_cuda, clip_cuda
+#                                    (default: every CPU area; GPU areas run only when named)
 #
 # Each area has a Rust benchmark `examples/bench_<area>.rs` and a reference script `tools/bench/<area>_torch.py`;
 # both print `BENCH<TAB><case><TAB><milliseconds per op>` lines with the same case names. The reference side
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 areas=("$@")
 if [ ${#areas[@]} -eq 0 ]; then
-  for f in examples/bench_*.rs; do a=${f#examples/bench_}; areas+=("${a%.rs}"); done
+  for f in examples/bench_*.rs; do a=${f#examples/bench_}; a=${a%.rs}; [[ $a == *_cuda ]] || areas+=("$a"); done
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

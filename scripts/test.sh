@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine (this is what CI runs, through .ci/run).
-# Installs what the tests need: a C/C++ compiler for the C API tests, and the pinned NVRTC wheel so that
-# every CUDA kernel is compiled for sm_80 and sm_90 even without a GPU (DESIGN §4).
+# Installs what the tests need: a C/C++ compiler for the C API tests, Go for the cgo example, and the pinned
+# NVRTC wheel so that every CUDA kernel is compiled for sm_80 and sm_90 even without a GPU (DESIGN §4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
   apt-get update -qq && apt-get install -y -qq gcc g++ >/dev/null
+fi
+# Go runs the cgo binding example (tests/bindings_go.rs); python3 runs the ctypes one and is already here.
+if ! command -v go >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
 fi
 
 NVRTC_DIR="$PWD/target/nvrtc-cu12-12.8.93"

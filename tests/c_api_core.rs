@@ -32,6 +32,16 @@ fn header_exports_only_prefixed_symbols() {
 }
 
 #[test]
+fn header_defines_are_prefixed_and_abi_version_matches() {
+    for line in rateclust::GENERATED_HEADER.lines().filter(|l| l.starts_with("#define")) {
+        let name = line.split_whitespace().nth(1).unwrap();
+        assert!(name.starts_with("RATECLUST_"), "unprefixed macro in the header: {line}");
+    }
+    let want = format!("#define RATECLUST_ABI_VERSION {}", rateclust::RATECLUST_ABI_VERSION);
+    assert!(rateclust::GENERATED_HEADER.contains(&want), "header ABI macro differs from the crate's: {want}");
+}
+
+#[test]
 fn c_example_device_info_runs_with_both_link_modes() {
     for link in BOTH {
         let exe = build_example("c/device_info.c", link);

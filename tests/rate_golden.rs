@@ -13,7 +13,7 @@ use rateclust::Device;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 
-const CASES: [&str; 5] = ["small", "even_iters_custom", "one_half_iter", "d128", "d1024"];
+const CASES: [&str; 6] = ["small", "even_iters_custom", "one_half_iter", "d128", "clustered", "d1024"];
 
 struct Case {
     name: String,

@@ -24,6 +24,11 @@ int main(void) {
         fprintf(stderr, "expected INVALID_ARGUMENT naming `out`, got %d: %s\n", (int)st, rateclust_last_error());
         return 1;
     }
+    /* Enum arguments travel as uint32_t and are validated: an unknown device kind is an error, not UB. */
+    if (rateclust_device_info(7, 0, info, sizeof info, NULL) != RATECLUST_STATUS_INVALID_ARGUMENT) {
+        fprintf(stderr, "expected INVALID_ARGUMENT for device kind 7\n");
+        return 1;
+    }
     uint32_t threads = 0;
     if (rateclust_cpu_threads(&threads) != RATECLUST_STATUS_OK || threads == 0) return 1;
     if (rateclust_last_error()[0] != '\0') return 1; /* success clears the message */

@@ -10,8 +10,13 @@
 //!   Known divergence: PIL opens 16-bit *grayscale* PNGs as mode `I;16` and `convert("RGB")` clips
 //!   every value above 255 to white; we take the high byte there too, so a 16-bit gray photo stays a
 //!   photo instead of turning white.
-//! - EXIF orientation (JPEG, WebP) is applied, as viewers do. `transformers` does not do this itself;
-//!   our goldens call `PIL.ImageOps.exif_transpose` first.
+//! - EXIF orientation (JPEG, PNG `eXIf`, WebP) is applied, as viewers do. `transformers` does not do
+//!   this itself; our goldens call `PIL.ImageOps.exif_transpose` first.
+//!
+//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo + Pillow bit for bit (CMYK
+//! included); PNG and WebP through the `image` crate (lossless formats: exact by construction; lossy
+//! WebP matched libwebp on our fixture). Arithmetic-coded, 12-bit and lossless JPEGs fall back to the
+//! `image` crate's decoder (not bit-exact with Pillow).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -112,15 +117,27 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
         .with_guessed_format()
         .map_err(|e| Error::Format(format!("cannot read image header: {e}")))?;
     match reader.format() {
+        // zune-jpeg fills a truncated scan with gray instead of failing; Pillow refuses such files.
+        Some(image::ImageFormat::Jpeg) if !jpeg_has_eoi_after_scan(bytes) => {
+            return Err(Error::Format("JPEG data is truncated (no end-of-image marker after the scan data)".into()))
+        }
         Some(image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::WebP) => {}
         Some(f) => return Err(Error::Format(format!("unsupported image format {f:?} (JPEG, PNG or WebP expected)"))),
         None => return Err(Error::Format("unknown image format (JPEG, PNG or WebP expected)".into())),
     }
+    let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let mut decoder = reader.into_decoder().map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
     // A broken EXIF block should not make a decodable image unusable: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
-    let rgb = to_rgb8_like_pil(img)?;
+    // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
+    // not implement (CMYK, arithmetic coding, 12-bit).
+    let rgb = match if is_jpeg { super::jpeg::decode(bytes)? } else { None } {
+        Some(rgb) => rgb,
+        None => {
+            let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
+            to_rgb8_like_pil(img)?
+        }
+    };
     if orientation == image::metadata::Orientation::NoTransforms {
         return Ok(rgb);
     }
@@ -171,6 +188,29 @@ pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, f
         }
     }
     RgbImage8::new(width, height, out)
+}
+
+/// Whether a JPEG stream has an end-of-image marker (`FF D9`) after its first start-of-scan. Walks the
+/// marker segments before the scan (an EXIF thumbnail inside APP1 carries its own `FF D9`); inside
+/// entropy-coded data `FF` is always followed by `00` or a restart marker, so `FF D9` there is the EOI.
+fn jpeg_has_eoi_after_scan(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        if marker == 0xDA {
+            return b[i + 2 + len.min(b.len() - i - 2)..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
 }
 
 fn check_dims(width: usize, height: usize) -> Result<()> {

@@ -1,6 +1,17 @@
 //! The built-in CLIP engine: config, weights, preprocessing, tokenizer, vision and text towers.
 
+pub mod config;
+pub mod encoder;
 pub mod image;
+pub mod jpeg;
+pub mod layers;
+pub mod model;
 pub mod preprocess;
 pub mod resize;
+pub mod text;
 pub mod tokenizer;
+pub mod vision;
+pub mod weights;
+
+pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
+pub use model::{ClipModel, EmbedOptions};

@@ -17,8 +17,11 @@ use super::resize::resize_bicubic_window;
 use crate::error::{Error, Result};
 use crate::invalid_arg;
 
-/// OpenAI CLIP's normalisation constants (transformers `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`).
+/// OpenAI CLIP's normalisation constants (transformers `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`), written
+/// as transformers writes them; they round to the same `f32` as numpy's `float32` conversion.
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Preprocessing parameters. `Default` = OpenAI CLIP at 224 px.

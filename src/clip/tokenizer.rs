@@ -114,16 +114,20 @@ impl Tokenizer {
         if merges.len() != N_MERGES || merges.iter().any(|m| m.split(' ').count() != 2) {
             return Err(Error::Format(format!("expected {N_MERGES} merges of two symbols after the header")));
         }
-        let units = bytes_to_unicode();
+        // Vocabulary order = `bytes_to_unicode().values()` in Python's insertion order: the printable
+        // bytes first (ascending), then the remapped ones.
+        let table = bytes_to_unicode();
+        let (printable, remapped): (Vec<usize>, Vec<usize>) = (0..256).partition(|&b| table[b] as u32 == b as u32);
+        let units: Vec<char> = printable.into_iter().chain(remapped).map(|b| table[b]).collect();
         let mut vocab: HashMap<String, u32> = HashMap::with_capacity(49408);
         let push = |tok: String, vocab: &mut HashMap<String, u32>| {
             let id = vocab.len() as u32;
             vocab.insert(tok, id);
         };
-        for c in units {
+        for c in &units {
             push(c.to_string(), &mut vocab);
         }
-        for c in units {
+        for c in &units {
             push(format!("{c}</w>"), &mut vocab);
         }
         for m in &merges {
@@ -269,7 +273,9 @@ impl Tokenizer {
         }
         let nfc: String = text.nfc().collect();
         // Whitespace runs need no replacement: the pattern never matches whitespace, so it only separates.
-        let lower = nfc.to_lowercase();
+        // Per-character lowercase, as `tokenizers`' Lowercase normaliser does: no Final_Sigma context
+        // rule (`str::to_lowercase` and Python's `lower()` turn a word-final Σ into ς, transformers into σ).
+        let lower: String = nfc.chars().flat_map(char::to_lowercase).collect();
         let mut word = Vec::new();
         for piece in self.pattern.find_iter(&lower) {
             let bytes = piece.as_str().as_bytes();

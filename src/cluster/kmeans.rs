@@ -208,17 +208,18 @@ fn dists_to_points(x: &[f32], x_sq: &[f32], n: usize, d: usize, idx: &[usize]) -
     out
 }
 
-/// Per-cluster sums (f64) and counts, over fixed row blocks reduced in block order (deterministic).
+/// Per-cluster sums and counts. Each block of rows is summed in f32 (short sums, vectorised), block sums
+/// are added in f64 in block order, so the result is deterministic and accurate for any n.
 fn cluster_sums(x: &[f32], labels: &[usize], d: usize, k: usize) -> (Vec<f64>, Vec<usize>) {
-    let partial: Vec<(Vec<f64>, Vec<usize>)> = x
+    let partial: Vec<(Vec<f32>, Vec<usize>)> = x
         .par_chunks(BLOCK_ROWS * d)
         .zip(labels.par_chunks(BLOCK_ROWS))
         .map(|(xb, lb)| {
-            let mut s = vec![0.0f64; k * d];
+            let mut s = vec![0.0f32; k * d];
             let mut c = vec![0usize; k];
-            for (row, &l) in xb.chunks(d).zip(lb) {
+            for (row, &l) in xb.chunks_exact(d).zip(lb) {
                 c[l] += 1;
-                s[l * d..(l + 1) * d].iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+                s[l * d..(l + 1) * d].iter_mut().zip(row).for_each(|(a, &v)| *a += v);
             }
             (s, c)
         })
@@ -226,7 +227,7 @@ fn cluster_sums(x: &[f32], labels: &[usize], d: usize, k: usize) -> (Vec<f64>, V
     let mut sums = vec![0.0f64; k * d];
     let mut counts = vec![0usize; k];
     for (s, c) in partial {
-        sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+        sums.iter_mut().zip(&s).for_each(|(a, &b)| *a += b as f64);
         counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
     }
     (sums, counts)

@@ -1,1 +1,340 @@
-//! C API for the clip stage.
+//! C API for the clip stage: load a Hugging Face CLIP directory, embed images (files, encoded bytes, raw
+//! frames, preprocessed pixels) and texts into caller-allocated float buffers.
+#![allow(non_camel_case_types)] // C names
+
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
+use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
+use crate::clip::{ClipModel, EmbedOptions};
+use crate::error::{Error, Result, Status};
+use crate::invalid_arg;
+use crate::progress::Progress;
+use std::borrow::Cow;
+use std::ffi::{c_char, c_void, CString};
+use std::path::PathBuf;
+
+/// A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
+pub struct rateclust_model {
+    inner: ClipModel,
+}
+
+/// The progress callback's Rust type (in C, spelled out in `rateclust_embed_params.progress`).
+type ProgressFn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>;
+
+/// Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rateclust_embed_params {
+    /// L2-normalise every output row (default true).
+    pub normalize: bool,
+    /// Return the tower's pooled output before the projection (width = the tower's hidden size, see
+    /// `rateclust_model_output_dim`) instead of the projected embedding (default false).
+    pub pooled: bool,
+    /// Items per forward pass (default 32); bounds memory, larger is faster up to a point.
+    pub batch_size: u32,
+    /// Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
+    /// images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
+    /// to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
+    pub progress: Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>,
+    /// Passed to `progress` unchanged.
+    pub progress_user_data: *mut c_void,
+}
+
+/// A raw frame as media pipelines hand it over: `height` rows `stride_bytes` apart, pixels in `format`
+/// (a `rateclust_pixel_format` value: RGB8, RGBA8, BGR8, BGRA8, GRAY8, RGBX8, BGRX8). The caller owns `data`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rateclust_frame {
+    pub data: *const u8,
+    pub width: u32,
+    pub height: u32,
+    pub stride_bytes: usize,
+    pub format: u32,
+}
+
+/// Default embed options: normalised projected embeddings, batches of 32, no progress callback.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
+    let d = EmbedOptions::default();
+    rateclust_embed_params {
+        normalize: d.normalize,
+        pooled: d.pooled,
+        batch_size: d.batch_size as u32,
+        progress: None,
+        progress_user_data: std::ptr::null_mut(),
+    }
+}
+
+/// Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
+/// `CLIPModel`, or one tower alone), plus `vocab.json` + `merges.txt` to embed texts and optionally
+/// `preprocessor_config.json`. `device` (a `rateclust_device_kind` value): the towers run on the CPU;
+/// `RATECLUST_DEVICE_KIND_AUTO` uses it, `RATECLUST_DEVICE_KIND_CUDA` fails with `RATECLUST_STATUS_DEVICE`
+/// in this version. On success `*out` receives a model the caller frees with `rateclust_model_free`.
+#[no_mangle]
+pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mut *mut rateclust_model) -> Status {
+    guard(|| {
+        let out = arg_mut(out, "out")?;
+        *out = std::ptr::null_mut();
+        let dir = arg_str(dir, "dir")?;
+        let kind = device_kind(device)?;
+        let inner = ClipModel::load_on(dir, kind)?;
+        *out = Box::into_raw(Box::new(rateclust_model { inner }));
+        Ok(())
+    })
+}
+
+/// Frees a model from `rateclust_model_load`. NULL is ignored.
+// A C entry point cannot be `unsafe fn` in any way a C caller would notice; the contract is in the header.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[no_mangle]
+pub extern "C" fn rateclust_model_free(model: *mut rateclust_model) {
+    if !model.is_null() {
+        // SAFETY: a non-NULL pointer came from `Box::into_raw` in `rateclust_model_load` (header contract).
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(model) }));
+    }
+}
+
+/// Writes the width of the projected embeddings (the shared image–text space) into `*out`.
+#[no_mangle]
+pub extern "C" fn rateclust_model_embed_dim(model: *const rateclust_model, out: *mut usize) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        *arg_mut(out, "out")? = m.embed_dim();
+        Ok(())
+    })
+}
+
+/// Writes the row width an embed call with `params` (NULL = defaults) returns for images (`images` true)
+/// or texts into `*out`: the embed dimension, or the tower's hidden size with `pooled`.
+#[no_mangle]
+pub extern "C" fn rateclust_model_output_dim(
+    model: *const rateclust_model,
+    images: bool,
+    params: *const rateclust_embed_params,
+    out: *mut usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let (opts, _) = options(params)?;
+        *arg_mut(out, "out")? = m.output_dim(images, &opts);
+        Ok(())
+    })
+}
+
+/// Writes the side in pixels of the preprocessed square images the vision tower takes into `*out`
+/// (for `rateclust_embed_pixels`); fails if the model has no vision tower.
+#[no_mangle]
+pub extern "C" fn rateclust_model_image_size(model: *const rateclust_model, out: *mut usize) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        *arg_mut(out, "out")? = m.image_size().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
+        Ok(())
+    })
+}
+
+/// Embeds `n` image files (JPEG, PNG, WebP; EXIF orientation applied) into `out`, `n` rows of the
+/// output width (`rateclust_model_output_dim`), row i for `paths[i]`. `out_len` is the number of floats
+/// `out` holds (at least n × width). The caller owns every buffer; `params` may be NULL.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_image_files(
+    model: *const rateclust_model,
+    paths: *const *const c_char,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let ptrs = arg_slice(paths, n, "paths")?;
+        let paths: Vec<PathBuf> =
+            ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("paths[{i}]")).map(PathBuf::from)).collect::<Result<_>>()?;
+        let (opts, mut progress) = options(params)?;
+        let out = output(m, true, &opts, n, out, out_len)?;
+        let rows = m.embed_image_files(&paths, &opts, &mut progress)?;
+        out[..rows.len()].copy_from_slice(&rows);
+        Ok(())
+    })
+}
+
+/// Embeds `n` encoded images held in memory (JPEG, PNG, WebP): image i is `data[i]`, `sizes[i]` bytes.
+/// Output as `rateclust_embed_image_files`.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_images_encoded(
+    model: *const rateclust_model,
+    data: *const *const u8,
+    sizes: *const usize,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let ptrs = arg_slice(data, n, "data")?;
+        let sizes = arg_slice(sizes, n, "sizes")?;
+        let blobs: Vec<&[u8]> =
+            ptrs.iter().zip(sizes).enumerate().map(|(i, (&p, &s))| arg_slice(p, s, &format!("data[{i}]"))).collect::<Result<_>>()?;
+        let (opts, mut progress) = options(params)?;
+        let out = output(m, true, &opts, n, out, out_len)?;
+        let rows = m.embed_image_source(
+            n,
+            |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
+            &opts,
+            &mut progress,
+        )?;
+        out[..rows.len()].copy_from_slice(&rows);
+        Ok(())
+    })
+}
+
+/// Embeds `n` raw frames (see `rateclust_frame`; RGBA/BGRA are composited onto white like PIL's
+/// `convert("RGB")` of an RGBA image). Output as `rateclust_embed_image_files`.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_frames(
+    model: *const rateclust_model,
+    frames: *const rateclust_frame,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let frames = arg_slice(frames, n, "frames")?;
+        // Check every frame's pointer and size up front, so that a bad one fails before any work.
+        let views: Vec<(&[u8], usize, usize, usize, PixelFormat)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let format = PixelFormat::from_raw_value(f.format).map_err(|e| about(e, &format!("frames[{i}]")))?;
+                if f.width == 0 || f.height == 0 {
+                    return Err(invalid_arg!("frames[{i}]: size {}×{} must be positive", f.width, f.height));
+                }
+                let row = checked_len(f.width as usize, format.bytes_per_pixel(), "width × bytes per pixel")?;
+                let len = checked_len(f.height as usize - 1, f.stride_bytes, "height × stride")?
+                    .checked_add(row)
+                    .ok_or_else(|| invalid_arg!("frames[{i}]: size overflows"))?;
+                let data = arg_slice(f.data, len, &format!("frames[{i}].data"))?;
+                Ok((data, f.width as usize, f.height as usize, f.stride_bytes, format))
+            })
+            .collect::<Result<_>>()?;
+        let (opts, mut progress) = options(params)?;
+        let out = output(m, true, &opts, n, out, out_len)?;
+        let rows = m.embed_image_source(
+            n,
+            |i| {
+                let &(data, w, h, stride, format) = &views[i];
+                from_raw(data, w, h, stride, format)
+                    .map(Cow::Owned)
+                    .map_err(|e| about(e, &format!("frames[{i}]")))
+            },
+            &opts,
+            &mut progress,
+        )?;
+        out[..rows.len()].copy_from_slice(&rows);
+        Ok(())
+    })
+}
+
+/// Embeds `n` already preprocessed images: `pixels` holds n × 3 × S × S floats (CHW, normalised as
+/// `CLIPImageProcessor` outputs them; S from `rateclust_model_image_size`). Output as
+/// `rateclust_embed_image_files`.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_pixels(
+    model: *const rateclust_model,
+    pixels: *const f32,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let s = m.image_size().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
+        let pixels = arg_slice(pixels, checked_len(n, 3 * s * s, "n × 3 × S × S")?, "pixels")?;
+        let (opts, _) = options(params)?;
+        let out = output(m, true, &opts, n, out, out_len)?;
+        let rows = m.embed_pixels(pixels, n, &opts)?;
+        out[..rows.len()].copy_from_slice(&rows);
+        Ok(())
+    })
+}
+
+/// Embeds `n` NUL-terminated UTF-8 texts (CLIP BPE, truncated to the model's context length) into `out`,
+/// `n` rows of the output width (`rateclust_model_output_dim` with `images` false); `out_len` is the
+/// number of floats `out` holds (at least n × width). Needs `vocab.json` + `merges.txt` in the model
+/// directory. The caller owns every buffer; `params` may be NULL.
+#[no_mangle]
+pub extern "C" fn rateclust_embed_texts(
+    model: *const rateclust_model,
+    texts: *const *const c_char,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    guard(|| {
+        let m = &arg_ref(model, "model")?.inner;
+        let ptrs = arg_slice(texts, n, "texts")?;
+        let texts: Vec<&str> = ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("texts[{i}]"))).collect::<Result<_>>()?;
+        let (opts, mut progress) = options(params)?;
+        let out = output(m, false, &opts, n, out, out_len)?;
+        let rows = m.embed_texts(&texts, &opts, &mut progress)?;
+        out[..rows.len()].copy_from_slice(&rows);
+        Ok(())
+    })
+}
+
+/// `e` with `what` (which input) put in front of its message, keeping its kind (and so its status code).
+fn about(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{what}: {m}")),
+        Error::Format(m) => Error::Format(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// The C progress callback as a [`Progress`].
+struct CProgress {
+    f: ProgressFn,
+    user: *mut c_void,
+}
+
+impl Progress for CProgress {
+    fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
+        match self.f {
+            None => true,
+            Some(f) => {
+                let s = CString::new(stage).unwrap_or_default();
+                // SAFETY: the caller supplied this function pointer and user data for this purpose.
+                unsafe { f(self.user, s.as_ptr(), done, total) == 0 }
+            }
+        }
+    }
+}
+
+fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProgress)> {
+    let p = if params.is_null() { rateclust_embed_default_params() } else { *arg_ref(params, "params")? };
+    if p.batch_size == 0 {
+        return Err(invalid_arg!("params.batch_size must be positive"));
+    }
+    Ok((
+        EmbedOptions { normalize: p.normalize, pooled: p.pooled, batch_size: p.batch_size as usize },
+        CProgress { f: p.progress, user: p.progress_user_data },
+    ))
+}
+
+/// The caller's output buffer, checked to hold n rows of the output width.
+fn output<'a>(m: &ClipModel, images: bool, opts: &EmbedOptions, n: usize, out: *mut f32, out_len: usize) -> Result<&'a mut [f32]> {
+    if images && !m.has_vision() {
+        return Err(invalid_arg!("this model has no vision tower"));
+    }
+    if !images && !m.has_text() {
+        return Err(invalid_arg!("this model has no text tower"));
+    }
+    let need = checked_len(n, m.output_dim(images, opts), "n × output width")?;
+    if out_len < need {
+        return Err(invalid_arg!("out_len = {out_len} floats, but {n} rows × {} = {need} are needed", m.output_dim(images, opts)));
+    }
+    arg_slice_mut(out, need, "out")
+}

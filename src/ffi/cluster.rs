@@ -3,11 +3,11 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, guard};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
-use crate::device::{Device, DeviceKind};
+use crate::device::Device;
 use crate::error::{Result, Status};
 use crate::progress::{NoProgress, Progress};
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -63,10 +63,12 @@ pub struct rateclust_fit_params {
     pub spectral_sample: usize,
     pub kmeans_restarts: usize,
     /// Out-of-sample rule and subspace rank per cluster (0 = automatic).
-    pub assign_rule: AssignRule,
+    /// A `rateclust_assign_rule` value (validated: an unknown value is an error).
+    pub assign_rule: u32,
     pub subspace_rank: usize,
-    /// How the sample is partitioned: spectral clustering of Π (default) or k-means on Z or C.
-    pub sample_clustering: SampleClustering,
+    /// How the sample is partitioned: a `rateclust_sample_clustering` value (spectral clustering of Π, the
+    /// default, or k-means on Z or C; validated).
+    pub sample_clustering: u32,
 }
 
 impl From<&FitParams> for rateclust_fit_params {
@@ -94,16 +96,25 @@ impl From<&FitParams> for rateclust_fit_params {
             normalize_input: p.normalize_input,
             spectral_sample: p.spectral_sample,
             kmeans_restarts: p.kmeans_restarts,
-            assign_rule: p.assign_rule,
+            assign_rule: p.assign_rule as u32,
             subspace_rank: p.subspace_rank,
-            sample_clustering: p.sample_clustering,
+            sample_clustering: p.sample_clustering as u32,
         }
     }
 }
 
-impl From<&rateclust_fit_params> for FitParams {
-    fn from(p: &rateclust_fit_params) -> Self {
-        FitParams {
+impl TryFrom<&rateclust_fit_params> for FitParams {
+    type Error = crate::Error;
+    fn try_from(p: &rateclust_fit_params) -> Result<Self> {
+        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC]
+            .into_iter()
+            .find(|r| *r as u32 == p.assign_rule)
+            .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;
+        let sample_clustering = [SampleClustering::SpectralPi, SampleClustering::KMeansZ, SampleClustering::KMeansC]
+            .into_iter()
+            .find(|r| *r as u32 == p.sample_clustering)
+            .ok_or_else(|| crate::invalid_arg!("params.sample_clustering = {} is not a rateclust_sample_clustering", p.sample_clustering))?;
+        Ok(FitParams {
             k: p.k,
             hidden: p.hidden,
             zdim: p.zdim,
@@ -126,10 +137,10 @@ impl From<&rateclust_fit_params> for FitParams {
             normalize_input: p.normalize_input,
             spectral_sample: p.spectral_sample,
             kmeans_restarts: p.kmeans_restarts,
-            assign_rule: p.assign_rule,
+            assign_rule,
             subspace_rank: p.subspace_rank,
-            sample_clustering: p.sample_clustering,
-        }
+            sample_clustering,
+        })
     }
 }
 
@@ -183,7 +194,7 @@ pub extern "C" fn rateclust_fit(
     n: usize,
     dim: usize,
     params: *const rateclust_fit_params,
-    device: DeviceKind,
+    device: u32,
     progress: rateclust_progress_fn,
     user_data: *mut c_void,
     out: *mut *mut rateclust_clusterer,
@@ -192,8 +203,8 @@ pub extern "C" fn rateclust_fit(
         let out = arg_mut(out, "out")?;
         *out = std::ptr::null_mut();
         let x = features(x, n, dim)?;
-        let p: FitParams = if params.is_null() { FitParams::default() } else { arg_ref(params, "params")?.into() };
-        let dev = Device::open(device, 0)?;
+        let p: FitParams = if params.is_null() { FitParams::default() } else { FitParams::try_from(arg_ref(params, "params")?)? };
+        let dev = Device::open(device_kind(device)?, 0)?;
         let mut prog = CProgress { f: progress, user_data };
         let model = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
         *out = Box::into_raw(Box::new(rateclust_clusterer { inner: model }));
@@ -271,7 +282,7 @@ pub extern "C" fn rateclust_select_k(
     dim: usize,
     candidates: *const usize,
     n_candidates: usize,
-    device: DeviceKind,
+    device: u32,
     curve: *mut f64,
     best_k: *mut usize,
 ) -> Status {
@@ -287,7 +298,7 @@ pub extern "C" fn rateclust_select_k(
         let cands = arg_slice(candidates, n_candidates, "candidates")?;
         let curve = arg_slice_mut(curve, n_candidates, "curve")?;
         let best = arg_mut(best_k, "best_k")?;
-        let dev = Device::open(device, 0)?;
+        let dev = Device::open(device_kind(device)?, 0)?;
         let r = m.select_k(x, n, cands, &dev, &mut NoProgress)?;
         curve.copy_from_slice(&r.coding_length);
         *best = r.best_k;
@@ -298,14 +309,14 @@ pub extern "C" fn rateclust_select_k(
 /// Re-derives the clusters of `c` for `k` clusters from features `x` (n×dim; a sample of them is clustered
 /// spectrally), without retraining the head: e.g. with the `best_k` of `rateclust_select_k`.
 #[no_mangle]
-pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *const f32, n: usize, dim: usize, k: usize, device: DeviceKind) -> Status {
+pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *const f32, n: usize, dim: usize, k: usize, device: u32) -> Status {
     guard(|| {
         let m = &mut arg_mut(c, "clusterer")?.inner;
         if dim != m.input_dim() {
             return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
         }
         let x = features(x, n, dim)?;
-        let dev = Device::open(device, 0)?;
+        let dev = Device::open(device_kind(device)?, 0)?;
         m.set_k(x, n, k, &dev, &mut NoProgress)
     })
 }

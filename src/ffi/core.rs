@@ -1,6 +1,6 @@
 //! Version and device queries.
 
-use super::{arg_mut, guard, write_c_string};
+use super::{arg_mut, device_kind, guard, write_c_string};
 use crate::device::{self, Device, DeviceKind};
 use crate::error::Status;
 use std::ffi::c_char;
@@ -23,20 +23,21 @@ pub extern "C" fn rateclust_device_count() -> u32 {
     std::panic::catch_unwind(device::cuda_device_count).unwrap_or(0) as u32
 }
 
-/// Describes the device a call with `kind` and `ordinal` would run on, as a NUL-terminated string
+/// Describes the device a call with `kind` (a `rateclust_device_kind`) and `ordinal` would run on, as a NUL-terminated string
 /// written into `buf` (capacity `cap` bytes, truncated if too small; `*needed`, if not NULL, gets the full
 /// size). With `RATECLUST_DEVICE_KIND_AUTO` falling back to the CPU, the text says why CUDA was not used.
 /// Fails with `RATECLUST_STATUS_DEVICE` (and the reason in `rateclust_last_error()`) if `kind` is CUDA and no
 /// usable GPU exists.
 #[no_mangle]
 pub extern "C" fn rateclust_device_info(
-    kind: DeviceKind,
+    kind: u32,
     ordinal: u32,
     buf: *mut c_char,
     cap: usize,
     needed: *mut usize,
 ) -> Status {
     guard(|| {
+        let kind = device_kind(kind)?;
         let dev = Device::open(kind, ordinal as usize)?;
         let mut text = dev.describe();
         if kind == DeviceKind::Auto && !dev.is_cuda() {

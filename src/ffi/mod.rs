@@ -111,6 +111,16 @@ pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("`{name}` is not valid UTF-8")))
 }
 
+/// A `rateclust_device_kind` value from C. Enum arguments cross the boundary as `uint32_t` and are checked
+/// here, because an out-of-range value in a Rust enum would be undefined behaviour.
+pub(crate) fn device_kind(raw: u32) -> Result<crate::device::DeviceKind> {
+    use crate::device::DeviceKind;
+    [DeviceKind::Auto, DeviceKind::Cpu, DeviceKind::Cuda]
+        .into_iter()
+        .find(|k| *k as u32 == raw)
+        .ok_or_else(|| Error::InvalidArgument(format!("device kind {raw} is not a rateclust_device_kind (0 auto, 1 cpu, 2 cuda)")))
+}
+
 /// `a * b` as an element count, or an error naming what overflowed.
 pub(crate) fn checked_len(a: usize, b: usize, name: &str) -> Result<usize> {
     a.checked_mul(b).ok_or_else(|| Error::InvalidArgument(format!("`{name}`: {a} × {b} overflows")))

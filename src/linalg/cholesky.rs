@@ -65,7 +65,8 @@ pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
     Ok(())
 }
 
-/// log det A of one SPD matrix (row-major n×n; only one triangle is read). `Error::Numerical` if not SPD.
+/// log det A of one symmetric positive-definite matrix (row-major n×n; only its upper triangle is read).
+/// `Error::Numerical` naming the pivot if it is not positive definite.
 pub fn logdet_spd<T: Real>(a: &[T], n: usize) -> Result<T> {
     check_square(a, n, "logdet_spd")?;
     let mut work = a.to_vec();
@@ -73,25 +74,37 @@ pub fn logdet_spd<T: Real>(a: &[T], n: usize) -> Result<T> {
     Ok(logdet_from_factor(&work, n))
 }
 
-/// For one SPD matrix `a` (n×n, symmetric, either layout): returns log det A and overwrites `a` with A⁻¹
-/// (full symmetric matrix). `work` must hold n·n elements (scratch).
-pub fn logdet_inverse_in_place<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
+/// For one SPD matrix `a` (n×n, symmetric; its row-major upper triangle is read): returns log det A and
+/// writes the row-major upper triangle of A⁻¹ into `work` (n·n elements; its strict lower triangle is left
+/// unspecified). `a` is overwritten by the Cholesky factor. The cheapest way to the inverse when the caller
+/// only needs one triangle of it (the packed coding rates).
+pub fn logdet_inverse_upper<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
     check_square(a, n, what)?;
     factor_col_major(a, n, what)?;
     let logdet = logdet_from_factor(a, n);
     let mut buf = MemBuffer::new(inverse::inverse_scratch::<T>(n, Par::Seq));
-    {
-        let l = MatRef::from_column_major_slice(a, n, n);
-        let out = MatMut::from_column_major_slice_mut(&mut work[..n * n], n, n);
-        // faer writes only the lower triangle of the inverse.
-        inverse::inverse(out, l, Par::Seq, MemStack::new(&mut buf));
-    }
-    // Symmetrise into `a`: column-major lower (j ≥ i in column i) = work[j + i·n].
-    for i in 0..n {
-        for j in i..n {
-            let v = work[j + i * n];
-            a[j + i * n] = v;
-            a[i + j * n] = v;
+    let l = MatRef::from_column_major_slice(a, n, n);
+    let out = MatMut::from_column_major_slice_mut(&mut work[..n * n], n, n);
+    // faer writes the column-major lower triangle of the inverse, i.e. the row-major upper one.
+    inverse::inverse(out, l, Par::Seq, MemStack::new(&mut buf));
+    Ok(logdet)
+}
+
+/// For one SPD matrix `a` (n×n, symmetric; its row-major upper triangle is read): returns log det A and
+/// overwrites `a` with A⁻¹ (full symmetric matrix). `work` must hold n·n elements (scratch).
+pub fn logdet_inverse_in_place<T: Real>(a: &mut [T], n: usize, work: &mut [T], what: &str) -> Result<T> {
+    let logdet = logdet_inverse_upper(a, n, work, what)?;
+    // Mirror the upper triangle into both halves of `a`, in tiles so that the transposed writes stay in cache.
+    const B: usize = 16;
+    for i0 in (0..n).step_by(B) {
+        for j0 in (i0..n).step_by(B) {
+            for i in i0..(i0 + B).min(n) {
+                for j in j0.max(i)..(j0 + B).min(n) {
+                    let v = work[i * n + j];
+                    a[i * n + j] = v;
+                    a[j * n + i] = v;
+                }
+            }
         }
     }
     Ok(logdet)
@@ -234,6 +247,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn documented_triangles_are_the_ones_read() {
+        let mut rng = Rng::new(13);
+        let n = 9;
+        let a = random_spd(n, &mut rng);
+        let want = logdet_spd(&a, n).unwrap();
+        // logdet_spd reads the row-major upper triangle: garbage below the diagonal changes nothing.
+        let mut upper = a.clone();
+        for i in 0..n {
+            for j in 0..i {
+                upper[i * n + j] = f64::NAN;
+            }
+        }
+        assert_eq!(logdet_spd(&upper, n).unwrap(), want);
+        // cholesky_in_place reads the lower triangle.
+        let mut lower = a.clone();
+        for i in 0..n {
+            for j in i + 1..n {
+                lower[i * n + j] = f64::NAN;
+            }
+        }
+        cholesky_in_place(&mut lower, n).unwrap();
+        let ld: f64 = (0..n).map(|k| 2.0 * lower[k * n + k].ln()).sum();
+        assert!((ld - want).abs() < 1e-12);
     }
 
     #[test]

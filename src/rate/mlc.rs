@@ -12,10 +12,21 @@ use crate::error::Result;
 use crate::linalg::{gemm, Real, Trans};
 use rayon::prelude::*;
 
-/// A = C Cᵀ (m×m).
+/// A = C Cᵀ (m×m), exactly symmetric (the upper triangle mirrored: the GEMM may round A_ij and A_ji
+/// differently, and Sinkhorn relies on K = |A| being symmetric).
 fn affinity<T: Real>(c: &[T], m: usize, d: usize) -> Vec<T> {
     let mut a = vec![T::zero(); m * m];
     gemm(m, m, d, T::one(), c, d, Trans::No, c, d, Trans::Yes, T::zero(), &mut a, m);
+    const B: usize = 64;
+    for i0 in (0..m).step_by(B) {
+        for j0 in (0..=i0).step_by(B) {
+            for i in i0..(i0 + B).min(m) {
+                for j in j0..(j0 + B).min(i) {
+                    a[i * m + j] = a[j * m + i];
+                }
+            }
+        }
+    }
     a
 }
 
@@ -81,6 +92,8 @@ pub(crate) fn mlc_loss_cpu<T: Real>(
     let grad_z: Vec<T> = grad_rate.iter().zip(&rc.grad_z).map(|(r, q)| gamma * *q - *r).collect();
     // ∂loss/∂Π = γ ∂R_c/∂Π + λ Π.
     let g_pi: Vec<T> = rc.grad_pi.par_iter().zip(pi.par_iter()).map(|(g, p)| gamma * *g + lambda * *p).collect();
+    // Only the symmetric part of this ∂L/∂K is meaningful (see sinkhorn_backward); the product below uses
+    // G_A + G_Aᵀ, so that is all it needs.
     let mut g_a = sinkhorn_backward(&k, &trace, &g_pi, params.gradient);
     // Through K = |A|: ∂/∂A = ∂/∂K · sign(A) (sign(0) = 0, as torch's abs backward).
     g_a.par_iter_mut().zip(a.par_iter()).for_each(|(g, x)| {

@@ -2,11 +2,18 @@
 //! the MLC loss and its gradients with respect to Z and C, on the CPU and on CUDA.
 //!
 //! Shapes: Z and C are m×d row-major (m samples, d features, rows L2-normalised by the caller); Π is m×m.
+//!
+//! CPU pieces, one job each: [`sinkhorn`] (Π and its backward pass, both gradient semantics), [`coding`]
+//! (R, R_c and their gradients; R_c packed into three large GEMMs when d ≤ m, cluster by cluster otherwise),
+//! `mlc` (the loss and the backward pass to C through Π, |·| and C Cᵀ), `vexp` (SIMD exp). Everything is
+//! generic over f32/f64; f32 inputs run the coding rates in f64 when d/ε² makes f32 too coarse (see `mlc`).
+//! Verified against PyTorch float64 autograd goldens (`tools/golden/rate_goldens.py`) and finite differences.
 
 pub mod coding;
 pub mod cuda;
 mod mlc;
 pub mod sinkhorn;
+mod vexp;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -45,13 +52,14 @@ impl Default for RateParams {
     }
 }
 
-/// Which loss to evaluate.
+/// Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Objective {
     /// Warm-up: −R(Z) only (total coding rate). C is not used and gets no gradient.
-    Tcr,
+    Tcr = 0,
     /// −R(Z) + γ R_c(Z, Π(C)) + (λ/2)‖Π‖²_F.
-    Mlc,
+    Mlc = 1,
 }
 
 /// Loss value, its parts, and gradients (same shapes as Z and C).

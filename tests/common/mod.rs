@@ -102,3 +102,9 @@ pub fn run_example(exe: &Path, args: &[&str]) -> Output {
     );
     out
 }
+
+/// The shared library (`librateclust.so`) this test run was built against, for callers that load it at run
+/// time (Python ctypes through `RATECLUST_LIB`).
+pub fn shared_library() -> PathBuf {
+    lib_file("librateclust.so")
+}

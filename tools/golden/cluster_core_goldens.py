@@ -12,6 +12,12 @@ References, none of them ours:
   * eigh_*.npy    numpy.linalg.eigh (LAPACK) of random symmetric matrices, float64.
   * kmeans_blobs.npy + kmeans.json  sklearn KMeans(n_init=10) inertia on Gaussian blobs.
   * coding_length.json  DESIGN §1 step 5 recomputed in numpy float64 (slogdet).
+  * spectral_*.npy  the row-normalised NJW spectral embedding (DESIGN §1 step 4, diagonal ignored) of a
+              noisy, nonsymmetric block affinity, from numpy.linalg.eigh in float64.
+  * spectral_ref_*  the reference CPP protocol (LeslieTrue/CPP metrics/clustering.py:
+              spectral_clustering_metrics: scipy csgraph.laplacian(normed=True), eigsh of 2I − L, row
+              normalisation, sklearn KMeans(n_init=10)) on a Sinkhorn plan Π (DESIGN §1, η = 0.1) of noisy
+              union-of-subspaces features: its mean ACC/NMI/ARI over 10 k-means seeds, and its labels.
 Tested by tests/cluster_core_*.rs.
 """
 import json
@@ -176,10 +182,81 @@ def coding_length():
         json.dump(cases, f)
 
 
+def spectral():
+    rng = np.random.default_rng(5)
+    sizes = [120, 100, 80, 60, 40]
+    truth = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)])
+    rng.shuffle(truth)
+    n, k = len(truth), len(sizes)
+    same = truth[:, None] == truth[None, :]
+    a = np.where(same, 0.2 + 0.5 * rng.random((n, n)), 0.3 * rng.random((n, n))).astype(np.float32)
+    sym = (a.astype(np.float64) + a.T.astype(np.float64)) / 2
+    np.fill_diagonal(sym, 0.0)  # self-loops ignored, as scipy.sparse.csgraph.laplacian does
+    dinv = 1 / np.sqrt(sym.sum(axis=1))
+    m = sym * dinv[:, None] * dinv[None, :]
+    w, v = np.linalg.eigh(m)
+    emb = v[:, ::-1][:, :k]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.save(path("spectral_affinity.npy"), a)
+    np.save(path("spectral_embedding.npy"), emb)
+    np.save(path("spectral_truth.npy"), truth.astype(np.int64))
+
+
+def sinkhorn_plan(c, eta, half_iters=5):
+    """n · Sinkhorn_eta(|C Cᵀ|) exactly as DESIGN §1 states the reference's log-domain iteration."""
+    from scipy.special import logsumexp
+    n = len(c)
+    k = np.abs(c @ c.T)
+    u, v, log_mu = np.zeros(n), np.zeros(n), np.log(1.0 / n)
+    for h in range(half_iters):
+        if h % 2 == 0:
+            u = eta * (log_mu - logsumexp((k + u[:, None] + v[None, :]) / eta, axis=1)) + u
+        else:
+            v = eta * (log_mu - logsumexp((k + u[:, None] + v[None, :]) / eta, axis=0)) + v
+    return np.exp((k + u[:, None] + v[None, :]) / eta) * n
+
+
+def spectral_reference():
+    import scipy.sparse
+    import scipy.sparse.csgraph
+    import scipy.sparse.linalg
+    rng = np.random.default_rng(6)
+    sizes, d, dim, sigma, k = [90, 80, 70, 60, 50, 50], 32, 4, 0.3, 6
+    xs, ys = [], []
+    for c, m in enumerate(sizes):
+        basis = np.linalg.qr(rng.standard_normal((d, dim)))[0]
+        xs.append(rng.standard_normal((m, dim)) @ basis.T + sigma * rng.standard_normal((m, d)))
+        ys += [c] * m
+    x, y = np.concatenate(xs), np.array(ys)
+    perm = rng.permutation(len(y))
+    x, y = x[perm], y[perm]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(y)
+    pi = sinkhorn_plan(x, 0.1).astype(np.float32)
+    lap = scipy.sparse.csgraph.laplacian(pi.astype(np.float64), normed=True)
+    _, emb = scipy.sparse.linalg.eigsh(2 * scipy.sparse.identity(n) - lap, k=k, which="LM", tol=0,
+                                       v0=np.ones(n))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    runs = [KMeans(n_clusters=k, n_init=10, random_state=s).fit(emb).labels_ for s in range(10)]
+    out = {
+        "k": k,
+        "acc": float(np.mean([hungarian_accuracy(p, y) for p in runs])),
+        "nmi": float(np.mean([normalized_mutual_info_score(y, p) for p in runs])),
+        "ari": float(np.mean([adjusted_rand_score(y, p) for p in runs])),
+        "labels": [int(v) for v in runs[0]],
+    }
+    np.save(path("spectral_ref_pi.npy"), pi)
+    np.save(path("spectral_ref_truth.npy"), y.astype(np.int64))
+    with open(path("spectral_ref.json"), "w") as f:
+        json.dump(out, f)
+
+
 if __name__ == "__main__":
     npy_files()
     metrics()
     eigh()
     kmeans()
     coding_length()
+    spectral()
+    spectral_reference()
     print("wrote", OUT)

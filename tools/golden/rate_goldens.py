@@ -22,11 +22,14 @@ from safetensors.torch import save_file
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "rate")
 
 # name, m, d, eps_sq, gamma, lambda, eta, half_iters, store_pi
+# (d128 has d ≤ m and d1024 has d > m: the two formulations of R_c in src/rate/coding.rs; "clustered" puts Z
+# and C near a union of 4 planes, the ill-conditioned regime trained features are in.)
 CASES = [
     ("small", 8, 4, 0.1, 1.0, 0.05, 0.175, 5, True),
     ("even_iters_custom", 12, 6, 0.5, 0.7, 0.1, 0.3, 4, True),
     ("one_half_iter", 10, 5, 0.1, 1.0, 0.05, 0.175, 1, True),
-    ("d128", 96, 128, 0.1, 1.0, 0.05, 0.175, 5, True),
+    ("d128", 160, 128, 0.1, 1.0, 0.05, 0.175, 5, True),
+    ("clustered", 96, 64, 0.1, 1.0, 0.05, 0.175, 5, True),
     ("d1024", 24, 1024, 0.1, 1.0, 0.05, 0.12, 5, True),
 ]
 
@@ -80,8 +83,11 @@ def mlc(z, c, eps, gamma, lam, eta, iters, detach_v):
     return -r + gamma * rc + pen, r, rc, pen, Pi
 
 
-def normalised(rng, m, d):
+def normalised(rng, m, d, planes=0):
     x = rng.standard_normal((m, d))
+    if planes:
+        bases = [np.linalg.qr(rng.standard_normal((d, 2)))[0] for _ in range(planes)]
+        x = np.stack([bases[i % planes] @ rng.standard_normal(2) for i in range(m)]) + 1e-3 * x
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32)
 
@@ -90,7 +96,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20260127)
     for name, m, d, eps, gamma, lam, eta, iters, store_pi in CASES:
-        z32, c32 = normalised(rng, m, d), normalised(rng, m, d)
+        planes = 4 if name == "clustered" else 0
+        z32, c32 = normalised(rng, m, d, planes), normalised(rng, m, d, planes)
         t = {"z": torch.from_numpy(z32), "c": torch.from_numpy(c32)}
         for mode, detach in (("ref", True), ("exact", False)):
             z = torch.from_numpy(z32).double().requires_grad_(True)

@@ -1,10 +1,11 @@
 //! `rateclust`: the command-line front end of the library.
 //!
-//! Subcommands (one file each): `fit`, `assign`, `select-k`, `eval`, `synth`. Every failure prints
+//! Subcommands (one file each): `embed`, `fit`, `assign`, `select-k`, `recluster`, `eval`, `synth`. Every failure prints
 //! `error: <message>` on stderr and exits with a non-zero code (2 for usage errors, 1 otherwise).
 
 mod assign;
 mod common;
+mod embed;
 mod eval;
 mod fit;
 mod recluster;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: rateclust <command> [options]
 
 commands:
+  embed     --model CLIP_DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy   (CLIP embeddings)
   fit       --features X.npy --k K --out model.safetensors [--preset NAME --epochs N --batch N --hidden N
             --zdim N --eta F --warmup N --lr F --seed N --device auto|cpu|cuda --single-head --normalize-input
             --assign-rule subspace|prototype-z|prototype-c --spectral-sample N]
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     };
     let rest: Vec<std::ffi::OsString> = args.collect();
     let result = match cmd.to_string_lossy().as_ref() {
+        "embed" => embed::run(rest).map_err(common::CliError::Lib),
         "fit" => fit::run(rest),
         "assign" => assign::run(rest),
         "select-k" => select_k::run(rest),

@@ -1,0 +1,3 @@
+module rateclust.example/go
+
+go 1.19

@@ -1,0 +1,118 @@
+//! The transformer encoder both towers share: transformers `CLIPEncoder` / `CLIPEncoderLayer`.
+
+use super::config::{Activation, EncoderConfig};
+use super::layers::{attention, LayerNorm, Linear};
+use super::weights::Tensors;
+use crate::error::Result;
+
+/// transformers `CLIPEncoderLayer`: LN1 → self-attention → residual, LN2 → MLP → residual.
+/// Q, K and V are one fused `[3d, d]` projection (one GEMM instead of three).
+pub struct EncoderLayer {
+    ln1: LayerNorm,
+    qkv: Linear,
+    out_proj: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// transformers `CLIPEncoder`: a stack of [`EncoderLayer`]s.
+pub struct Encoder {
+    pub cfg: EncoderConfig,
+    layers: Vec<EncoderLayer>,
+}
+
+/// Activation buffers for one forward pass over `tokens` stacked tokens, allocated once per batch and
+/// reused by every layer.
+pub struct Workspace {
+    /// LayerNorm output, then the attention output (same shape `[tokens, d]`).
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    heads: Vec<f32>,
+    mlp: Vec<f32>,
+}
+
+impl Workspace {
+    pub fn new(cfg: &EncoderConfig, tokens: usize) -> Self {
+        let d = cfg.hidden_size;
+        Workspace {
+            h: vec![0.0; tokens * d],
+            qkv: vec![0.0; tokens * 3 * d],
+            heads: vec![0.0; tokens * d],
+            mlp: vec![0.0; tokens * cfg.intermediate_size],
+        }
+    }
+}
+
+/// Loads `{prefix}weight` / `{prefix}bias` of a LayerNorm of width `d`.
+pub fn load_layer_norm(t: &Tensors, prefix: &str, d: usize, eps: f32) -> Result<LayerNorm> {
+    Ok(LayerNorm { gamma: t.get(&format!("{prefix}weight"), &[d])?, beta: t.get(&format!("{prefix}bias"), &[d])?, eps })
+}
+
+/// Loads an `nn.Linear(in_dim, out_dim)` at `{prefix}weight` (and `{prefix}bias` if `bias`).
+pub fn load_linear(t: &Tensors, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+    Ok(Linear {
+        weight: t.get(&format!("{prefix}weight"), &[out_dim, in_dim])?,
+        bias: if bias { Some(t.get(&format!("{prefix}bias"), &[out_dim])?) } else { None },
+        in_dim,
+        out_dim,
+    })
+}
+
+impl Encoder {
+    /// Loads `{prefix}layers.{i}.…` for every layer of `cfg`.
+    pub fn load(t: &Tensors, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
+        let (d, m, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+        let layers = (0..cfg.num_layers)
+            .map(|i| {
+                let p = format!("{prefix}layers.{i}.");
+                let q = load_linear(t, &format!("{p}self_attn.q_proj."), d, d, true)?;
+                let k = load_linear(t, &format!("{p}self_attn.k_proj."), d, d, true)?;
+                let v = load_linear(t, &format!("{p}self_attn.v_proj."), d, d, true)?;
+                let cat = |f: fn(&Linear) -> &[f32]| [f(&q), f(&k), f(&v)].concat();
+                let qkv = Linear {
+                    weight: cat(|l| &l.weight),
+                    bias: Some(cat(|l| l.bias.as_deref().unwrap_or(&[]))),
+                    in_dim: d,
+                    out_dim: 3 * d,
+                };
+                Ok(EncoderLayer {
+                    ln1: load_layer_norm(t, &format!("{p}layer_norm1."), d, eps)?,
+                    qkv,
+                    out_proj: load_linear(t, &format!("{p}self_attn.out_proj."), d, d, true)?,
+                    ln2: load_layer_norm(t, &format!("{p}layer_norm2."), d, eps)?,
+                    fc1: load_linear(t, &format!("{p}mlp.fc1."), d, m, true)?,
+                    fc2: load_linear(t, &format!("{p}mlp.fc2."), m, d, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder { cfg: cfg.clone(), layers })
+    }
+
+    /// Runs every layer over `x` (`[batch·seq, d]`, updated in place). `causal` applies the text tower's
+    /// causal mask. If `trace` is given, the state after each layer is appended to it (transformers'
+    /// `hidden_states[1..]`).
+    pub fn forward(&self, x: &mut [f32], batch: usize, seq: usize, causal: bool, ws: &mut Workspace, mut trace: Option<&mut Vec<Vec<f32>>>) {
+        let d = self.cfg.hidden_size;
+        let tokens = batch * seq;
+        debug_assert_eq!(x.len(), tokens * d);
+        let h = &mut ws.h[..tokens * d];
+        let qkv = &mut ws.qkv[..tokens * 3 * d];
+        let heads = &mut ws.heads[..tokens * d];
+        let mlp = &mut ws.mlp[..tokens * self.cfg.intermediate_size];
+        let act: Activation = self.cfg.activation;
+        for layer in &self.layers {
+            // mirrors CLIPEncoderLayer.forward
+            layer.ln1.forward(x, h);
+            layer.qkv.forward(h, qkv);
+            attention(qkv, batch, seq, self.cfg.num_heads, causal, h, heads);
+            layer.out_proj.forward_residual(h, x);
+            layer.ln2.forward(x, h);
+            layer.fc1.forward_act(h, mlp, act);
+            layer.fc2.forward_residual(mlp, x);
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push(x.to_vec());
+            }
+        }
+    }
+}

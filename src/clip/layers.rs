@@ -1,0 +1,470 @@
+//! CPU building blocks of the CLIP towers: linear layers, LayerNorm, the two activations, and fused
+//! multi-head attention. Each mirrors the transformers module named in its doc comment.
+//!
+//! Layout: activations are row-major `[tokens, features]` f32 slices, tokens of all images/texts of a
+//! batch stacked, so every linear layer is ONE big [`gemm`] (the crate's single GEMM path). Elementwise
+//! kernels are compiled twice — generic and with AVX-512 — and picked at run time ([`simd!`]), since the
+//! crate is built for baseline x86-64. Buffers are owned by the caller (the tower's per-forward
+//! [`Workspace`](super::encoder::Workspace)): nothing here allocates per token.
+//!
+//! A CUDA backend later mirrors these functions one for one (same shapes and fusions: bias+activation,
+//! bias+residual, QKV in one product, attention per (item, head)), with the weights uploaded once.
+
+use super::config::Activation;
+use crate::linalg::{gemm, Trans};
+use rayon::prelude::*;
+
+/// Defines `pub fn $name(args)` that runs `$body` compiled with AVX-512 (or AVX2+FMA) when the CPU has it.
+/// The body may only call `#[inline(always)]` helpers, so that they are compiled with the same features.
+macro_rules! simd {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $body
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $body
+                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+                    // SAFETY: the CPU supports the features the function was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            #[allow(unreachable_code)]
+            {
+                fn generic($($arg: $ty),*) $body
+                generic($($arg),*)
+            }
+        }
+    };
+}
+
+/// Rows per rayon task for elementwise work: large enough to amortise scheduling.
+const ROWS_PER_TASK: usize = 16;
+
+// ---------------------------------------------------------------------------------------------------
+// Scalar math, written branch-free so that loops over it vectorise.
+
+/// e^x with ≈1 ulp error over the f32 range (Cephes `expf`: Cody–Waite reduction, degree-6 polynomial),
+/// 0 for x < -87.3 and clamped at the top (softmax and sigmoid inputs never get there).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.3, 88.3);
+    // Round to nearest with the 1.5·2^23 trick (no `round()` call, which does not vectorise everywhere).
+    let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let v = y * scale;
+    if x < -87.3 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// erfc(a) for a ≥ 0 with relative error < 1.2e-7 everywhere (Numerical Recipes `erfcc`, a Chebyshev
+/// fit): relative accuracy matters because GELU of negative inputs is ½·x·erfc(|x|/√2), a small number.
+#[inline(always)]
+fn erfc_pos(a: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.5 * a);
+    let p = -1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    t * exp_f32(-a * a + p)
+}
+
+/// transformers `QuickGELUActivation`: x · sigmoid(1.702 x).
+#[inline(always)]
+fn quick_gelu(x: f32) -> f32 {
+    x / (1.0 + exp_f32(-1.702 * x))
+}
+
+/// transformers `GELUActivation` (torch `gelu`, exact): ½ x (1 + erf(x / √2)), written with erfc so that
+/// neither sign loses precision to cancellation.
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    let c = erfc_pos(x.abs() * std::f32::consts::FRAC_1_SQRT_2);
+    let one_plus_erf = if x < 0.0 { c } else { 2.0 - c };
+    0.5 * x * one_plus_erf
+}
+
+/// Sum with 16 independent accumulators (vectorises; strict left-to-right order would not).
+#[inline(always)]
+fn sum16(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    let mut s: f32 = chunks.remainder().iter().sum();
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+/// Sum of squared deviations from `mean`, 16 accumulators.
+#[inline(always)]
+fn sq_dev16(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            let d = c[i] - mean;
+            acc[i] += d * d;
+        }
+    }
+    let mut s: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+#[inline(always)]
+fn max16(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    let mut m = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for a in acc {
+        m = if a > m { a } else { m };
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Elementwise kernels (one row block each; callers parallelise over rows).
+
+simd! {
+    /// rows of `x` (width `d`) → LayerNorm into `out` (same shape).
+    fn layer_norm_rows(x: &[f32], out: &mut [f32], d: usize, gamma: &[f32], beta: &[f32], eps: f32) {
+        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mean = sum16(xr) / d as f32;
+            let var = sq_dev16(xr, mean) / d as f32;
+            let rstd = 1.0 / (var + eps).sqrt();
+            for i in 0..d {
+                yr[i] = (xr[i] - mean) * rstd * gamma[i] + beta[i];
+            }
+        }
+    }
+}
+
+simd! {
+    /// y ← y + bias, row by row (width `bias.len()`).
+    fn add_bias_rows(y: &mut [f32], bias: &[f32]) {
+        let d = bias.len();
+        for row in y.chunks_exact_mut(d) {
+            for i in 0..d {
+                row[i] += bias[i];
+            }
+        }
+    }
+}
+
+simd! {
+    /// y ← quick_gelu(y + bias), row by row.
+    fn bias_quick_gelu_rows(y: &mut [f32], bias: &[f32]) {
+        let d = bias.len();
+        for row in y.chunks_exact_mut(d) {
+            for i in 0..d {
+                row[i] = quick_gelu(row[i] + bias[i]);
+            }
+        }
+    }
+}
+
+simd! {
+    /// y ← gelu(y + bias), row by row.
+    fn bias_gelu_rows(y: &mut [f32], bias: &[f32]) {
+        let d = bias.len();
+        for row in y.chunks_exact_mut(d) {
+            for i in 0..d {
+                row[i] = gelu(row[i] + bias[i]);
+            }
+        }
+    }
+}
+
+simd! {
+    /// Softmax of each row of `s` (row stride `n`) over its first `valid(i)` entries, zeroing the rest:
+    /// `causal` keeps j ≤ i (the text tower's causal mask), otherwise all n.
+    fn softmax_rows(s: &mut [f32], n: usize, causal: bool) {
+        for (i, row) in s.chunks_exact_mut(n).enumerate() {
+            let valid = if causal { i + 1 } else { n };
+            let (live, masked) = row.split_at_mut(valid.min(n));
+            let m = max16(live);
+            for v in live.iter_mut() {
+                *v = exp_f32(*v - m);
+            }
+            let inv = 1.0 / sum16(live);
+            for v in live.iter_mut() {
+                *v *= inv;
+            }
+            for v in masked.iter_mut() {
+                *v = 0.0;
+            }
+        }
+    }
+}
+
+simd! {
+    /// x ← x / ‖x‖₂ for each row of width `d` (rows of zero norm are left as they are).
+    pub fn l2_normalize_rows(x: &mut [f32], d: usize) {
+        for row in x.chunks_exact_mut(d) {
+            let mut acc = [0.0f32; 16];
+            let mut chunks = row.chunks_exact(16);
+            for c in &mut chunks {
+                for i in 0..16 {
+                    acc[i] += c[i] * c[i];
+                }
+            }
+            let mut s: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+            for a in acc {
+                s += a;
+            }
+            if s > 0.0 {
+                let inv = 1.0 / s.sqrt();
+                for v in row.iter_mut() {
+                    *v *= inv;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on blocks of rows of `y` (width `d`) in parallel.
+fn par_rows(y: &mut [f32], d: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+    y.par_chunks_mut(d * ROWS_PER_TASK).for_each(f);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Modules.
+
+/// torch `nn.LayerNorm` over the last dimension.
+pub struct LayerNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// `out[r] = LN(x[r])` for `x.len() / d` rows.
+    pub fn forward(&self, x: &[f32], out: &mut [f32]) {
+        let d = self.gamma.len();
+        debug_assert_eq!(x.len(), out.len());
+        x.par_chunks(d * ROWS_PER_TASK)
+            .zip(out.par_chunks_mut(d * ROWS_PER_TASK))
+            .for_each(|(xb, yb)| layer_norm_rows(xb, yb, d, &self.gamma, &self.beta, self.eps));
+    }
+}
+
+/// torch `nn.Linear`: y = x Wᵀ + b with W stored `[out, in]` as in the checkpoint.
+pub struct Linear {
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub in_dim: usize,
+    pub out_dim: usize,
+}
+
+impl Linear {
+    /// y (rows × out) ← x (rows × in) Wᵀ + b.
+    pub fn forward(&self, x: &[f32], y: &mut [f32]) {
+        self.product(x, y, 0.0);
+        if let Some(b) = &self.bias {
+            par_rows(y, self.out_dim, |blk| add_bias_rows(blk, b));
+        }
+    }
+
+    /// y ← y + x Wᵀ + b: the residual connection fused into the product (β = 1).
+    pub fn forward_residual(&self, x: &[f32], y: &mut [f32]) {
+        self.product(x, y, 1.0);
+        if let Some(b) = &self.bias {
+            par_rows(y, self.out_dim, |blk| add_bias_rows(blk, b));
+        }
+    }
+
+    /// y ← act(x Wᵀ + b): transformers `CLIPMLP.fc1` followed by its activation, in one pass over y.
+    pub fn forward_act(&self, x: &[f32], y: &mut [f32], act: Activation) {
+        self.product(x, y, 0.0);
+        let zero;
+        let b: &[f32] = match &self.bias {
+            Some(b) => b,
+            None => {
+                zero = vec![0.0; self.out_dim];
+                &zero
+            }
+        };
+        match act {
+            Activation::QuickGelu => par_rows(y, self.out_dim, |blk| bias_quick_gelu_rows(blk, b)),
+            Activation::Gelu => par_rows(y, self.out_dim, |blk| bias_gelu_rows(blk, b)),
+        }
+    }
+
+    fn product(&self, x: &[f32], y: &mut [f32], beta: f32) {
+        let rows = x.len() / self.in_dim;
+        debug_assert_eq!(x.len(), rows * self.in_dim);
+        debug_assert_eq!(y.len(), rows * self.out_dim);
+        gemm(rows, self.out_dim, self.in_dim, 1.0, x, self.in_dim, Trans::No, &self.weight, self.in_dim, Trans::Yes, beta, y, self.out_dim);
+    }
+}
+
+/// Scaled dot-product attention for every (item, head): mirrors transformers `eager_attention_forward`
+/// (softmax(Q Kᵀ · head_dim^-½ + mask) V) with the mask being causal or none.
+///
+/// `qkv` is `[batch·seq, 3·d]` (Q | K | V from one fused projection); the result goes to `out`
+/// `[batch·seq, d]` with heads concatenated as `attn_output.reshape(…, -1)` does. `heads_buf`
+/// (`batch·seq·d`) holds the per-head results head-major so that each (item, head) task owns one
+/// contiguous block; only one `seq × seq` score matrix per thread is live at a time.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(qkv: &[f32], batch: usize, seq: usize, heads: usize, causal: bool, out: &mut [f32], heads_buf: &mut [f32]) {
+    let d = out.len() / (batch * seq);
+    let hd = d / heads;
+    let scale = (hd as f32).powf(-0.5);
+    debug_assert_eq!(qkv.len(), batch * seq * 3 * d);
+    heads_buf[..batch * seq * d].par_chunks_mut(seq * hd).enumerate().for_each_init(
+        || vec![0.0f32; seq * seq],
+        |scores, (task, o)| {
+            let (b, h) = (task / heads, task % heads);
+            let base = b * seq * 3 * d + h * hd;
+            // S = (Q Kᵀ)·scale; Q, K, V are strided views into qkv (row stride 3d).
+            gemm(seq, seq, hd, scale, &qkv[base..], 3 * d, Trans::No, &qkv[base + d..], 3 * d, Trans::Yes, 0.0, scores, seq);
+            softmax_rows(scores, seq, causal);
+            // O = P V
+            gemm(seq, hd, seq, 1.0, scores, seq, Trans::No, &qkv[base + 2 * d..], 3 * d, Trans::No, 0.0, o, hd);
+        },
+    );
+    // [b, h, t, :] → [b, t, h·hd + :]
+    out.par_chunks_mut(seq * d).enumerate().for_each(|(b, ob)| {
+        for h in 0..heads {
+            let src = &heads_buf[(b * heads + h) * seq * hd..][..seq * hd];
+            for t in 0..seq {
+                ob[t * d + h * hd..][..hd].copy_from_slice(&src[t * hd..][..hd]);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_to_a_few_ulp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let e = exp_f32(x) as f64;
+            let r = (x as f64).exp();
+            worst = worst.max(((e - r) / r).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "max relative error {worst}");
+        assert_eq!(exp_f32(-1000.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn activations_match_f64_formulas() {
+        let erf64 = |x: f64| {
+            // erf by its Taylor series (|x| ≤ 4 converges in f64 to ~1e-13 absolute, enough for the
+            // relative bound on the negative tail of gelu)
+            let mut sum = 0.0;
+            let mut term = x;
+            let mut n = 0;
+            while term.abs() > 1e-17 || n < 5 {
+                sum += term / (2 * n + 1) as f64;
+                n += 1;
+                term *= -x * x / n as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        };
+        let mut v: Vec<f32> = (-80..=80).map(|i| i as f32 * 0.05).collect();
+        let x = v.clone();
+        let zero = vec![0.0; v.len()];
+        bias_gelu_rows(&mut v, &zero);
+        for (a, &xi) in v.iter().zip(&x) {
+            let r = 0.5 * xi as f64 * (1.0 + erf64(xi as f64 / 2f64.sqrt()));
+            assert!((*a as f64 - r).abs() < 1e-6 * r.abs() + 1e-9, "gelu({xi}) = {a}, want {r}");
+        }
+        let mut v = x.clone();
+        bias_quick_gelu_rows(&mut v, &zero);
+        for (a, &xi) in v.iter().zip(&x) {
+            let r = xi as f64 / (1.0 + (-1.702 * xi as f64).exp());
+            assert!((*a as f64 - r).abs() < 2e-7 * (1.0 + r.abs()), "quick_gelu({xi}) = {a}, want {r}");
+        }
+    }
+
+    #[test]
+    fn attention_matches_naive_f64() {
+        let (batch, seq, heads, hd) = (2, 7, 3, 5);
+        let d = heads * hd;
+        let mut rng = crate::rng::Rng::new(3);
+        let qkv: Vec<f32> = (0..batch * seq * 3 * d).map(|_| rng.normal() as f32).collect();
+        for causal in [false, true] {
+            let mut out = vec![0.0; batch * seq * d];
+            let mut buf = vec![0.0; batch * seq * d];
+            attention(&qkv, batch, seq, heads, causal, &mut out, &mut buf);
+            for b in 0..batch {
+                for h in 0..heads {
+                    for i in 0..seq {
+                        let q = |t: usize, c: usize| qkv[(b * seq + t) * 3 * d + c * d + h * hd..][..hd].to_vec();
+                        let n = if causal { i + 1 } else { seq };
+                        let s: Vec<f64> = (0..n)
+                            .map(|j| q(i, 0).iter().zip(q(j, 1)).map(|(a, b)| *a as f64 * b as f64).sum::<f64>() / (hd as f64).sqrt())
+                            .collect();
+                        let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                        let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                        for c in 0..hd {
+                            let r: f64 = (0..n).map(|j| (s[j] - m).exp() / z * q(j, 2)[c] as f64).sum();
+                            let got = out[(b * seq + i) * d + h * hd + c] as f64;
+                            assert!((got - r).abs() < 1e-5, "causal={causal} b={b} h={h} i={i} c={c}: {got} vs {r}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_f64() {
+        let d = 37;
+        let mut rng = crate::rng::Rng::new(5);
+        let x: Vec<f32> = (0..3 * d).map(|_| (rng.normal() * 3.0 + 1.0) as f32).collect();
+        let ln = LayerNorm { gamma: (0..d).map(|i| 1.0 + i as f32 * 0.01).collect(), beta: (0..d).map(|i| i as f32 * -0.02).collect(), eps: 1e-5 };
+        let mut y = vec![0.0; x.len()];
+        ln.forward(&x, &mut y);
+        for r in 0..3 {
+            let row: Vec<f64> = x[r * d..][..d].iter().map(|&v| v as f64).collect();
+            let mean = row.iter().sum::<f64>() / d as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+            for i in 0..d {
+                let want = (row[i] - mean) / (var + 1e-5).sqrt() * ln.gamma[i] as f64 + ln.beta[i] as f64;
+                assert!((y[r * d + i] as f64 - want).abs() < 1e-5, "row {r} col {i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! A loaded CLIP checkpoint: transformers `CLIPModel` (both towers), or one tower alone
+//! (`CLIPVisionModel[WithProjection]`, `CLIPTextModel[WithProjection]`).
+
+use super::config::ClipConfig;
+use super::image::RgbImage8;
+use super::preprocess::{preprocess_into, PreprocessConfig};
+use super::tokenizer::Tokenizer;
+use super::encoder::load_linear;
+use super::layers::{l2_normalize_rows, Linear};
+use super::text::TextTower;
+use super::vision::VisionTower;
+use super::weights::TensorFile;
+use crate::device::{Device, DeviceKind};
+use crate::error::{Error, Result};
+use crate::invalid_arg;
+use crate::linalg::{gemm, Trans};
+use crate::progress::{self, NoProgress, Progress};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::path::Path;
+
+/// Fewest items a pass gets when passes are split across threads (keeps its GEMMs from getting thin).
+const MIN_ITEMS_PER_PASS: usize = 4;
+
+/// Splits `n` items into forward passes of at most `batch_size`. With enough items, passes are made small
+/// enough that every thread gets about two: they then run concurrently, each with single-threaded GEMMs
+/// (no synchronisation between threads inside a pass — measured faster under load than one pass with
+/// threaded GEMMs — and work stealing absorbs uneven progress); with few items one pass uses all threads
+/// inside each GEMM instead.
+fn split_work(n: usize, batch_size: usize) -> Vec<Range<usize>> {
+    let threads = rayon::current_num_threads().max(1);
+    let size = batch_size.max(1).min(n.div_ceil(2 * threads).max(MIN_ITEMS_PER_PASS));
+    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
+}
+
+/// Runs `f` on each range and concatenates the results in order. Ranges run concurrently in waves of one
+/// per thread; `progress` hears about every finished wave (`done` = items so far) and may cancel between
+/// waves.
+fn run_chunks(
+    chunks: &[Range<usize>],
+    progress: &mut dyn Progress,
+    stage: &str,
+    f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync,
+) -> Result<Vec<f32>> {
+    let total = chunks.last().map_or(0, |r| r.end) as u64;
+    let wave = rayon::current_num_threads().max(1);
+    let mut out = Vec::new();
+    progress::report(progress, stage, 0, total)?;
+    for group in chunks.chunks(wave) {
+        let parts: Vec<Vec<f32>> = if group.len() > 1 {
+            group.par_iter().map(|r| f(r.clone())).collect::<Result<_>>()?
+        } else {
+            vec![f(group[0].clone())?]
+        };
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
+        progress::report(progress, stage, group.last().unwrap().end as u64, total)?;
+    }
+    Ok(out)
+}
+
+/// What an embedding call returns, and in what batches it works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbedOptions {
+    /// L2-normalise each output row (what cosine similarity and the clustering want).
+    pub normalize: bool,
+    /// Return the pooled output before the projection (`pooler_output`: width = the tower's hidden size)
+    /// instead of the projected embedding.
+    pub pooled: bool,
+    /// Items per forward pass (bounds memory; larger batches make bigger, faster matrix products).
+    pub batch_size: usize,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions { normalize: true, pooled: false, batch_size: 32 }
+    }
+}
+
+pub struct ClipModel {
+    pub config: ClipConfig,
+    vision: Option<VisionTower>,
+    text: Option<TextTower>,
+    visual_projection: Option<Linear>,
+    text_projection: Option<Linear>,
+    logit_scale: Option<f32>,
+    /// From `vocab.json` + `merges.txt` when the directory has them (needed for [`ClipModel::embed_texts`]).
+    tokenizer: Option<Tokenizer>,
+    /// From `preprocessor_config.json`, else OpenAI CLIP's settings at the model's image size.
+    preprocess: Option<PreprocessConfig>,
+}
+
+impl ClipModel {
+    /// Loads `dir/config.json` and `dir/model.safetensors` for the CPU.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::load_on(dir, DeviceKind::Cpu)
+    }
+
+    /// Loads for a device kind. The towers run on the CPU only for now: `Auto` uses the CPU, `Cuda` is an
+    /// error (`Error::Device`).
+    pub fn load_on(dir: impl AsRef<Path>, kind: DeviceKind) -> Result<Self> {
+        if kind == DeviceKind::Cuda {
+            // Open it first so that a missing GPU gets the device layer's precise reason.
+            let _ = Device::open(DeviceKind::Cuda, 0)?;
+            return Err(Error::Device("the CLIP towers have no CUDA implementation yet; use the CPU".into()));
+        }
+        let dir = dir.as_ref();
+        let config = ClipConfig::from_file(dir.join("config.json"))?;
+        let st_path = dir.join("model.safetensors");
+        if !st_path.exists() {
+            let hint = if dir.join("model.safetensors.index.json").exists() {
+                " (sharded checkpoints are not supported: merge the shards into one model.safetensors)"
+            } else if dir.join("pytorch_model.bin").exists() {
+                " (only safetensors is read: convert pytorch_model.bin with safetensors.torch.save_file)"
+            } else {
+                ""
+            };
+            return Err(Error::Format(format!("{} not found{hint}", st_path.display())));
+        }
+        let file = TensorFile::read(&st_path)?;
+        let mut model = Self::from_tensors(config, &file)?;
+        drop(file);
+        if let Some(t) = &model.text {
+            if dir.join("vocab.json").exists() || dir.join("merges.txt").exists() {
+                let mut tok = Tokenizer::from_dir(dir)?;
+                if tok.vocab_size() > t.cfg.vocab_size {
+                    return Err(Error::Format(format!(
+                        "{}: the tokenizer has {} tokens but the text model only {} (text_config.vocab_size)",
+                        dir.display(),
+                        tok.vocab_size(),
+                        t.cfg.vocab_size
+                    )));
+                }
+                tok.set_context_length(t.cfg.max_position_embeddings)?;
+                model.tokenizer = Some(tok);
+            }
+        }
+        if let Some(v) = &model.vision {
+            let pp = dir.join("preprocessor_config.json");
+            let cfg = if pp.exists() {
+                let text = std::fs::read_to_string(&pp).map_err(|e| Error::io(&pp, e))?;
+                PreprocessConfig::from_preprocessor_config_json(&text).map_err(|e| match e {
+                    Error::Format(m) => Error::Format(format!("{}: {m}", pp.display())),
+                    other => other,
+                })?
+            } else {
+                PreprocessConfig::for_image_size(v.cfg.image_size)
+            };
+            if cfg.crop != v.cfg.image_size {
+                return Err(Error::Format(format!(
+                    "{}: crop_size {} differs from the vision model's image_size {}",
+                    pp.display(),
+                    cfg.crop,
+                    v.cfg.image_size
+                )));
+            }
+            model.preprocess = Some(cfg);
+        }
+        Ok(model)
+    }
+
+    /// Builds the model from a parsed config and a safetensors file (HF tensor names).
+    pub fn from_tensors(config: ClipConfig, file: &TensorFile) -> Result<Self> {
+        let t = file.tensors()?;
+        let proj = config.projection_dim;
+        let both = config.vision.is_some() && config.text.is_some();
+        let vision = config.vision.as_ref().map(|c| VisionTower::load(&t, "vision_model.", c)).transpose()?;
+        let text = config.text.as_ref().map(|c| TextTower::load(&t, "text_model.", c)).transpose()?;
+        // A CLIPModel needs both projections; a single tower may come without (CLIPVisionModel).
+        let projection = |name: &str, width: usize| -> Result<Option<Linear>> {
+            if both || t.contains(&format!("{name}.weight")) {
+                load_linear(&t, &format!("{name}."), width, proj, false).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let visual_projection = match &config.vision {
+            Some(c) => projection("visual_projection", c.encoder.hidden_size)?,
+            None => None,
+        };
+        let text_projection = match &config.text {
+            Some(c) => projection("text_projection", c.encoder.hidden_size)?,
+            None => None,
+        };
+        let logit_scale = if t.contains("logit_scale") { Some(t.get("logit_scale", &[])?[0]) } else { None };
+        let preprocess = vision.as_ref().map(|v| PreprocessConfig::for_image_size(v.cfg.image_size));
+        Ok(ClipModel { config, vision, text, visual_projection, text_projection, logit_scale, tokenizer: None, preprocess })
+    }
+
+    pub fn has_vision(&self) -> bool {
+        self.vision.is_some()
+    }
+
+    pub fn has_text(&self) -> bool {
+        self.text.is_some()
+    }
+
+    /// Width of the projected embeddings (the shared space); for a tower without projection, its pooled width.
+    pub fn embed_dim(&self) -> usize {
+        if self.visual_projection.is_some() || self.text_projection.is_some() {
+            self.config.projection_dim
+        } else if let Some(v) = &self.vision {
+            v.cfg.encoder.hidden_size
+        } else {
+            self.text.as_ref().map_or(0, |t| t.cfg.encoder.hidden_size)
+        }
+    }
+
+    /// Width of what an embed call returns under `opts`.
+    pub fn output_dim(&self, images: bool, opts: &EmbedOptions) -> usize {
+        let (hidden, has_proj) = if images {
+            (self.vision.as_ref().map_or(0, |v| v.cfg.encoder.hidden_size), self.visual_projection.is_some())
+        } else {
+            (self.text.as_ref().map_or(0, |t| t.cfg.encoder.hidden_size), self.text_projection.is_some())
+        };
+        if opts.pooled || !has_proj {
+            hidden
+        } else {
+            self.config.projection_dim
+        }
+    }
+
+    /// Side of the square input the vision tower takes (pixels), if it has one.
+    pub fn image_size(&self) -> Option<usize> {
+        self.vision.as_ref().map(|v| v.cfg.image_size)
+    }
+
+    pub fn vision_tower(&self) -> Option<&VisionTower> {
+        self.vision.as_ref()
+    }
+
+    pub fn text_tower(&self) -> Option<&TextTower> {
+        self.text.as_ref()
+    }
+
+    /// `logit_scale` as stored (transformers multiplies cosines by its exp), if the checkpoint has it.
+    pub fn logit_scale(&self) -> Option<f32> {
+        self.logit_scale
+    }
+
+    /// Embeddings of `n` preprocessed images, `pixels` = `[n, 3, S, S]` (S = image_size, CHW, normalised
+    /// as `CLIPImageProcessor` does). Returns `[n, output_dim]` row-major.
+    pub fn embed_pixels(&self, pixels: &[f32], n: usize, opts: &EmbedOptions) -> Result<Vec<f32>> {
+        let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
+        let per = v.pixels_per_image();
+        if pixels.len() != n.checked_mul(per).ok_or_else(|| invalid_arg!("image count {n} overflows"))? {
+            return Err(invalid_arg!(
+                "pixels: {} values for {n} images, expected {n} × 3 × {s} × {s} = {}",
+                pixels.len(),
+                n * per,
+                s = v.cfg.image_size
+            ));
+        }
+        crate::error::check_finite("pixels", pixels)?;
+        let dim = self.output_dim(true, opts);
+        let chunks = split_work(n, opts.batch_size);
+        let rows = run_chunks(&chunks, &mut NoProgress, "embed images", |r| {
+            let pooled = v.forward(&pixels[r.start * per..r.end * per], r.len(), None);
+            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+        })?;
+        debug_assert_eq!(rows.len(), n * dim);
+        Ok(rows)
+    }
+
+    /// Embeddings of token id sequences (each with its end-of-text token; no padding needed). Sequences are
+    /// grouped by length internally; rows come back in input order. Returns `[n, output_dim]`.
+    pub fn embed_token_ids(&self, ids: &[&[u32]], opts: &EmbedOptions) -> Result<Vec<f32>> {
+        self.embed_token_ids_with(ids, opts, &mut NoProgress)
+    }
+
+    /// [`ClipModel::embed_token_ids`] with progress reports (stage "embed texts") and cancellation.
+    pub fn embed_token_ids_with(&self, ids: &[&[u32]], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        let t = self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?;
+        let pools = t.pool_positions(ids)?;
+        let dim = self.output_dim(false, opts);
+        // Batch sequences of similar length together: each batch computes up to its own longest one.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| pools[i]);
+        let chunks = split_work(ids.len(), opts.batch_size);
+        let sorted_rows = run_chunks(&chunks, progress, "embed texts", |r| {
+            let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
+            let (pooled, _) = t.forward(&batch, None)?;
+            Ok(self.finish(pooled, r.len(), self.text_projection.as_ref(), opts))
+        })?;
+        let mut out = vec![0.0f32; ids.len() * dim];
+        for (r, &i) in order.iter().enumerate() {
+            out[i * dim..][..dim].copy_from_slice(&sorted_rows[r * dim..][..dim]);
+        }
+        Ok(out)
+    }
+
+    /// The tokenizer loaded with the model (`vocab.json` + `merges.txt`), if any.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// Uses `tok` for [`ClipModel::embed_texts`] (e.g. one built from `bpe_simple_vocab_16e6.txt.gz`).
+    pub fn set_tokenizer(&mut self, mut tok: Tokenizer) -> Result<()> {
+        let t = self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?;
+        if tok.vocab_size() > t.cfg.vocab_size {
+            return Err(invalid_arg!("the tokenizer has {} tokens but the text model only {}", tok.vocab_size(), t.cfg.vocab_size));
+        }
+        tok.set_context_length(t.cfg.max_position_embeddings)?;
+        self.tokenizer = Some(tok);
+        Ok(())
+    }
+
+    /// The image preprocessing this model applies (`preprocessor_config.json` or OpenAI CLIP's).
+    pub fn preprocess_config(&self) -> Option<&PreprocessConfig> {
+        self.preprocess.as_ref()
+    }
+
+    /// Embeddings of texts: CLIP BPE (truncated to the context length), then the text tower.
+    pub fn embed_texts(&self, texts: &[&str], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        let tok = self.tokenizer.as_ref().ok_or_else(|| {
+            invalid_arg!("this model has no tokenizer: its directory needs vocab.json and merges.txt to embed texts")
+        })?;
+        let ids: Vec<Vec<u32>> = texts.par_iter().map(|t| tok.encode(t)).collect();
+        let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+        self.embed_token_ids_with(&refs, opts, progress)
+    }
+
+    /// Embeddings of decoded images (any size: resized and cropped like `CLIPImageProcessor`).
+    pub fn embed_images(&self, images: &[RgbImage8], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        self.embed_image_source(images.len(), |i| Ok(std::borrow::Cow::Borrowed(&images[i])), opts, progress)
+    }
+
+    /// Embeddings of image files (JPEG, PNG, WebP), decoded a batch at a time so that memory stays bounded.
+    pub fn embed_image_files(&self, paths: &[std::path::PathBuf], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        self.embed_image_source(paths.len(), |i| super::image::decode_file(&paths[i]).map(std::borrow::Cow::Owned), opts, progress)
+    }
+
+    /// Embeddings of `n` images produced on demand by `load(i)` (decode + preprocess run in parallel,
+    /// one batch at a time).
+    pub fn embed_image_source<'a>(
+        &self,
+        n: usize,
+        load: impl Fn(usize) -> Result<std::borrow::Cow<'a, RgbImage8>> + Sync,
+        opts: &EmbedOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<f32>> {
+        let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
+        let pp = self.preprocess.as_ref().expect("a vision model has a preprocess config");
+        let per = v.pixels_per_image();
+        let chunks = split_work(n, opts.batch_size);
+        run_chunks(&chunks, progress, "embed images", |r| {
+            let mut pixels = vec![0.0f32; r.len() * per];
+            pixels.par_chunks_mut(per).zip(r.clone().into_par_iter()).try_for_each(|(px, i)| {
+                let img = load(i)?;
+                preprocess_into(&img, pp, px)
+            })?;
+            let pooled = v.forward(&pixels, r.len(), None);
+            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+        })
+    }
+
+    /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.
+    fn finish(&self, pooled: Vec<f32>, n: usize, projection: Option<&Linear>, opts: &EmbedOptions) -> Vec<f32> {
+        let mut rows = match projection {
+            Some(p) if !opts.pooled => {
+                let mut y = vec![0.0f32; n * p.out_dim];
+                p.forward(&pooled, &mut y);
+                y
+            }
+            _ => pooled,
+        };
+        if opts.normalize && n > 0 {
+            let d = rows.len() / n;
+            l2_normalize_rows(&mut rows, d);
+        }
+        rows
+    }
+
+    /// transformers `CLIPModel.forward`'s `logits_per_image` (`[n_images, n_texts]`): exp(logit_scale) ×
+    /// cosine similarity, from projected embeddings (normalised here, whether or not they already are).
+    pub fn logits_per_image(&self, image_embeds: &[f32], text_embeds: &[f32]) -> Result<Vec<f32>> {
+        let scale = self.logit_scale.ok_or_else(|| invalid_arg!("this checkpoint has no logit_scale"))?;
+        let d = self.config.projection_dim;
+        if image_embeds.len() % d != 0 || text_embeds.len() % d != 0 {
+            return Err(invalid_arg!("embeddings must have {d} columns"));
+        }
+        let (ni, nt) = (image_embeds.len() / d, text_embeds.len() / d);
+        let mut a = image_embeds.to_vec();
+        let mut b = text_embeds.to_vec();
+        l2_normalize_rows(&mut a, d);
+        l2_normalize_rows(&mut b, d);
+        let mut out = vec![0.0f32; ni * nt];
+        gemm(ni, nt, d, scale.exp(), &a, d, Trans::No, &b, d, Trans::Yes, 0.0, &mut out, nt);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_work;
+
+    #[test]
+    fn passes_cover_every_item_once_in_order() {
+        for n in [0, 1, 3, 4, 5, 8, 31, 32, 33, 100, 257] {
+            for bs in [1, 2, 7, 32, 64] {
+                let chunks = split_work(n, bs);
+                let flat: Vec<usize> = chunks.iter().flat_map(|r| r.clone()).collect();
+                assert_eq!(flat, (0..n).collect::<Vec<_>>(), "n={n} bs={bs}");
+                assert!(chunks.iter().all(|r| !r.is_empty() && r.len() <= bs), "n={n} bs={bs}: {chunks:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The text tower: transformers `CLIPTextTransformer` (`CLIPTextModel.forward`), block by block.
+//!
+//! Because of the causal mask, the hidden state at position t depends only on tokens 0..=t, so the
+//! pooled (end-of-text) state needs positions up to the batch's latest pooling position only: shorter
+//! batches cost proportionally less than transformers' fixed 77 positions, with identical results.
+
+use super::config::TextConfig;
+use super::encoder::{load_layer_norm, Encoder, Workspace};
+use super::layers::LayerNorm;
+use super::weights::Tensors;
+use crate::error::Result;
+use crate::invalid_arg;
+use rayon::prelude::*;
+
+pub struct TextTower {
+    pub cfg: TextConfig,
+    /// `[vocab, d]`
+    token_embedding: Vec<f32>,
+    /// `[max_positions, d]`
+    position_embedding: Vec<f32>,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+}
+
+/// Where transformers pools a sequence (`CLIPTextModel.forward`): at `argmax(input_ids)` (first maximum)
+/// when `eos_token_id == 2` (configs saved before transformers PR #24773), else at the first
+/// `eos_token_id`. `None` if the sequence has no end-of-text token — transformers would silently pool
+/// position 0 there; we report it instead, since it always means the ids were not made by the tokenizer.
+pub fn pool_index(ids: &[u32], eos_token_id: i64) -> Option<usize> {
+    if ids.is_empty() {
+        return None;
+    }
+    if eos_token_id == 2 {
+        let mut best = 0;
+        for (i, &t) in ids.iter().enumerate() {
+            if t > ids[best] {
+                best = i;
+            }
+        }
+        Some(best)
+    } else {
+        ids.iter().position(|&t| t as i64 == eos_token_id)
+    }
+}
+
+impl TextTower {
+    /// Loads `{prefix}embeddings.…`, `{prefix}encoder.…`, `{prefix}final_layer_norm.…`.
+    pub fn load(t: &Tensors, prefix: &str, cfg: &TextConfig) -> Result<Self> {
+        let d = cfg.encoder.hidden_size;
+        Ok(TextTower {
+            token_embedding: t.get(&format!("{prefix}embeddings.token_embedding.weight"), &[cfg.vocab_size, d])?,
+            position_embedding: t.get(&format!("{prefix}embeddings.position_embedding.weight"), &[cfg.max_position_embeddings, d])?,
+            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder)?,
+            final_layer_norm: load_layer_norm(t, &format!("{prefix}final_layer_norm."), d, cfg.encoder.layer_norm_eps)?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Checks a batch of token id sequences and returns each one's pooling position.
+    pub fn pool_positions(&self, ids: &[&[u32]]) -> Result<Vec<usize>> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, seq)| {
+                if seq.len() > self.cfg.max_position_embeddings {
+                    return Err(invalid_arg!(
+                        "token sequence {i} has {} tokens; the model takes at most {} (max_position_embeddings)",
+                        seq.len(),
+                        self.cfg.max_position_embeddings
+                    ));
+                }
+                if let Some(&bad) = seq.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
+                    return Err(invalid_arg!("token sequence {i} holds id {bad}, outside the vocabulary (size {})", self.cfg.vocab_size));
+                }
+                pool_index(seq, self.cfg.eos_token_id).ok_or_else(|| {
+                    invalid_arg!("token sequence {i} has no end-of-text token (id {})", self.cfg.eos_token_id)
+                })
+            })
+            .collect()
+    }
+
+    /// Pooled output (`pooler_output`: final_layer_norm at the end-of-text position) for a batch of token
+    /// id sequences (any lengths ≤ max_position_embeddings, no padding needed). `trace` receives
+    /// transformers' `hidden_states` (embeddings, then each layer's output) over the first
+    /// `max(pool position) + 1` positions of each sequence, `[n·len, d]`; the length is returned with it.
+    pub fn forward(&self, ids: &[&[u32]], trace: Option<&mut Vec<Vec<f32>>>) -> Result<(Vec<f32>, usize)> {
+        let pools = self.pool_positions(ids)?;
+        let n = ids.len();
+        let d = self.cfg.encoder.hidden_size;
+        if n == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        let len = pools.iter().max().unwrap() + 1;
+
+        // CLIPTextEmbeddings: token + position embeddings. Positions past a sequence's own end (when it is
+        // shorter than `len`) are filled with its end-of-text token; causality keeps them from mattering.
+        let mut x = vec![0.0f32; n * len * d];
+        x.par_chunks_mut(len * d).zip(ids.par_iter()).zip(pools.par_iter()).for_each(|((xs, seq), &pool)| {
+            for t in 0..len {
+                let tok = *seq.get(t).unwrap_or(&seq[pool]) as usize;
+                let te = &self.token_embedding[tok * d..][..d];
+                let pe = &self.position_embedding[t * d..][..d];
+                for ((o, a), b) in xs[t * d..][..d].iter_mut().zip(te).zip(pe) {
+                    *o = a + b;
+                }
+            }
+        });
+        let mut trace = trace;
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.push(x.clone());
+        }
+        let mut ws = Workspace::new(&self.cfg.encoder, n * len);
+        self.encoder.forward(&mut x, n, len, true, &mut ws, trace);
+
+        // final_layer_norm is per token, so apply it to the pooled rows only.
+        let rows: Vec<f32> = pools.iter().enumerate().flat_map(|(i, &p)| x[(i * len + p) * d..][..d].iter().copied()).collect();
+        let mut pooled = vec![0.0f32; n * d];
+        self.final_layer_norm.forward(&rows, &mut pooled);
+        Ok((pooled, len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_index;
+
+    #[test]
+    fn pooling_position_follows_transformers() {
+        // new configs: first eos (padding may repeat it)
+        assert_eq!(pool_index(&[49406, 320, 1125, 49407, 49407, 49407], 49407), Some(3));
+        // legacy eos_token_id == 2: argmax of the ids, first maximum
+        assert_eq!(pool_index(&[49406, 320, 49407, 0, 49407], 2), Some(2));
+        assert_eq!(pool_index(&[49406, 320, 1125], 49407), None);
+        assert_eq!(pool_index(&[], 49407), None);
+    }
+}

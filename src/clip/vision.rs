@@ -1,0 +1,106 @@
+//! The vision tower: transformers `CLIPVisionTransformer` (`CLIPVisionModel.forward`), block by block.
+
+use super::config::VisionConfig;
+use super::encoder::{load_layer_norm, Encoder, Workspace};
+use super::layers::LayerNorm;
+use super::weights::Tensors;
+use crate::error::Result;
+use crate::linalg::{gemm, Trans};
+use rayon::prelude::*;
+
+pub struct VisionTower {
+    pub cfg: VisionConfig,
+    /// Conv2d(3, d, kernel = stride = patch, bias = False) weight as a `[d, 3·p·p]` matrix.
+    patch_weight: Vec<f32>,
+    class_embedding: Vec<f32>,
+    /// `[seq, d]`
+    position_embedding: Vec<f32>,
+    pre_layrnorm: LayerNorm,
+    encoder: Encoder,
+    post_layernorm: LayerNorm,
+}
+
+impl VisionTower {
+    /// Loads `{prefix}embeddings.…`, `{prefix}pre_layrnorm.…`, `{prefix}encoder.…`, `{prefix}post_layernorm.…`.
+    pub fn load(t: &Tensors, prefix: &str, cfg: &VisionConfig) -> Result<Self> {
+        let d = cfg.encoder.hidden_size;
+        let p = cfg.patch_size;
+        let eps = cfg.encoder.layer_norm_eps;
+        Ok(VisionTower {
+            patch_weight: t.get(&format!("{prefix}embeddings.patch_embedding.weight"), &[d, cfg.num_channels, p, p])?,
+            class_embedding: t.get(&format!("{prefix}embeddings.class_embedding"), &[d])?,
+            position_embedding: t.get(&format!("{prefix}embeddings.position_embedding.weight"), &[cfg.seq_len(), d])?,
+            pre_layrnorm: load_layer_norm(t, &format!("{prefix}pre_layrnorm."), d, eps)?,
+            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder)?,
+            post_layernorm: load_layer_norm(t, &format!("{prefix}post_layernorm."), d, eps)?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Values per image in the pixel tensor: 3 × image_size × image_size (CHW, already normalised).
+    pub fn pixels_per_image(&self) -> usize {
+        self.cfg.num_channels * self.cfg.image_size * self.cfg.image_size
+    }
+
+    /// Pooled output (`pooler_output`: post_layernorm of the class token) for `n` images given as
+    /// `[n, 3, H, W]` pixel values. `trace` receives transformers' `hidden_states` (the encoder input
+    /// after pre_layrnorm, then each layer's output), each `[n·seq, d]`.
+    pub fn forward(&self, pixels: &[f32], n: usize, mut trace: Option<&mut Vec<Vec<f32>>>) -> Vec<f32> {
+        let cfg = &self.cfg;
+        let d = cfg.encoder.hidden_size;
+        let (p, g, s, c) = (cfg.patch_size, cfg.grid(), cfg.image_size, cfg.num_channels);
+        let seq = cfg.seq_len();
+        let npatch = g * g;
+        let kdim = c * p * p;
+        assert_eq!(pixels.len(), n * self.pixels_per_image());
+
+        // CLIPVisionEmbeddings: the stride-p convolution as one GEMM over all patches of all images
+        // (im2col: each patch flattened in the weight's (channel, ky, kx) order).
+        let mut cols = vec![0.0f32; n * npatch * kdim];
+        cols.par_chunks_mut(npatch * kdim).enumerate().for_each(|(img, out)| {
+            let src = &pixels[img * c * s * s..][..c * s * s];
+            for gy in 0..g {
+                for gx in 0..g {
+                    let row = &mut out[(gy * g + gx) * kdim..][..kdim];
+                    for ch in 0..c {
+                        for ky in 0..p {
+                            let from = &src[ch * s * s + (gy * p + ky) * s + gx * p..][..p];
+                            row[(ch * p + ky) * p..][..p].copy_from_slice(from);
+                        }
+                    }
+                }
+            }
+        });
+        let mut patches = vec![0.0f32; n * npatch * d];
+        gemm(n * npatch, d, kdim, 1.0, &cols, kdim, Trans::No, &self.patch_weight, kdim, Trans::Yes, 0.0, &mut patches, d);
+        drop(cols);
+
+        // [class | patches] + position embeddings, then pre_layrnorm.
+        let mut emb = vec![0.0f32; n * seq * d];
+        emb.par_chunks_mut(seq * d).enumerate().for_each(|(img, e)| {
+            for t in 0..seq {
+                let pos = &self.position_embedding[t * d..][..d];
+                let src = if t == 0 { &self.class_embedding[..] } else { &patches[(img * npatch + t - 1) * d..][..d] };
+                for ((o, a), b) in e[t * d..][..d].iter_mut().zip(src).zip(pos) {
+                    *o = a + b;
+                }
+            }
+        });
+        drop(patches);
+        let mut x = vec![0.0f32; n * seq * d];
+        self.pre_layrnorm.forward(&emb, &mut x);
+        drop(emb);
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.push(x.clone());
+        }
+
+        let mut ws = Workspace::new(&cfg.encoder, n * seq);
+        self.encoder.forward(&mut x, n, seq, false, &mut ws, trace);
+
+        // pooled_output = post_layernorm(last_hidden_state[:, 0, :])
+        let cls: Vec<f32> = (0..n).flat_map(|i| x[i * seq * d..][..d].iter().copied()).collect();
+        let mut pooled = vec![0.0f32; n * d];
+        self.post_layernorm.forward(&cls, &mut pooled);
+        pooled
+    }
+}
