@@ -53,6 +53,19 @@ fn main() -> rateclust::Result<()> {
         }
     }
     times.sort_by(f64::total_cmp);
+    // Where the step goes (stderr only): head forward+backward vs the MLC loss.
+    {
+        let t = Instant::now();
+        let cache = head.forward_train(&x, m)?;
+        let t_fwd = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let out = rateclust::rate::mlc_loss(&dev, &cache.z, &cache.c, m, d, &params.rate_params(), rateclust::rate::Objective::Mlc)?;
+        let t_loss = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let _g = head.backward(&x, cache, &out.grad_z, Some(&out.grad_c))?;
+        let t_bwd = t.elapsed().as_secs_f64() * 1e3;
+        eprintln!("  step parts: head forward {t_fwd:.0} ms, MLC loss {t_loss:.0} ms, head backward {t_bwd:.0} ms");
+    }
     println!("BENCH\ttrain_step_b1024_in768_h4096_d128\t{:.1}", times[times.len() / 2]);
 
     // Assignment of 1.28 M points into 1000 clusters.

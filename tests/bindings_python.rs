@@ -79,7 +79,7 @@ for s in (r.FitParams, r.EmbedParams, r.Frame, r.LabelParams):
         rust_layout!(rateclust_fit_params; k, hidden, zdim, eta, eps_sq, gamma, lambda, sinkhorn_half_iters,
             exact_sinkhorn_gradient, batch, epochs, warmup, lr, lr_cluster, momentum, weight_decay,
             weight_decay_cluster, seed, single_head, normalize_input, spectral_sample, kmeans_restarts,
-            assign_rule, subspace_rank),
+            assign_rule, subspace_rank, sample_clustering),
         rust_layout!(rateclust_embed_params; normalize, pooled, batch_size, progress, progress_user_data),
         rust_layout!(rateclust_frame; data, width, height, stride_bytes, format),
         rust_layout!(rateclust_label_params; logit_scale, top),

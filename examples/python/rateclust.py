@@ -63,7 +63,7 @@ class FitParams(Structure):
         ("lr", c_double), ("lr_cluster", c_double), ("momentum", c_double), ("weight_decay", c_double),
         ("weight_decay_cluster", c_double), ("seed", c_uint64), ("single_head", c_bool),
         ("normalize_input", c_bool), ("spectral_sample", c_size_t), ("kmeans_restarts", c_size_t),
-        ("assign_rule", c_uint32), ("subspace_rank", c_size_t),
+        ("assign_rule", c_uint32), ("subspace_rank", c_size_t), ("sample_clustering", c_uint32),
     ]
 
 

@@ -166,7 +166,9 @@ mod tests {
         for j in 0..k {
             for _ in 0..per {
                 let mut v = vec![0.0f32; d];
-                v[2 * j] = (rng.normal() + 2.0) as f32;
+                // Positive along the first axis, so that the plane's mean direction (its prototype) has a positive
+                // cosine with every member; the other planes' prototypes are orthogonal (cosine 0).
+                v[2 * j] = (rng.normal().abs() + 1.0) as f32;
                 v[2 * j + 1] = rng.normal() as f32;
                 let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
                 z.extend(v.iter().map(|x| x / n));

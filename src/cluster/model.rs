@@ -3,7 +3,8 @@
 
 use super::assign::AssignModel;
 use super::head::{Head, HeadDims};
-use super::params::{AssignRule, FitParams};
+use super::kmeans::{kmeans, KMeansParams};
+use super::params::{AssignRule, FitParams, SampleClustering};
 use super::spectral::spectral_clustering;
 use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
@@ -121,9 +122,18 @@ impl Clusterer {
         if m < k {
             return Err(crate::invalid_arg!("{m} sample points cannot form k = {k} clusters"));
         }
-        let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
-        report(progress, "cluster", 1, 3)?;
-        let labels = spectral_clustering(&aff, m, k, self.params.kmeans_restarts, self.params.seed)?;
+        let labels = match self.params.sample_clustering {
+            SampleClustering::SpectralPi => {
+                let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
+                report(progress, "cluster", 1, 3)?;
+                spectral_clustering(&aff, m, k, self.params.kmeans_restarts, self.params.seed)?
+            }
+            rule => {
+                let e = if rule == SampleClustering::KMeansC && !c.is_empty() { &c } else { &z };
+                let km = KMeansParams { k, n_init: self.params.kmeans_restarts, seed: self.params.seed, ..Default::default() };
+                kmeans(e, m, d, &km)?.labels
+            }
+        };
         report(progress, "cluster", 2, 3)?;
         self.assign_model = AssignModel::build(&z, &c, m, d, &labels, k, self.params.subspace_rank)?;
         self.params.k = k;

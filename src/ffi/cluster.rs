@@ -6,7 +6,7 @@
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
-use crate::cluster::params::{AssignRule, FitParams};
+use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
 use crate::device::Device;
 use crate::error::{Result, Status};
 use crate::progress::{NoProgress, Progress};
@@ -66,6 +66,9 @@ pub struct rateclust_fit_params {
     /// A `rateclust_assign_rule` value (validated: an unknown value is an error).
     pub assign_rule: u32,
     pub subspace_rank: usize,
+    /// How the sample is partitioned: a `rateclust_sample_clustering` value (spectral clustering of Π, the
+    /// default, or k-means on Z or C; validated).
+    pub sample_clustering: u32,
 }
 
 impl From<&FitParams> for rateclust_fit_params {
@@ -95,6 +98,7 @@ impl From<&FitParams> for rateclust_fit_params {
             kmeans_restarts: p.kmeans_restarts,
             assign_rule: p.assign_rule as u32,
             subspace_rank: p.subspace_rank,
+            sample_clustering: p.sample_clustering as u32,
         }
     }
 }
@@ -106,6 +110,10 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             .into_iter()
             .find(|r| *r as u32 == p.assign_rule)
             .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;
+        let sample_clustering = [SampleClustering::SpectralPi, SampleClustering::KMeansZ, SampleClustering::KMeansC]
+            .into_iter()
+            .find(|r| *r as u32 == p.sample_clustering)
+            .ok_or_else(|| crate::invalid_arg!("params.sample_clustering = {} is not a rateclust_sample_clustering", p.sample_clustering))?;
         Ok(FitParams {
             k: p.k,
             hidden: p.hidden,
@@ -131,6 +139,7 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             kmeans_restarts: p.kmeans_restarts,
             assign_rule,
             subspace_rank: p.subspace_rank,
+            sample_clustering,
         })
     }
 }

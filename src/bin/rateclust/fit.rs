@@ -3,7 +3,7 @@
 use crate::common::*;
 use lexopt::prelude::*;
 use rateclust::cluster::model::Clusterer;
-use rateclust::cluster::params::{AssignRule, FitParams};
+use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::{Device, DeviceKind};
 use std::ffi::OsString;
 
@@ -11,7 +11,8 @@ const HELP: &str = "rateclust fit --features X.npy --k K --out model.safetensors
   --preset NAME         start from a preset: cifar10 (default), imagenet, fmnist-effnet
   --epochs N --batch N --hidden N --zdim N --eta F --warmup N --lr F (both groups) --seed N
   --device auto|cpu|cuda --single-head --normalize-input
-  --assign-rule subspace|prototype-z|prototype-c --spectral-sample N";
+  --assign-rule subspace|prototype-z|prototype-c --spectral-sample N
+  --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
 
 pub fn run(args: Vec<OsString>) -> CliResult {
     let mut p = parser(args);
@@ -35,6 +36,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("seed") => { let v = value(&mut p, "seed")?; edits.push(Box::new(move |f| f.seed = v)) }
             Long("spectral-sample") => { let v = value(&mut p, "spectral-sample")?; edits.push(Box::new(move |f| f.spectral_sample = v)) }
             Long("assign-rule") => { let v = AssignRule::parse(&value::<String>(&mut p, "assign-rule")?)?; edits.push(Box::new(move |f| f.assign_rule = v)) }
+            Long("sample-clustering") => { let v = SampleClustering::parse(&value::<String>(&mut p, "sample-clustering")?)?; edits.push(Box::new(move |f| f.sample_clustering = v)) }
             Long("single-head") => edits.push(Box::new(|f| f.single_head = true)),
             Long("normalize-input") => edits.push(Box::new(|f| f.normalize_input = true)),
             Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
