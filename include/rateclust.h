@@ -129,6 +129,24 @@ typedef enum {
 } rateclust_assign_rule;
 
 /**
+ * How the fitted sample is partitioned before the per-cluster summaries are built.
+ */
+typedef enum {
+  /**
+   * Spectral clustering of Π (the CPP protocol, DESIGN §1.4).
+   */
+  RATECLUST_SAMPLE_CLUSTERING_SPECTRAL_PI = 0,
+  /**
+   * k-means++ (with restarts) on the sample's Z rows.
+   */
+  RATECLUST_SAMPLE_CLUSTERING_K_MEANS_Z = 1,
+  /**
+   * k-means++ (with restarts) on the sample's C rows (Z for single-head models).
+   */
+  RATECLUST_SAMPLE_CLUSTERING_K_MEANS_C = 2,
+} rateclust_sample_clustering;
+
+/**
  * Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
  * Values are part of the C ABI: never renumber, only append.
  */
@@ -281,6 +299,11 @@ typedef struct {
    */
   uint32_t assign_rule;
   size_t subspace_rank;
+  /**
+   * How the sample is partitioned: a `rateclust_sample_clustering` value (spectral clustering of Π, the
+   * default, or k-means on Z or C; validated).
+   */
+  uint32_t sample_clustering;
 } rateclust_fit_params;
 
 /**
