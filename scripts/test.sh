@@ -25,4 +25,6 @@ export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # Makes the kernel compile test fail (instead of reporting "skipped") if NVRTC cannot be loaded.
 export RATECLUST_REQUIRE_NVRTC=1
 
+# The CUDA kernel compile check first, with its output shown, so CI's log says what it compiled.
+cargo test --release --test kernels_compile -- --nocapture
 cargo test --release "$@"
