@@ -193,6 +193,16 @@ typedef struct rateclust_clusterer rateclust_clusterer;
 typedef struct rateclust_model rateclust_model;
 
 /**
+ * Progress callback for long calls (fit, embed): `stage` names the step and is valid only during the call;
+ * `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then returns
+ * `RATECLUST_STATUS_CANCELLED`). May be NULL.
+ */
+typedef int (*rateclust_progress_fn)(void *user_data,
+                                     const char *stage,
+                                     uint64_t done,
+                                     uint64_t total);
+
+/**
  * Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
  */
 typedef struct {
@@ -214,7 +224,7 @@ typedef struct {
    * images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
    * to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
    */
-  int32_t (*progress)(void *user_data, const char *stage, uint64_t done, uint64_t total);
+  rateclust_progress_fn progress;
   /**
    * Passed to `progress` unchanged.
    */
@@ -305,16 +315,6 @@ typedef struct {
    */
   uint32_t sample_clustering;
 } rateclust_fit_params;
-
-/**
- * Progress callback for long calls: `stage` ("train", "cluster", "assign", "select-k") is valid only during
- * the call; `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then
- * returns `RATECLUST_STATUS_CANCELLED`). May be NULL.
- */
-typedef int (*rateclust_progress_fn)(void *user_data,
-                                     const char *stage,
-                                     uint64_t done,
-                                     uint64_t total);
 
 /**
  * Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.

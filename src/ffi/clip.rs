@@ -2,14 +2,13 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CProgress};
 use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result, Status};
 use crate::invalid_arg;
-use crate::progress::Progress;
 use std::borrow::Cow;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
 /// A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
@@ -17,8 +16,6 @@ pub struct rateclust_model {
     inner: ClipModel,
 }
 
-/// The progress callback's Rust type (in C, spelled out in `rateclust_embed_params.progress`).
-type ProgressFn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>;
 
 /// Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
 #[repr(C)]
@@ -34,7 +31,7 @@ pub struct rateclust_embed_params {
     /// Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
     /// images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
     /// to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
-    pub progress: Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32>,
+    pub progress: rateclust_progress_fn,
     /// Passed to `progress` unchanged.
     pub progress_user_data: *mut c_void,
 }
@@ -295,25 +292,6 @@ fn about(e: Error, what: &str) -> Error {
     }
 }
 
-/// The C progress callback as a [`Progress`].
-struct CProgress {
-    f: ProgressFn,
-    user: *mut c_void,
-}
-
-impl Progress for CProgress {
-    fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
-        match self.f {
-            None => true,
-            Some(f) => {
-                let s = CString::new(stage).unwrap_or_default();
-                // SAFETY: the caller supplied this function pointer and user data for this purpose.
-                unsafe { f(self.user, s.as_ptr(), done, total) == 0 }
-            }
-        }
-    }
-}
-
 fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProgress)> {
     let p = if params.is_null() { rateclust_embed_default_params() } else { *arg_ref(params, "params")? };
     if p.batch_size == 0 {
@@ -321,7 +299,7 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
     }
     Ok((
         EmbedOptions { normalize: p.normalize, pooled: p.pooled, batch_size: p.batch_size as usize },
-        CProgress { f: p.progress, user: p.progress_user_data },
+        CProgress { f: p.progress, user_data: p.progress_user_data },
     ))
 }
 

@@ -3,14 +3,14 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CProgress};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
 use crate::device::Device;
 use crate::error::{Result, Status};
-use crate::progress::{NoProgress, Progress};
-use std::ffi::{c_char, c_int, c_void, CString};
+use crate::progress::NoProgress;
+use std::ffi::{c_char, c_void};
 use std::path::Path;
 
 /// A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
@@ -19,10 +19,6 @@ pub struct rateclust_clusterer {
     inner: Clusterer,
 }
 
-/// Progress callback for long calls: `stage` ("train", "cluster", "assign", "select-k") is valid only during
-/// the call; `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then
-/// returns `RATECLUST_STATUS_CANCELLED`). May be NULL.
-pub type rateclust_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> c_int>;
 
 /// Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
 /// `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
@@ -159,21 +155,6 @@ pub extern "C" fn rateclust_fit_preset_params(name: *const c_char, out: *mut rat
         *arg_mut(out, "out")? = (&p).into();
         Ok(())
     })
-}
-
-/// Adapts a C callback to the `Progress` trait.
-struct CProgress {
-    f: rateclust_progress_fn,
-    user_data: *mut c_void,
-}
-
-impl Progress for CProgress {
-    fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
-        let Some(f) = self.f else { return true };
-        let s = CString::new(stage).unwrap_or_default();
-        // SAFETY: the caller supplied a valid callback (header contract); `s` outlives the call.
-        unsafe { f(self.user_data, s.as_ptr(), done, total) == 0 }
-    }
 }
 
 fn features<'a>(x: *const f32, n: usize, dim: usize) -> Result<&'a [f32]> {

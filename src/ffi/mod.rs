@@ -18,7 +18,8 @@ pub mod rate;
 
 use crate::error::{Error, Result, Status};
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use crate::progress::Progress;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 thread_local! {
@@ -119,6 +120,29 @@ pub(crate) fn device_kind(raw: u32) -> Result<crate::device::DeviceKind> {
         .into_iter()
         .find(|k| *k as u32 == raw)
         .ok_or_else(|| Error::InvalidArgument(format!("device kind {raw} is not a rateclust_device_kind (0 auto, 1 cpu, 2 cuda)")))
+}
+
+/// Progress callback for long calls (fit, embed): `stage` names the step and is valid only during the call;
+/// `done` of `total` units are finished. Return 0 to continue, non-zero to cancel (the call then returns
+/// `RATECLUST_STATUS_CANCELLED`). May be NULL.
+#[allow(non_camel_case_types)]
+pub type rateclust_progress_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, stage: *const c_char, done: u64, total: u64) -> c_int>;
+
+/// Adapts a C progress callback and its user data to the library's [`Progress`] trait.
+pub(crate) struct CProgress {
+    pub f: rateclust_progress_fn,
+    pub user_data: *mut c_void,
+}
+
+impl Progress for CProgress {
+    fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
+        let Some(f) = self.f else { return true };
+        let s = CString::new(stage).unwrap_or_default();
+        // SAFETY: the caller supplied this callback and user data for this purpose (header contract); `s`
+        // outlives the call.
+        unsafe { f(self.user_data, s.as_ptr(), done, total) == 0 }
+    }
 }
 
 /// `a * b` as an element count, or an error naming what overflowed.
