@@ -27,4 +27,12 @@ export RATECLUST_REQUIRE_NVRTC=1
 
 # The CUDA kernel compile check first, with its output shown, so CI's log says what it compiled.
 cargo test --release --test kernels_compile -- --nocapture
-cargo test --release "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo's last summary is the doc-tests' and usually counts 0 tests).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
