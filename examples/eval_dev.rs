@@ -17,25 +17,14 @@ use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::spectral::spectral_clustering;
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::cluster::train::shuffled_batches;
-use rateclust::io::npy::read_npy;
 use rateclust::progress::NoProgress;
 use rateclust::Device;
 use std::path::PathBuf;
 use std::time::Instant;
 
-fn load_dev(dir: &PathBuf) -> rateclust::Result<(Vec<f32>, usize, usize, Vec<i64>)> {
-    let mut x = Vec::new();
-    let mut d = 0;
-    for part in ["fmnist_train10k_features_f16_part0.npy", "fmnist_train10k_features_f16_part1.npy"] {
-        let p = dir.join(part);
-        let (m, _, dd) = read_npy(&p)?.to_f32_matrix(&p.display().to_string())?;
-        d = dd;
-        x.extend(m);
-    }
-    let lp = dir.join("fmnist_train10k_labels.npy");
-    let truth = read_npy(&lp)?.to_i64_vec(&lp.display().to_string())?;
-    Ok((x.clone(), x.len() / d, d, truth))
-}
+#[path = "common/dev_set.rs"]
+mod dev_set;
+use dev_set::load_dev;
 
 fn show(name: &str, s: &Scores, n: usize) {
     println!("{name:<34} n={n:<6} ACC {:.4}  NMI {:.4}  ARI {:.4}", s.acc, s.nmi, s.ari);

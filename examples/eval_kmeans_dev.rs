@@ -8,28 +8,19 @@
 
 use rateclust::cluster::kmeans::{kmeans, KMeansParams};
 use rateclust::cluster::metrics::scores;
-use rateclust::io::npy::read_npy;
+use rateclust::cluster::model::l2_normalize_rows;
 use std::path::PathBuf;
+
+#[path = "common/dev_set.rs"]
+mod dev_set;
+use dev_set::load_dev;
 
 fn main() -> rateclust::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dir = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared/data/fmnist_effnet_dev".into()));
     let seed: u64 = args.get(2).map(|s| s.parse().expect("SEED must be an integer")).unwrap_or(42);
-    let mut x = Vec::new();
-    let mut d = 0;
-    for part in ["fmnist_train10k_features_f16_part0.npy", "fmnist_train10k_features_f16_part1.npy"] {
-        let p = dir.join(part);
-        let (m, _, dd) = read_npy(&p)?.to_f32_matrix(&p.display().to_string())?;
-        d = dd;
-        x.extend(m);
-    }
-    let n = x.len() / d;
-    for row in x.chunks_mut(d) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
-    let lp = dir.join("fmnist_train10k_labels.npy");
-    let truth = read_npy(&lp)?.to_i64_vec(&lp.display().to_string())?;
+    let (x, n, d, truth) = load_dev(&dir)?;
+    let x = l2_normalize_rows(&x, d);
     let t0 = std::time::Instant::now();
     let r = kmeans(&x, n, d, &KMeansParams { k: 10, n_init: 10, seed, ..Default::default() })?;
     let secs = t0.elapsed().as_secs_f64();

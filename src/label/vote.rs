@@ -2,6 +2,7 @@
 //! image, p = softmax(scale · cos(image, caption)) over all captions; the `top` largest probabilities are
 //! added to the cluster's votes for those captions; the cluster's name is the caption with the most votes.
 
+use crate::cluster::model::l2_normalize_rows;
 use crate::error::{check_finite, Result};
 use crate::linalg::{gemm, Trans};
 
@@ -29,18 +30,6 @@ pub struct ClusterName {
     pub score: f32,
     /// Number of member images.
     pub members: usize,
-}
-
-/// Rows of `x` (n×dim) divided by their L2 norms (zero rows stay zero).
-fn normalized_rows(x: &[f32], dim: usize) -> Vec<f32> {
-    let mut out = x.to_vec();
-    for row in out.chunks_mut(dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
-    out
 }
 
 /// Names each of `k` clusters. `image_emb` is n×dim (one row per image, any scale), `labels[i] < k` is image
@@ -75,8 +64,8 @@ pub fn label_clusters(
     check_finite("image_emb", image_emb)?;
     check_finite("text_emb", text_emb)?;
 
-    let img = normalized_rows(image_emb, dim);
-    let txt = normalized_rows(text_emb, dim);
+    let img = l2_normalize_rows(image_emb, dim);
+    let txt = l2_normalize_rows(text_emb, dim);
     let top = params.top.min(n_text);
     let mut votes = vec![0f64; k * n_text];
     let mut members = vec![0usize; k];
