@@ -108,3 +108,26 @@ pub fn run_example(exe: &Path, args: &[&str]) -> Output {
 pub fn shared_library() -> PathBuf {
     lib_file("librateclust.so")
 }
+
+/// The number printed right after `key` in a program's output.
+pub fn number_after(text: &str, key: &str) -> f64 {
+    let rest = &text[text.find(key).unwrap_or_else(|| panic!("no '{key}' in output:\n{text}")) + key.len()..];
+    rest.split_whitespace().next().unwrap().parse().unwrap_or_else(|e| panic!("'{key}' not followed by a number ({e}):\n{text}"))
+}
+
+/// What every bindings demo (C++ `cluster_demo.cpp`, Python `demo.py`) prints when it worked: the same script in
+/// each language. Language-specific lines (how an error's status is spelled) are checked by the caller.
+pub fn assert_bindings_demo_output(text: &str) {
+    assert!(text.contains("fitted: k = 4, dim = 24"), "{text}");
+    assert!(number_after(text, "progress calls:") > 0.0, "{text}");
+    let acc = number_after(text, "metrics: acc");
+    assert!(acc >= 0.9, "accuracy {acc} on the easy synthetic data:\n{text}");
+    assert!(text.contains("save/load: same labels for all 800 points"), "{text}");
+    assert!(text.contains("embedded 3 texts and 2 images of dim 24"), "{text}");
+    assert!(text.contains("cluster 0 is named"), "{text}");
+    assert!(text.contains("embedded 2 raw frames (RGB8 == BGR8)"), "{text}");
+    assert!(text.contains("set_k: now "), "{text}");
+    assert!(text.contains("default vocabulary: 998 names, first 'tench'"), "{text}");
+    assert!(text.contains("callback exception propagated: stop here"), "{text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+}
