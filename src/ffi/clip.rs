@@ -146,11 +146,9 @@ pub extern "C" fn rateclust_embed_image_files(
         let ptrs = arg_slice(paths, n, "paths")?;
         let paths: Vec<PathBuf> =
             ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("paths[{i}]")).map(PathBuf::from)).collect::<Result<_>>()?;
-        let (opts, mut progress) = options(params)?;
-        let out = output(m, true, &opts, n, out, out_len)?;
-        let rows = m.embed_image_files(&paths, &opts, &mut progress)?;
-        out[..rows.len()].copy_from_slice(&rows);
-        Ok(())
+        embed_into(m, true, n, params, out, out_len, |opts, progress| {
+            m.embed_image_files(&paths, opts, progress)
+        })
     })
 }
 
@@ -172,16 +170,14 @@ pub extern "C" fn rateclust_embed_images_encoded(
         let sizes = arg_slice(sizes, n, "sizes")?;
         let blobs: Vec<&[u8]> =
             ptrs.iter().zip(sizes).enumerate().map(|(i, (&p, &s))| arg_slice(p, s, &format!("data[{i}]"))).collect::<Result<_>>()?;
-        let (opts, mut progress) = options(params)?;
-        let out = output(m, true, &opts, n, out, out_len)?;
-        let rows = m.embed_image_source(
-            n,
-            |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
-            &opts,
-            &mut progress,
-        )?;
-        out[..rows.len()].copy_from_slice(&rows);
-        Ok(())
+        embed_into(m, true, n, params, out, out_len, |opts, progress| {
+            m.embed_image_source(
+                n,
+                |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
+                opts,
+                progress,
+            )
+        })
     })
 }
 
@@ -216,21 +212,19 @@ pub extern "C" fn rateclust_embed_frames(
                 Ok((data, f.width as usize, f.height as usize, f.stride_bytes, format))
             })
             .collect::<Result<_>>()?;
-        let (opts, mut progress) = options(params)?;
-        let out = output(m, true, &opts, n, out, out_len)?;
-        let rows = m.embed_image_source(
-            n,
-            |i| {
-                let &(data, w, h, stride, format) = &views[i];
-                from_raw(data, w, h, stride, format)
-                    .map(Cow::Owned)
-                    .map_err(|e| about(e, &format!("frames[{i}]")))
-            },
-            &opts,
-            &mut progress,
-        )?;
-        out[..rows.len()].copy_from_slice(&rows);
-        Ok(())
+        embed_into(m, true, n, params, out, out_len, |opts, progress| {
+            m.embed_image_source(
+                n,
+                |i| {
+                    let &(data, w, h, stride, format) = &views[i];
+                    from_raw(data, w, h, stride, format)
+                        .map(Cow::Owned)
+                        .map_err(|e| about(e, &format!("frames[{i}]")))
+                },
+                opts,
+                progress,
+            )
+        })
     })
 }
 
@@ -250,11 +244,9 @@ pub extern "C" fn rateclust_embed_pixels(
         let m = &arg_ref(model, "model")?.inner;
         let s = m.image_size().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
         let pixels = arg_slice(pixels, checked_len(n, 3 * s * s, "n × 3 × S × S")?, "pixels")?;
-        let (opts, _) = options(params)?;
-        let out = output(m, true, &opts, n, out, out_len)?;
-        let rows = m.embed_pixels(pixels, n, &opts)?;
-        out[..rows.len()].copy_from_slice(&rows);
-        Ok(())
+        embed_into(m, true, n, params, out, out_len, |opts, _| {
+            m.embed_pixels(pixels, n, opts)
+        })
     })
 }
 
@@ -275,11 +267,9 @@ pub extern "C" fn rateclust_embed_texts(
         let m = &arg_ref(model, "model")?.inner;
         let ptrs = arg_slice(texts, n, "texts")?;
         let texts: Vec<&str> = ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("texts[{i}]"))).collect::<Result<_>>()?;
-        let (opts, mut progress) = options(params)?;
-        let out = output(m, false, &opts, n, out, out_len)?;
-        let rows = m.embed_texts(&texts, &opts, &mut progress)?;
-        out[..rows.len()].copy_from_slice(&rows);
-        Ok(())
+        embed_into(m, false, n, params, out, out_len, |opts, progress| {
+            m.embed_texts(&texts, opts, progress)
+        })
     })
 }
 
@@ -301,6 +291,24 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
         EmbedOptions { normalize: p.normalize, pooled: p.pooled, batch_size: p.batch_size as usize },
         CProgress { f: p.progress, user_data: p.progress_user_data },
     ))
+}
+
+/// Checks the options and the caller's output buffer (n rows of the output width), runs `embed`, and copies
+/// its rows into `out`: the part every embed entry point shares once its inputs are checked.
+fn embed_into(
+    m: &ClipModel,
+    images: bool,
+    n: usize,
+    params: *const rateclust_embed_params,
+    out: *mut f32,
+    out_len: usize,
+    embed: impl FnOnce(&EmbedOptions, &mut CProgress) -> Result<Vec<f32>>,
+) -> Result<()> {
+    let (opts, mut progress) = options(params)?;
+    let out = output(m, images, &opts, n, out, out_len)?;
+    let rows = embed(&opts, &mut progress)?;
+    out[..rows.len()].copy_from_slice(&rows);
+    Ok(())
 }
 
 /// The caller's output buffer, checked to hold n rows of the output width.
