@@ -3,7 +3,7 @@
 //!
 //! Layout: activations are row-major `[tokens, features]` f32 slices, tokens of all images/texts of a
 //! batch stacked, so every linear layer is ONE big [`gemm`] (the crate's single GEMM path). Elementwise
-//! kernels are compiled twice — generic and with AVX-512 — and picked at run time ([`simd!`]), since the
+//! kernels are compiled twice — generic and with AVX-512 — and picked at run time (`linalg::rows::simd!`), since the
 //! crate is built for baseline x86-64. Buffers are owned by the caller (the tower's per-forward
 //! [`Workspace`](super::encoder::Workspace)): nothing here allocates per token.
 //!
@@ -11,38 +11,10 @@
 //! bias+residual, QKV in one product, attention per (item, head)), with the weights uploaded once.
 
 use super::config::Activation;
+use crate::linalg::rows::simd;
 use crate::linalg::{gemm, Trans};
 use rayon::prelude::*;
 
-/// Defines `pub fn $name(args)` that runs `$body` compiled with AVX-512 (or AVX2+FMA) when the CPU has it.
-/// The body may only call `#[inline(always)]` helpers, so that they are compiled with the same features.
-macro_rules! simd {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) $body
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) $body
-                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
-                    // SAFETY: the CPU supports the features the function was compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            #[allow(unreachable_code)]
-            {
-                fn generic($($arg: $ty),*) $body
-                generic($($arg),*)
-            }
-        }
-    };
-}
 
 /// Rows per rayon task for elementwise work: large enough to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -231,30 +203,6 @@ simd! {
     }
 }
 
-simd! {
-    /// x ← x / ‖x‖₂ for each row of width `d` (rows of zero norm are left as they are).
-    pub fn l2_normalize_rows(x: &mut [f32], d: usize) {
-        for row in x.chunks_exact_mut(d) {
-            let mut acc = [0.0f32; 16];
-            let mut chunks = row.chunks_exact(16);
-            for c in &mut chunks {
-                for i in 0..16 {
-                    acc[i] += c[i] * c[i];
-                }
-            }
-            let mut s: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-            for a in acc {
-                s += a;
-            }
-            if s > 0.0 {
-                let inv = 1.0 / s.sqrt();
-                for v in row.iter_mut() {
-                    *v *= inv;
-                }
-            }
-        }
-    }
-}
 
 /// Runs `f` on blocks of rows of `y` (width `d`) in parallel.
 fn par_rows(y: &mut [f32], d: usize, f: impl Fn(&mut [f32]) + Sync + Send) {

@@ -42,15 +42,10 @@ pub fn check_features(x: &[f32], n: usize, dim: usize) -> Result<()> {
     check_finite("features", x)
 }
 
-/// Rows of `x` divided by their L2 norm (a zero row stays zero).
+/// Rows of `x` divided by their L2 norm (a zero row stays zero), as a new matrix.
 pub fn l2_normalize_rows(x: &[f32], dim: usize) -> Vec<f32> {
     let mut out = x.to_vec();
-    for row in out.chunks_mut(dim) {
-        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if n > 0.0 {
-            row.iter_mut().for_each(|v| *v /= n);
-        }
-    }
+    crate::linalg::rows::l2_normalize_rows(&mut out, dim);
     out
 }
 

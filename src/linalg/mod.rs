@@ -6,6 +6,7 @@
 pub mod cholesky;
 pub mod eigh;
 pub mod gemm;
+pub mod rows;
 
 pub use gemm::{gemm, Trans};
 
