@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release --example eval_dev -- [--data DIR | --synth SEED] [--preset NAME] [key=value ...]
 //!
+//! `--dump DIR` writes every point's Z and C (`z.npy`, `c.npy`) and `truth.npy` there.
 //! `key=value` pairs override FitParams fields (JSON values: `eta=0.1 epochs=40 normalize_input=true`).
 //! Prints, all on every point (n = 10k for the dev set) unless stated:
 //! - ours: fit, then every point labelled by each assignment rule (the model's rule is the default);
@@ -40,11 +41,13 @@ fn main() -> rateclust::Result<()> {
     let mut synth: Option<u64> = None;
     let mut preset = "fmnist-effnet".to_string();
     let mut overrides = serde_json::Map::new();
+    let mut dump: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => dir = PathBuf::from(args.next().expect("--data DIR")),
             "--synth" => synth = Some(args.next().expect("--synth SEED").parse().expect("seed")),
             "--preset" => preset = args.next().expect("--preset NAME"),
+            "--dump" => dump = Some(PathBuf::from(args.next().expect("--dump DIR"))),
             kv => {
                 let (k, v) = kv.split_once('=').expect("arguments are --data, --synth, --preset or key=value");
                 let val = serde_json::from_str(v).unwrap_or(serde_json::Value::String(v.into()));
@@ -93,6 +96,16 @@ fn main() -> rateclust::Result<()> {
     }
     // k-means (10 restarts) directly on every point's Z and C: a labelling linear in n that skips Π.
     let (z_all, c_all) = model.embed(&x, n, !params.single_head)?;
+    if let Some(dir) = &dump {
+        // Every point's Z and C and the truth, for exploring assignment rules outside Rust.
+        std::fs::create_dir_all(dir).expect("--dump DIR can be created");
+        use rateclust::io::npy::{write_npy_f32, write_npy_i64};
+        write_npy_f32(&dir.join("z.npy"), &z_all, &[n, params.zdim])?;
+        if !c_all.is_empty() {
+            write_npy_f32(&dir.join("c.npy"), &c_all, &[n, params.zdim])?;
+        }
+        write_npy_i64(&dir.join("truth.npy"), &truth, &[n])?;
+    }
     for (name, e) in [("k-means on Z", &z_all), ("k-means on C", &c_all)] {
         if e.is_empty() {
             continue;
