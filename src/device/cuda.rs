@@ -374,6 +374,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("sinkhorn", include_str!("../../kernels/sinkhorn.cu")),
     ("nn", include_str!("../../kernels/nn.cu")),
     ("clip", include_str!("../../kernels/clip.cu")),
+    ("head", include_str!("../../kernels/head.cu")),
 ];
 
 fn kernel_source(file: &str) -> Result<&'static str> {
