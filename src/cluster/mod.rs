@@ -2,6 +2,7 @@
 //! assignment, choice of k by coding length, metrics, save/load.
 
 pub mod head;
+pub mod head_cuda;
 pub mod sgd;
 pub mod params;
 pub mod hungarian;

@@ -41,6 +41,14 @@ pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
     out
 }
 
+/// The two SGD groups of `params`: (MLP + subspace head, cluster head).
+pub fn sgd_groups(params: &FitParams) -> (SgdGroup, SgdGroup) {
+    (
+        SgdGroup { lr: params.lr, momentum: params.momentum, weight_decay: params.weight_decay },
+        SgdGroup { lr: params.lr_cluster, momentum: params.momentum, weight_decay: params.weight_decay_cluster },
+    )
+}
+
 /// One optimisation step's state: the optimizer and the loss constants. [`train`] drives it over the
 /// batches; benchmarks time [`Trainer::step`] alone.
 pub struct Trainer<T> {
@@ -53,10 +61,10 @@ pub struct Trainer<T> {
 impl<T: Real> Trainer<T> {
     pub fn new(params: &FitParams, device: &Device) -> Self {
         Trainer {
-            opt: Sgd::new(
-                SgdGroup { lr: params.lr, momentum: params.momentum, weight_decay: params.weight_decay },
-                SgdGroup { lr: params.lr_cluster, momentum: params.momentum, weight_decay: params.weight_decay_cluster },
-            ),
+            opt: {
+                let (backbone, cluster) = sgd_groups(params);
+                Sgd::new(backbone, cluster)
+            },
             params: params.clone(),
             rate: params.rate_params(),
             device: device.clone(),
@@ -90,7 +98,9 @@ impl<T: Real> Trainer<T> {
     }
 }
 
-/// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step.
+/// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step. On a CUDA device
+/// the whole step runs there ([`super::head_cuda`], f32 with TF32 products); on the CPU only the loss
+/// would use a device.
 pub fn train<T: Real>(
     head: &mut Head<T>,
     x: &[T],
@@ -108,6 +118,10 @@ pub fn train<T: Real>(
         BatchOrder::Shuffled => shuffled_batches(n, params),
         BatchOrder::Explicit(b) => b.to_vec(),
     };
+    if let Device::Cuda(dev) = device {
+        let losses = super::head_cuda::train_cuda(head, x, n, params, dev, &batches, progress)?;
+        return Ok(TrainLog { losses });
+    }
     let mut trainer = Trainer::new(params, device);
     let total = batches.len() as u64;
     let mut log = TrainLog::default();
@@ -127,7 +141,7 @@ pub fn train<T: Real>(
     Ok(log)
 }
 
-fn check_loss(loss: f64, step: usize) -> Result<()> {
+pub(crate) fn check_loss(loss: f64, step: usize) -> Result<()> {
     if loss.is_finite() {
         Ok(())
     } else {

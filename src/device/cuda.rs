@@ -275,6 +275,48 @@ impl CudaDevice {
         .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
     }
 
+    /// Row-major (possibly strided-batched) f32 GEMM on tensor cores in TF32 (inputs rounded to a 10-bit
+    /// mantissa, f32 accumulation, `CUBLAS_COMPUTE_32F_FAST_TF32`): the CPP head's products, whose
+    /// ~50 TFLOP assignment of 1.28 M points needs tensor cores, while f32 master weights and f32
+    /// activations stay as they are (no conversion passes). Expect ~1e-3 relative error per product
+    /// against [`CudaDevice::sgemm_rm`]. Same operands as `sgemm_rm`; f32 A, B, C, alpha and beta.
+    pub fn gemm_tf32_rm(&self, g: &RmGemm) -> Result<()> {
+        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32, cublasGemmAlgo_t::CUBLAS_GEMM_DFALT, cudaDataType_t::CUDA_R_32F};
+        let Some(cm) = g.to_column_major()? else { return Ok(()) };
+        let blas = self.blas()?;
+        self.bind()?;
+        // SAFETY: as in `sgemm_rm` (f32 operands sized by the caller from the same shapes); alpha/beta are
+        // f32 as the 32F compute types require.
+        unsafe {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                *blas.handle(),
+                cm.op_a(),
+                cm.op_b(),
+                cm.m,
+                cm.n,
+                cm.k,
+                &cm.alpha as *const f32 as *const std::ffi::c_void,
+                cm.a as *const std::ffi::c_void,
+                CUDA_R_32F,
+                cm.lda,
+                cm.stride_a,
+                cm.b as *const std::ffi::c_void,
+                CUDA_R_32F,
+                cm.ldb,
+                cm.stride_b,
+                &cm.beta as *const f32 as *const std::ffi::c_void,
+                cm.c as *mut std::ffi::c_void,
+                CUDA_R_32F,
+                cm.ldc,
+                cm.stride_c,
+                cm.batch,
+                CUBLAS_COMPUTE_32F_FAST_TF32,
+                CUBLAS_GEMM_DFALT,
+            )
+        }
+        .map_err(|e| Error::Device(format!("cuBLAS TF32 GEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+    }
+
     /// Row-major strided-batched GEMM on f16 operands with f32 accumulation (tensor cores), writing C
     /// in f32 (`c_f16 = false`) or f16: the CLIP engine's linear layers (f16 weights and activations, f32
     /// residual stream). Same operand conventions as [`CudaDevice::sgemm_rm`]; alpha and beta are f32.
@@ -606,6 +648,11 @@ pub(crate) trait Gpu {
     fn zero_f32(&self, dst: u64, len: usize) -> Result<()>;
     fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
     fn gemm(&self, g: &RmGemm) -> Result<()>;
+    /// The same product on tensor cores in TF32 where the device has them ([`CudaDevice::gemm_tf32_rm`]);
+    /// the emulator computes it exactly.
+    fn gemm_tf32(&self, g: &RmGemm) -> Result<()> {
+        self.gemm(g)
+    }
 }
 
 impl Gpu for CudaDevice {
@@ -639,5 +686,8 @@ impl Gpu for CudaDevice {
     }
     fn gemm(&self, g: &RmGemm) -> Result<()> {
         self.sgemm_rm(g)
+    }
+    fn gemm_tf32(&self, g: &RmGemm) -> Result<()> {
+        self.gemm_tf32_rm(g)
     }
 }

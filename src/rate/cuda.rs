@@ -37,7 +37,7 @@ const SMALL_MAX: usize = 128;
 /// Tile size of the blocked Cholesky for d > SMALL_MAX.
 const TILE: usize = 64;
 /// Device memory the per-chunk workspaces may take (the chunk size J follows from it).
-const CHUNK_BUDGET_BYTES: usize = 1536 << 20;
+pub(crate) const CHUNK_BUDGET_BYTES: usize = 1536 << 20;
 const THREADS: u32 = 256;
 
 /// Row-major GEMM on the device (see [`RmGemm`]).
@@ -750,4 +750,4 @@ pub(crate) fn mlc_loss_on(
 
 #[cfg(test)]
 #[path = "cuda_emu.rs"]
-mod emu;
+pub(crate) mod emu;

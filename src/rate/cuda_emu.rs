@@ -47,19 +47,19 @@ impl Emu {
         ((addr - BASE) / 4) as usize
     }
 
-    fn rf(&self, addr: u64, i: usize) -> f32 {
+    pub(crate) fn rf(&self, addr: u64, i: usize) -> f32 {
         let w = self.word(addr) + i;
         self.mem.borrow().get(w).map(|&b| f32::from_bits(b)).unwrap_or(f32::NAN)
     }
 
-    fn wf(&self, addr: u64, i: usize, v: f32) {
+    pub(crate) fn wf(&self, addr: u64, i: usize, v: f32) {
         let w = self.word(addr) + i;
         let mut mem = self.mem.borrow_mut();
         assert!(w < mem.len(), "write past the end of emulated memory");
         mem[w] = v.to_bits();
     }
 
-    fn ri(&self, addr: u64, i: usize) -> i32 {
+    pub(crate) fn ri(&self, addr: u64, i: usize) -> i32 {
         self.mem.borrow()[self.word(addr) + i] as i32
     }
 
@@ -104,25 +104,25 @@ impl Emu {
     }
 }
 
-fn ptr(a: &[KArg], i: usize) -> u64 {
+pub(crate) fn ptr(a: &[KArg], i: usize) -> u64 {
     match a[i] {
         KArg::Ptr(p) => p,
         other => panic!("argument {i} should be a pointer, got {other:?}"),
     }
 }
-fn int(a: &[KArg], i: usize) -> i32 {
+pub(crate) fn int(a: &[KArg], i: usize) -> i32 {
     match a[i] {
         KArg::I32(x) => x,
         other => panic!("argument {i} should be an int, got {other:?}"),
     }
 }
-fn long(a: &[KArg], i: usize) -> i64 {
+pub(crate) fn long(a: &[KArg], i: usize) -> i64 {
     match a[i] {
         KArg::I64(x) => x,
         other => panic!("argument {i} should be a long long, got {other:?}"),
     }
 }
-fn flt(a: &[KArg], i: usize) -> f32 {
+pub(crate) fn flt(a: &[KArg], i: usize) -> f32 {
     match a[i] {
         KArg::F32(x) => x,
         other => panic!("argument {i} should be a float, got {other:?}"),
@@ -351,7 +351,8 @@ impl Gpu for Emu {
                     self.wf(alpha, j, d / (t * eps));
                 }
             }
-            other => panic!("the emulator has no kernel {other}"),
+            // kernels/head.cu (the CUDA CPP head) is emulated next to its orchestration.
+            other => assert!(crate::cluster::head_cuda::emu::launch(self, other, grid, block, a), "the emulator has no kernel {other}"),
         }
         Ok(())
     }
