@@ -446,12 +446,33 @@ pub(crate) fn forward_backward_on(
     Ok((z, c, out))
 }
 
+/// A head ready for evaluation-mode forwards on a device: the CPU head itself, or a copy on the GPU
+/// (uploaded once, then used for any number of calls).
+pub enum HeadOn<'a> {
+    Cpu(&'a Head<f32>),
+    Cuda(CudaHead),
+}
+
+impl<'a> HeadOn<'a> {
+    pub fn new(device: &Device, head: &'a Head<f32>) -> Result<Self> {
+        Ok(match device {
+            Device::Cpu => HeadOn::Cpu(head),
+            Device::Cuda(dev) => HeadOn::Cuda(CudaHead::from_head(dev, head)?),
+        })
+    }
+
+    /// Eval-mode (Z, C) of `x` (n×input); C empty unless `want_c`. See `Head::forward_eval`.
+    pub fn forward_eval(&self, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
+        match self {
+            HeadOn::Cpu(h) => h.forward_eval(x, n, want_c),
+            HeadOn::Cuda(h) => h.forward_eval(x, n, want_c),
+        }
+    }
+}
+
 /// Eval-mode (Z, C) of `x` on `device`: the CPU head, or a copy of it on the GPU.
 pub fn forward_eval_on(device: &Device, head: &Head<f32>, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
-    match device {
-        Device::Cpu => head.forward_eval(x, n, want_c),
-        Device::Cuda(dev) => CudaHead::from_head(dev, head)?.forward_eval(x, n, want_c),
-    }
+    HeadOn::new(device, head)?.forward_eval(x, n, want_c)
 }
 
 /// `train` on a CUDA device: the features go to the device once, each step gathers its batch there,
@@ -465,11 +486,27 @@ pub(crate) fn train_cuda<T: crate::linalg::Real>(
     batches: &[Vec<usize>],
     progress: &mut dyn Progress,
 ) -> Result<Vec<f64>> {
+    train_on(&**dev, head, x, n, params, batches, progress)
+}
+
+/// [`train_cuda`] on any [`Gpu`] (the tests run it on the kernel emulator).
+pub(crate) fn train_on<T: crate::linalg::Real>(
+    g: &dyn Gpu,
+    head: &mut Head<T>,
+    x: &[T],
+    n: usize,
+    params: &FitParams,
+    batches: &[Vec<usize>],
+    progress: &mut dyn Progress,
+) -> Result<Vec<f64>> {
     let input = head.dims.input;
+    if x.len() != n * input {
+        return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
+    }
     let x32: Vec<f32> = x.iter().map(|v| v.to_f64() as f32).collect();
-    let xd = dev.upload(&x32, "features")?;
+    let xd = g.upload_f32(&x32, "features")?;
     drop(x32);
-    let mut ch = CudaHead::from_head(dev, &head.cast::<f32>())?;
+    let mut dh = DeviceHead::upload(g, &head.cast::<f32>())?;
     let cfg = StepConfig::new(params);
     let total = batches.len() as u64;
     let mut losses = Vec::with_capacity(batches.len());
@@ -481,13 +518,14 @@ pub(crate) fn train_cuda<T: crate::linalg::Real>(
             .iter()
             .map(|&r| if r < n { i32_of(r, "row") } else { Err(crate::invalid_arg!("batch row {r} out of range (n = {n})")) })
             .collect::<Result<Vec<i32>>>()?;
-        let idx = dev.upload(&idx, "batch row indices")?;
-        let xb = dev.uninit::<f32>(m * input, "training batch")?;
-        dev.launch(FILE, "head_gather_rows", flat_grid(m * input), THREADS, 0, &[xd.arg(), idx.arg(), KArg::I32(i32_of(m, "batch")?), KArg::I32(xi), xb.arg()])?;
-        losses.push(ch.step(&cfg, &xb, m, step)?);
+        let idx = g.upload_i32(&idx, "batch row indices")?;
+        // Written in full by the gather.
+        let xb = g.alloc_f32(m * input, false, "training batch")?;
+        g.launch(FILE, "head_gather_rows", flat_grid(m * input), THREADS, 0, &[xd.arg(), idx.arg(), KArg::I32(i32_of(m, "batch")?), KArg::I32(xi), xb.arg()])?;
+        losses.push(dh.step(g, &cfg, &xb, m, step)?);
         report(progress, "train", step as u64 + 1, total)?;
     }
-    *head = ch.to_head()?.cast::<T>();
+    *head = dh.download(g)?.cast::<T>();
     Ok(losses)
 }
 

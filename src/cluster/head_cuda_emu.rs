@@ -275,4 +275,35 @@ mod tests {
             emu.check_guards();
         }
     }
+
+    /// `train` on the device (features uploaded once, batches gathered there) against `train` on the CPU
+    /// with the same batches, through the warm-up and the head copy.
+    #[test]
+    fn train_on_device_matches_cpu_train() {
+        use crate::cluster::train::{train, BatchOrder};
+        use crate::progress::NoProgress;
+        let dims = HeadDims { input: 5, hidden: 33, zdim: 4 };
+        let (n, m) = (30, 10);
+        let params = FitParams { warmup: 2, hidden: dims.hidden, zdim: dims.zdim, batch: m, lr: 0.05, lr_cluster: 0.05, ..FitParams::default() };
+        let mut rng = Rng::new(11);
+        let x = normal(&mut rng, n * dims.input);
+        let mut order: Vec<usize> = (0..n).collect();
+        let batches: Vec<Vec<usize>> = (0..5).map(|_| { rng.shuffle(&mut order); order[..m].to_vec() }).collect();
+        let start = head(dims, 12);
+        let mut cpu = start.clone();
+        let log = train(&mut cpu, &x, n, &params, &Device::Cpu, BatchOrder::Explicit(&batches), &mut NoProgress).unwrap();
+        let emu = Emu::new();
+        let mut dev = start.clone();
+        let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, &batches, &mut NoProgress).unwrap();
+        for (s, (a, b)) in losses.iter().zip(&log.losses).enumerate() {
+            assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {s}: loss {a} vs CPU {b}");
+        }
+        assert_eq!(losses.len(), 5);
+        for i in 0..N_PARAMS {
+            let da: Vec<f32> = dev.p[i].iter().zip(&start.p[i]).map(|(a, b)| a - b).collect();
+            let db: Vec<f32> = cpu.p[i].iter().zip(&start.p[i]).map(|(a, b)| a - b).collect();
+            assert!(rel_norm(&da, &db) < 1e-3, "{}: change rel {}", PARAM_NAMES[i], rel_norm(&da, &db));
+        }
+        emu.check_guards();
+    }
 }

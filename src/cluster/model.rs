@@ -3,6 +3,7 @@
 
 use super::assign::AssignModel;
 use super::head::{Head, HeadDims};
+use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
 use super::kmeans::{kmeans, KMeansParams};
 use super::params::{AssignRule, FitParams, SampleClustering};
 use super::spectral::spectral_clustering;
@@ -112,7 +113,7 @@ impl Clusterer {
     fn recluster(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<()> {
         report(progress, "cluster", 0, 3)?;
         let d = self.head.dims.zdim;
-        let (rows, z, c) = self.sample_embeddings(x, n)?;
+        let (rows, z, c) = self.sample_embeddings(x, n, device)?;
         let m = rows.len();
         if m < k {
             return Err(crate::invalid_arg!("{m} sample points cannot form k = {k} clusters"));
@@ -135,12 +136,12 @@ impl Clusterer {
         report(progress, "cluster", 3, 3)
     }
 
-    /// Eval-mode Z and C of the spectral sample of `x` (input normalisation already applied).
-    fn sample_embeddings(&self, x: &[f32], n: usize) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>)> {
+    /// Eval-mode Z and C of the spectral sample of `x` (input normalisation already applied), on `device`.
+    fn sample_embeddings(&self, x: &[f32], n: usize, device: &Device) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>)> {
         let dim = self.head.dims.input;
         let rows = sample_rows(n, self.params.spectral_sample, self.params.seed);
         let xs = gather_rows(x, dim, &rows);
-        let (z, c) = self.head.forward_eval(&xs, rows.len(), !self.params.single_head)?;
+        let (z, c) = forward_eval_on(device, &self.head, &xs, rows.len(), !self.params.single_head)?;
         Ok((rows, z, c))
     }
 
@@ -154,11 +155,16 @@ impl Clusterer {
 
     /// Eval-mode (Z, C) of arbitrary points (C empty unless `want_c`), applying the model's input normalisation.
     pub fn embed(&self, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.embed_with(&HeadOn::Cpu(&self.head), x, n, want_c)
+    }
+
+    /// [`Self::embed`] with the head on a device ([`HeadOn`]).
+    pub fn embed_with(&self, head: &HeadOn<'_>, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
         self.check_input(x, n)?;
         if self.params.normalize_input {
-            self.head.forward_eval(&l2_normalize_rows(x, self.input_dim()), n, want_c)
+            head.forward_eval(&l2_normalize_rows(x, self.input_dim()), n, want_c)
         } else {
-            self.head.forward_eval(x, n, want_c)
+            head.forward_eval(x, n, want_c)
         }
     }
 
@@ -179,6 +185,16 @@ impl Clusterer {
 
     /// As [`Self::assign`] with an explicit rule (to compare rules on the same model).
     pub fn assign_with(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        self.assign_on(&Device::Cpu, rule, x, n, progress)
+    }
+
+    /// As [`Self::assign_with`] with the head on `device`. On CUDA the head runs on the GPU (TF32
+    /// products) in chunks of [`EVAL_CHUNK`] rows, and the next chunk's forward overlaps the CPU's
+    /// assignment of the current one; on the CPU this is exactly `assign_with`.
+    pub fn assign_on(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        if device.is_cuda() {
+            return self.assign_pipelined(device, rule, x, n, progress);
+        }
         self.check_input(x, n)?;
         let dim = self.input_dim();
         let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
@@ -191,6 +207,37 @@ impl Clusterer {
             let c = if want_c { c } else { z.clone() };
             self.assign_model.assign(rule, &z, &c, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
             report(progress, "assign", (start + rows) as u64, n as u64)?;
+        }
+        Ok(out)
+    }
+
+    /// The CUDA side of [`Self::assign_on`]: GPU forward of chunk i+1 alongside CPU assignment of chunk i.
+    fn assign_pipelined(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        self.check_input(x, n)?;
+        let dim = self.input_dim();
+        let head = HeadOn::new(device, &self.head)?;
+        let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
+        let embed = |start: usize| -> Result<(Vec<f32>, Vec<f32>)> {
+            let rows = EVAL_CHUNK.min(n - start);
+            let (z, c) = self.embed_with(&head, &x[start * dim..(start + rows) * dim], rows, want_c)?;
+            let c = if want_c { c } else { z.clone() };
+            Ok((z, c))
+        };
+        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
+        report(progress, "assign", 0, n as u64)?;
+        let mut next = Some(embed(0)?);
+        let mut start = 0;
+        while let Some((z, c)) = next.take() {
+            let rows = EVAL_CHUNK.min(n - start);
+            let (labels, conf) = (&mut out.labels[start..start + rows], &mut out.confidence[start..start + rows]);
+            let (ahead, done) = rayon::join(
+                || (start + rows < n).then(|| embed(start + rows)),
+                || self.assign_model.assign(rule, &z, &c, rows, labels, conf),
+            );
+            done?;
+            next = ahead.transpose()?;
+            start += rows;
+            report(progress, "assign", start as u64, n as u64)?;
         }
         Ok(out)
     }

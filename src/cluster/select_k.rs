@@ -40,7 +40,7 @@ impl Clusterer {
             xs = l2_normalize_rows(&xs, dim);
         }
         let d = self.head.dims.zdim;
-        let (z, c) = self.head.forward_eval(&xs, m, !self.params.single_head)?;
+        let (z, c) = super::head_cuda::forward_eval_on(device, &self.head, &xs, m, !self.params.single_head)?;
         let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
         let mut lengths = Vec::with_capacity(candidates.len());
         report(progress, "select-k", 0, candidates.len() as u64)?;

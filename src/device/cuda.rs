@@ -641,6 +641,7 @@ pub(crate) trait Gpu {
     fn alloc_f32(&self, len: usize, zeroed: bool, what: &str) -> Result<GpuBuf<f32>>;
     fn alloc_i32(&self, len: usize, what: &str) -> Result<GpuBuf<i32>>;
     fn upload_f32(&self, host: &[f32], what: &str) -> Result<GpuBuf<f32>>;
+    fn upload_i32(&self, host: &[i32], what: &str) -> Result<GpuBuf<i32>>;
     fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>>;
     fn download_i32(&self, buf: &GpuBuf<i32>, what: &str) -> Result<Vec<i32>>;
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()>;
@@ -663,6 +664,9 @@ impl Gpu for CudaDevice {
         self.zeros(len, what)
     }
     fn upload_f32(&self, host: &[f32], what: &str) -> Result<GpuBuf<f32>> {
+        self.upload(host, what)
+    }
+    fn upload_i32(&self, host: &[i32], what: &str) -> Result<GpuBuf<i32>> {
         self.upload(host, what)
     }
     fn download_f32(&self, buf: &GpuBuf<f32>, what: &str) -> Result<Vec<f32>> {

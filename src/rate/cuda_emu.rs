@@ -160,6 +160,13 @@ impl Gpu for Emu {
         }
         Ok(GpuBuf::emulated(p, host.len()))
     }
+    fn upload_i32(&self, host: &[i32], _what: &str) -> Result<GpuBuf<i32>> {
+        let p = self.alloc(host.len(), NAN_BITS);
+        for (i, &v) in host.iter().enumerate() {
+            self.wi(p, i, v);
+        }
+        Ok(GpuBuf::emulated(p, host.len()))
+    }
     fn download_f32(&self, buf: &GpuBuf<f32>, _what: &str) -> Result<Vec<f32>> {
         Ok((0..buf.len()).map(|i| self.rf(buf.ptr(), i)).collect())
     }
