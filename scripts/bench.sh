@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: ours vs the PyTorch reference, measured in the same run on this machine, printed as a table.
 #
-#   scripts/bench.sh [AREA ...]      AREA: rate, cluster, clip, clip_io, or a GPU area: rate_cuda, clip_cuda
+#   scripts/bench.sh [AREA ...]      AREA: rate, cluster, clip, clip_io, or a GPU area: rate_cuda, clip_cuda,
+#                                    cluster_cuda
 #                                    (default: every CPU area; GPU areas run only when named)
 #
 # Each area has a Rust benchmark `examples/bench_<area>.rs` and a reference script `tools/bench/<area>_torch.py`;

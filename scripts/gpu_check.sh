@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The one GPU check for the CUDA paths (issue 2: rate reduction; issue 4: the CLIP towers). Two halves:
+# The one GPU check for the CUDA paths (issue 2: rate reduction; issue 3: the CPP head; issue 4: the CLIP
+# towers). Two halves:
 #
 #   scripts/gpu_check.sh --bundle   on the build machine (no GPU needed): builds the CUDA test binaries and
 #                                   the benchmarks, copies them into target/gpu-bundle/ (carry that folder).
 #   scripts/gpu_check.sh [AREA...]  on the GPU machine, from the repository root: builds nothing; runs the
 #                                   bundled tests and benchmarks of each AREA and prints a table.
 #                                   rate (the default): kernel compile with the local NVRTC, rate kernels vs
-#                                     the CPU, CLIP nn kernels vs f64 restatements, bench_rate_cuda and
+#                                     the CPU, CLIP nn kernels vs f64 restatements, the CUDA CPP head vs the
+#                                     CPU head (tests/head_cuda.rs), bench_rate_cuda and
 #                                     tools/bench/rate_cuda_torch.py.
+#                                   cluster: kernel compile, the CUDA CPP head vs the CPU head,
+#                                     bench_cluster_cuda and tools/bench/cluster_cuda_torch.py (AMP).
 #                                   clip: kernel compile, CLIP nn kernels, the CUDA towers vs transformers'
 #                                     goldens and the CPU (tests/clip_cuda.rs), bench_clip_cuda and
 #                                     tools/bench/clip_cuda_torch.py (transformers + SDPA, fp16).
@@ -21,7 +25,7 @@ BUNDLE=target/gpu-bundle
 if [ "${1:-}" = "--bundle" ]; then
   set -e
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
-  for t in rate_cuda cuda_nn kernels_compile clip_cuda; do
+  for t in rate_cuda cuda_nn kernels_compile clip_cuda head_cuda; do
     exe=$(cargo test --release --test "$t" --no-run --message-format=json 2>/dev/null \
       | python3 -c 'import json,sys
 for l in sys.stdin:
@@ -31,8 +35,8 @@ for l in sys.stdin:
     [ -n "$exe" ] || { echo "could not build tests/$t.rs"; exit 1; }
     cp "$exe" "$BUNDLE/$t"
   done
-  cargo build --release --example bench_rate_cuda --example bench_clip_cuda
-  cp target/release/examples/bench_rate_cuda target/release/examples/bench_clip_cuda "$BUNDLE/"
+  cargo build --release --example bench_rate_cuda --example bench_clip_cuda --example bench_cluster_cuda
+  cp target/release/examples/bench_rate_cuda target/release/examples/bench_clip_cuda target/release/examples/bench_cluster_cuda "$BUNDLE/"
   strip "$BUNDLE"/* 2>/dev/null || true
   du -sh "$BUNDLE"; ls -l "$BUNDLE"
   echo "bundle ready: carry $BUNDLE to the GPU machine and run scripts/gpu_check.sh there"
@@ -67,9 +71,10 @@ run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
 for area in "${areas[@]}"; do
   case $area in
     rate)
-      run_step rate_cuda 270 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
+      run_step rate_cuda 240 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
+      run_step head_cuda 40 "$BUNDLE/head_cuda" --nocapture --test-threads=1
       run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
-      if have_torch; then run_step bench_torch 140 python3 tools/bench/rate_cuda_torch.py
+      if have_torch; then run_step bench_torch 130 python3 tools/bench/rate_cuda_torch.py
       else echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"; fi
       ;;
     clip)
@@ -80,18 +85,27 @@ for area in "${areas[@]}"; do
         run_step bench_torch_clip 200 python3 tools/bench/clip_cuda_torch.py
       else echo "=== bench_torch_clip: python3 with torch + transformers not available, PyTorch column left empty"; fi
       ;;
-    *) echo "unknown area '$area' (expected rate or clip)"; status=1 ;;
+    cluster)
+      # Skips the head test when the rate area already ran it in this call.
+      [[ " ${areas[*]} " == *" rate "* ]] || run_step head_cuda 40 "$BUNDLE/head_cuda" --nocapture --test-threads=1
+      run_step bench_ours_cluster 150 "$BUNDLE/bench_cluster_cuda"
+      if have_torch; then run_step bench_torch_cluster 250 python3 tools/bench/cluster_cuda_torch.py
+      else echo "=== bench_torch_cluster: python3 with torch not available, PyTorch column left empty"; fi
+      ;;
+    *) echo "unknown area '$area' (expected rate, cluster or clip)"; status=1 ;;
   esac
 done
 
 echo
-echo "GPU benchmark (ms per op or per image; goals from issues 2 and 4)"
+echo "GPU benchmark (ms per op or per image; goals from issues 2, 3 and 4)"
 awk -F'\t' '
   $1 == "BENCH" { if (FILENAME ~ /bench_ours/) ours[$2] = $3; else torch[$2] = $3; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
   END {
     goal["cuda_logdet_1024x128x128"] = "<= 0.2"; goal["cuda_sinkhorn_n4096"] = "<= 0.7"
     goal["cuda_sinkhorn_n16384"] = "<= 6"; goal["cuda_mlc_b1024_d128_fwd_bwd"] = "<= 2"
     goal["cuda_vit_b32_image_b256"] = "<= 0.0403"; goal["cuda_vit_l14_image_b256"] = "<= 0.465"
+    goal["cuda_train_step_b1024_in768_h4096_d128"] = "<= 4"; goal["cuda_train_step_b1024_in768_h2048_d1024"] = "<= 60"
+    goal["cuda_assign_1.28M_768_k1000"] = "< 1000"
     printf "%-32s %12s %12s %9s %8s\n", "case", "ours", "pytorch", "speedup", "goal"
     for (i = 0; i < n; i++) {
       c = order[i]; o = (c in ours) ? ours[c] : "-"; t = (c in torch) ? torch[c] : "-"
