@@ -243,8 +243,8 @@ impl DeviceHead {
     /// SGD with momentum on every parameter that has a gradient (sgd.rs semantics; `groups` = (MLP and
     /// subspace head, cluster head)).
     pub(crate) fn sgd_step(&mut self, g: &dyn Gpu, grads: &DeviceGrads, groups: (SgdGroup, SgdGroup)) -> Result<()> {
-        for i in 0..N_PARAMS {
-            let Some(gr) = &grads[i] else { continue };
+        for (i, gr) in grads.iter().enumerate() {
+            let Some(gr) = gr else { continue };
             let SgdGroup { lr, momentum, weight_decay } = if CLUSTER_PARAMS.contains(&i) { groups.1 } else { groups.0 };
             let n = self.p[i].len();
             let first = self.momentum[i].is_none() || momentum == 0.0;
@@ -450,14 +450,14 @@ pub(crate) fn forward_backward_on(
 /// (uploaded once, then used for any number of calls).
 pub enum HeadOn<'a> {
     Cpu(&'a Head<f32>),
-    Cuda(CudaHead),
+    Cuda(Box<CudaHead>),
 }
 
 impl<'a> HeadOn<'a> {
     pub fn new(device: &Device, head: &'a Head<f32>) -> Result<Self> {
         Ok(match device {
             Device::Cpu => HeadOn::Cpu(head),
-            Device::Cuda(dev) => HeadOn::Cuda(CudaHead::from_head(dev, head)?),
+            Device::Cuda(dev) => HeadOn::Cuda(Box::new(CudaHead::from_head(dev, head)?)),
         })
     }
 
