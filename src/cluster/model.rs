@@ -193,7 +193,8 @@ impl Clusterer {
     /// assignment of the current one; on the CPU this is exactly `assign_with`.
     pub fn assign_on(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
         if device.is_cuda() {
-            return self.assign_pipelined(device, rule, x, n, progress);
+            let head = HeadOn::new(device, &self.head)?;
+            return self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, progress);
         }
         self.check_input(x, n)?;
         let dim = self.input_dim();
@@ -211,15 +212,15 @@ impl Clusterer {
         Ok(out)
     }
 
-    /// The CUDA side of [`Self::assign_on`]: GPU forward of chunk i+1 alongside CPU assignment of chunk i.
-    fn assign_pipelined(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+    /// The CUDA side of [`Self::assign_on`]: the forward of chunk i+1 (`chunk` rows, on `head`'s device)
+    /// alongside the CPU assignment of chunk i.
+    fn assign_pipelined(&self, head: &HeadOn<'_>, chunk: usize, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
         self.check_input(x, n)?;
         let dim = self.input_dim();
-        let head = HeadOn::new(device, &self.head)?;
         let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
         let embed = |start: usize| -> Result<(Vec<f32>, Vec<f32>)> {
-            let rows = EVAL_CHUNK.min(n - start);
-            let (z, c) = self.embed_with(&head, &x[start * dim..(start + rows) * dim], rows, want_c)?;
+            let rows = chunk.min(n - start);
+            let (z, c) = self.embed_with(head, &x[start * dim..(start + rows) * dim], rows, want_c)?;
             let c = if want_c { c } else { z.clone() };
             Ok((z, c))
         };
@@ -228,7 +229,7 @@ impl Clusterer {
         let mut next = Some(embed(0)?);
         let mut start = 0;
         while let Some((z, c)) = next.take() {
-            let rows = EVAL_CHUNK.min(n - start);
+            let rows = chunk.min(n - start);
             let (labels, conf) = (&mut out.labels[start..start + rows], &mut out.confidence[start..start + rows]);
             let (ahead, done) = rayon::join(
                 || (start + rows < n).then(|| embed(start + rows)),
@@ -253,6 +254,40 @@ impl Clusterer {
             self.recluster(&xs, n, k, device, progress)
         } else {
             self.recluster(x, n, k, device, progress)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::assign::auto_rank;
+    use crate::progress::NoProgress;
+
+    /// The pipelined assignment loop (used with the GPU head) labels exactly like the plain one when both
+    /// embed on the CPU: chunk boundaries, the look-ahead and the partial last chunk.
+    #[test]
+    fn pipelined_assignment_matches_sequential() {
+        let (input, hidden, d, k, n) = (6, 20, 8, 3, 47);
+        let mut rng = Rng::new(3);
+        let mut normal = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
+        let rank = auto_rank(k, d);
+        let model = Clusterer {
+            params: FitParams { k, hidden, zdim: d, normalize_input: true, ..FitParams::default() },
+            head: Head::new(HeadDims { input, hidden, zdim: d }, 4).unwrap(),
+            assign_model: AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d) },
+            losses: vec![],
+        };
+        let x = normal(n * input);
+        for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
+            let a = model.assign_with(rule, &x, n, &mut NoProgress).unwrap();
+            for chunk in [1, 10, 47, 100] {
+                let b = model.assign_pipelined(&HeadOn::Cpu(&model.head), chunk, rule, &x, n, &mut NoProgress).unwrap();
+                assert_eq!(a.labels, b.labels, "{rule:?}, chunk {chunk}");
+                for (p, q) in a.confidence.iter().zip(&b.confidence) {
+                    assert!((p - q).abs() < 1e-5, "{rule:?}, chunk {chunk}: confidence {p} vs {q}");
+                }
+            }
         }
     }
 }
