@@ -50,7 +50,9 @@ pub fn sgd_groups(params: &FitParams) -> (SgdGroup, SgdGroup) {
 }
 
 /// One optimisation step's state: the optimizer and the loss constants. [`train`] drives it over the
-/// batches; benchmarks time [`Trainer::step`] alone.
+/// batches on the CPU; benchmarks time [`Trainer::step`] alone. The head stays on the host here (with a
+/// CUDA `device` only the loss runs there); the all-device step is `head_cuda::CudaHead::step`, which
+/// [`train`] uses on CUDA.
 pub struct Trainer<T> {
     pub opt: Sgd<T>,
     params: FitParams,
