@@ -1,7 +1,7 @@
 //! The CUDA CPP head (`cluster::head_cuda`) against the CPU head (`cluster::head`, f32): evaluation and
 //! training-mode forward, one full backward's gradients, one training step's parameter update, a 20-step
-//! loss trajectory through the warm-up, the head copy and the MLC phase, `train`, and the labels of
-//! `Clusterer::assign_on` on CUDA vs `assign_with` on the CPU.
+//! loss trajectory through the warm-up, the head copy and the MLC phase, `train`, the labels of
+//! `Clusterer::assign_on` on CUDA vs `assign_with` on the CPU, and a whole `Clusterer::fit` on CUDA.
 //!
 //! Tolerances are sized for TF32 products (10-bit mantissa, f32 accumulation, ~5e-4 relative rounding per
 //! input): forward outputs 1e-2 and gradients / updates 3e-2 in relative Frobenius norm
@@ -231,4 +231,21 @@ fn assign_on_cuda_agrees_with_cpu() {
         println!("{rule:?}: {:.4} of {n} labels identical", same);
         assert!(same >= 0.98, "{rule:?}: only {same:.4} of the labels agree");
     }
+}
+
+/// `Clusterer::fit` on CUDA (training, the spectral sample's forward and Π on the device) recovers a union
+/// of subspaces as the CPU fit does (tests/cluster_model_fit.rs: accuracy ≥ 0.99).
+#[test]
+fn fit_on_cuda_recovers_union_of_subspaces() {
+    let Some((device, _)) = cuda_or_skip() else { return };
+    let spec = SubspaceSpec { n: 1200, dim: 48, k: 4, rank: 3, noise: 0.02, seed: 2 };
+    let (x, y) = union_of_subspaces(&spec).unwrap();
+    let params = FitParams { k: 4, hidden: 128, zdim: 32, batch: 200, epochs: 8, warmup: 10, lr: 0.001, lr_cluster: 0.001, spectral_sample: 600, ..FitParams::default() };
+    let model = Clusterer::fit(&x, spec.n, spec.dim, &params, &device, &mut NoProgress).unwrap();
+    assert_eq!(model.losses.len(), 8 * (spec.n / 200));
+    assert!(model.losses.iter().all(|l| l.is_finite()));
+    let a = model.assign_on(&device, AssignRule::Subspace, &x, spec.n, &mut NoProgress).unwrap();
+    let acc = rateclust::cluster::metrics::accuracy(&a.labels, &y).unwrap();
+    println!("fit on CUDA: accuracy {acc:.4}");
+    assert!(acc >= 0.99, "accuracy {acc}");
 }
