@@ -73,12 +73,11 @@ fn main() -> rateclust::Result<()> {
     let zdim = d;
     let rank = rateclust::cluster::assign::auto_rank(k, zdim);
     let mut unit = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
-    let model = Clusterer {
-        params: FitParams { k, hidden, zdim, ..FitParams::default() },
-        head: head.clone(),
-        assign_model: AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim) },
-        losses: vec![],
-    };
+    let model = Clusterer::from_parts(
+        FitParams { k, hidden, zdim, ..FitParams::default() },
+        head.clone(),
+        AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim) },
+    );
     let chunk = 65_536usize;
     let n = assign_n.min(total);
     let mut secs = 0.0;

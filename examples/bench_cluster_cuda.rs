@@ -84,12 +84,11 @@ fn run(dev: &Arc<CudaDevice>) -> rateclust::Result<()> {
     let rank = auto_rank(k, d);
     let basis = uniform(k * rank * d, 8).iter().map(|v| v - 0.5).collect();
     let proto = uniform(k * d, 9).iter().map(|v| v - 0.5).collect::<Vec<f32>>();
-    let model = Clusterer {
-        params: FitParams { k, hidden, zdim: d, assign_rule: AssignRule::Subspace, ..FitParams::default() },
+    let model = Clusterer::from_parts(
+        FitParams { k, hidden, zdim: d, assign_rule: AssignRule::Subspace, ..FitParams::default() },
         head,
-        assign_model: AssignModel { k, zdim: d, rank, bases: basis, prototypes_z: proto.clone(), prototypes_c: proto },
-        losses: vec![],
-    };
+        AssignModel { k, zdim: d, rank, bases: basis, prototypes_z: proto.clone(), prototypes_c: proto },
+    );
     let device = Device::Cuda(dev.clone());
     model.assign_on(&device, AssignRule::Subspace, &x[..4096 * input], 4096, &mut NoProgress)?; // warm-up
     let t = Instant::now();

@@ -87,6 +87,9 @@ fn main() -> rateclust::Result<()> {
         l.get(w + 1).copied().unwrap_or(f64::NAN),
         l[l.len() - 1]
     );
+    if !model.restart_scores.is_empty() {
+        println!("head restarts: coding length of the sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
+    }
     for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
         let t = Instant::now();
         let a = model.assign_with(rule, &x, n, &mut NoProgress)?;

@@ -175,3 +175,27 @@ fn kmeans_sample_clustering_variants_also_label_subspaces() {
         assert!(acc >= 0.6, "{sc:?}: accuracy {acc}");
     }
 }
+
+/// `head_restarts` trains one head per seed (seed, seed+1, …) and keeps the one with the shortest coding
+/// length: the kept head is exactly the head a single fit from that seed gives, and it scores lowest.
+#[test]
+fn head_restarts_keep_the_shortest_code() {
+    let s = spec(10);
+    let (x, y) = union_of_subspaces(&s).unwrap();
+    let p = FitParams { head_restarts: 3, ..small_params(s.k) };
+    let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    let scores = &model.restart_scores;
+    assert_eq!(scores.len(), 3);
+    let best = (0..3).min_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+    assert_eq!(model.chosen_restart, best, "scores {scores:?}");
+    let single = FitParams { head_restarts: 1, seed: p.seed + best as u64, ..p.clone() };
+    let alone = Clusterer::fit(&x, s.n, s.dim, &single, &Device::Cpu, &mut NoProgress).unwrap();
+    assert_eq!(model.head.p, alone.head.p, "the kept head is the single fit from seed + {best}");
+    assert_eq!(model.losses, alone.losses);
+    assert!(alone.restart_scores.is_empty(), "one head: nothing to choose, no scores");
+    let acc = accuracy(&model.assign(&x, s.n, &mut NoProgress).unwrap().labels, &y).unwrap();
+    assert!(acc >= 0.99, "accuracy {acc}");
+    let bad = FitParams { head_restarts: 0, ..p };
+    let e = Clusterer::fit(&x, s.n, s.dim, &bad, &Device::Cpu, &mut NoProgress).unwrap_err();
+    assert!(e.to_string().contains("head_restarts"), "{e}");
+}

@@ -6,6 +6,7 @@ use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
 use super::kmeans::{kmeans, KMeansParams};
 use super::params::{AssignRule, FitParams, SampleClustering};
+use super::restart_select::PartitionScorer;
 use super::spectral::spectral_clustering;
 use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
@@ -20,8 +21,12 @@ pub struct Clusterer {
     pub params: FitParams,
     pub head: Head<f32>,
     pub assign_model: AssignModel,
-    /// Loss at every training step.
+    /// Loss at every training step (of the kept head).
     pub losses: Vec<f64>,
+    /// With `head_restarts` > 1: each restart's coding length of the sample's input under its partition
+    /// (lower is better), and the index of the kept restart (trained from seed + index). Not saved.
+    pub restart_scores: Vec<f64>,
+    pub chosen_restart: usize,
 }
 
 /// Labels and per-point confidence (see [`super::assign`]).
@@ -83,6 +88,11 @@ pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, pa
 }
 
 impl Clusterer {
+    /// A clusterer from its parts with no training history (loaded files, benchmarks).
+    pub fn from_parts(params: FitParams, head: Head<f32>, assign_model: AssignModel) -> Self {
+        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0 }
+    }
+
     /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
     /// into `params.k` clusters, and builds the assignment model. Progress stages: "train", "cluster".
     pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
@@ -96,21 +106,41 @@ impl Clusterer {
             x
         };
         let dims = HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim };
-        let mut head = Head::<f32>::new(dims, params.seed)?;
-        let TrainLog { losses } = train(&mut head, x, n, params, device, BatchOrder::Shuffled, progress)?;
-        let mut model = Clusterer {
-            params: params.clone(),
-            head,
-            assign_model: AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] },
-            losses,
+        // With several restarts, every head's partition of the (shared) spectral sample is scored by the
+        // coding length of the sample's input features; the shortest code is kept.
+        let scorer = if params.head_restarts > 1 {
+            let rows = sample_rows(n, params.spectral_sample, params.seed);
+            Some(PartitionScorer::new(&gather_rows(x, dim, &rows), rows.len(), dim, params.eps_sq)?)
+        } else {
+            None
         };
-        model.recluster(x, n, params.k, device, progress)?;
+        let mut best: Option<Clusterer> = None;
+        let mut scores = Vec::with_capacity(params.head_restarts);
+        for r in 0..params.head_restarts {
+            // Restart r trains from seed + r (head initialisation and batch order); the sample and the
+            // spectral k-means keep the base seed, so every restart is judged on the same points.
+            let run = FitParams { seed: params.seed.wrapping_add(r as u64), ..params.clone() };
+            let mut head = Head::<f32>::new(dims, run.seed)?;
+            let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, progress)?;
+            let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] };
+            let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
+            let labels = model.recluster(x, n, params.k, device, progress)?;
+            let Some(scorer) = &scorer else { return Ok(model) };
+            scores.push(scorer.score(&labels)?);
+            let best_so_far = scores[..r].iter().all(|&s| scores[r] < s);
+            if best_so_far {
+                best = Some(model);
+            }
+        }
+        let mut model = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
+        model.restart_scores = scores;
         Ok(model)
     }
 
     /// Re-derives the clusters for `k` from a sample of `x` (already input-normalised if the model does so)
     /// without retraining: Π of the sample, spectral clustering, new per-cluster summaries.
-    fn recluster(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<()> {
+    /// Returns the sample's labels.
+    fn recluster(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<Vec<usize>> {
         report(progress, "cluster", 0, 3)?;
         let d = self.head.dims.zdim;
         let (rows, z, c) = self.sample_embeddings(x, n, device)?;
@@ -133,7 +163,8 @@ impl Clusterer {
         report(progress, "cluster", 2, 3)?;
         self.assign_model = AssignModel::build(&z, &c, m, d, &labels, k, self.params.subspace_rank)?;
         self.params.k = k;
-        report(progress, "cluster", 3, 3)
+        report(progress, "cluster", 3, 3)?;
+        Ok(labels)
     }
 
     /// Eval-mode Z and C of the spectral sample of `x` (input normalisation already applied), on `device`.
@@ -251,9 +282,9 @@ impl Clusterer {
         }
         if self.params.normalize_input {
             let xs = l2_normalize_rows(x, self.input_dim());
-            self.recluster(&xs, n, k, device, progress)
+            self.recluster(&xs, n, k, device, progress).map(drop)
         } else {
-            self.recluster(x, n, k, device, progress)
+            self.recluster(x, n, k, device, progress).map(drop)
         }
     }
 }
@@ -272,12 +303,11 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut normal = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
         let rank = auto_rank(k, d);
-        let model = Clusterer {
-            params: FitParams { k, hidden, zdim: d, normalize_input: true, ..FitParams::default() },
-            head: Head::new(HeadDims { input, hidden, zdim: d }, 4).unwrap(),
-            assign_model: AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d) },
-            losses: vec![],
-        };
+        let model = Clusterer::from_parts(
+            FitParams { k, hidden, zdim: d, normalize_input: true, ..FitParams::default() },
+            Head::new(HeadDims { input, hidden, zdim: d }, 4).unwrap(),
+            AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d) },
+        );
         let x = normal(n * input);
         for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
             let a = model.assign_with(rule, &x, n, &mut NoProgress).unwrap();

@@ -79,6 +79,9 @@ pub struct FitParams {
     /// Minibatch size (the last incomplete batch of an epoch is dropped, as `drop_last=True`).
     pub batch: usize,
     pub epochs: usize,
+    /// Heads trained from seeds seed, seed+1, …; the one whose sample partition has the shortest coding
+    /// length of the input features is kept (see [`super::restart_select`]). 1 = a single head.
+    pub head_restarts: usize,
     /// Steps 0..=warmup minimise −R(Z) only; then the subspace head is copied into the cluster head.
     pub warmup: usize,
     /// SGD learning rates of the two groups (MLP + subspace head; cluster head), momentum, weight decays.
@@ -121,6 +124,7 @@ impl Default for FitParams {
             exact_sinkhorn_gradient: false,
             batch: 1024,
             epochs: 15,
+            head_restarts: 1,
             warmup: 50,
             lr: 1e-4,
             lr_cluster: 1e-4,
@@ -187,7 +191,7 @@ impl FitParams {
         if self.k < 2 {
             return Err(crate::invalid_arg!("`k` must be at least 2, got {}", self.k));
         }
-        for (v, name) in [(self.hidden, "hidden"), (self.zdim, "zdim"), (self.epochs, "epochs"), (self.sinkhorn_half_iters, "sinkhorn_half_iters"), (self.kmeans_restarts, "kmeans_restarts")] {
+        for (v, name) in [(self.hidden, "hidden"), (self.zdim, "zdim"), (self.epochs, "epochs"), (self.head_restarts, "head_restarts"), (self.sinkhorn_half_iters, "sinkhorn_half_iters"), (self.kmeans_restarts, "kmeans_restarts")] {
             if v == 0 {
                 return Err(crate::invalid_arg!("`{name}` must be positive"));
             }

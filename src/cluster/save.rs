@@ -153,6 +153,6 @@ impl Clusterer {
         };
         let mut params = cfg.params;
         params.k = cfg.k;
-        Ok(Clusterer { params, head, assign_model, losses })
+        Ok(Clusterer { losses, ..Clusterer::from_parts(params, head, assign_model) })
     }
 }

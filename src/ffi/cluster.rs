@@ -44,6 +44,9 @@ pub struct rateclust_fit_params {
     pub batch: usize,
     pub epochs: usize,
     pub warmup: usize,
+    /// Heads trained from seeds seed, seed+1, …; the one whose partition codes the input shortest is kept
+    /// (1 = a single head; cost grows linearly).
+    pub head_restarts: usize,
     /// SGD: learning rates of the two parameter groups, momentum, weight decays.
     pub lr: f64,
     pub lr_cluster: f64,
@@ -82,6 +85,7 @@ impl From<&FitParams> for rateclust_fit_params {
             batch: p.batch,
             epochs: p.epochs,
             warmup: p.warmup,
+            head_restarts: p.head_restarts,
             lr: p.lr,
             lr_cluster: p.lr_cluster,
             momentum: p.momentum,
@@ -123,6 +127,7 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             batch: p.batch,
             epochs: p.epochs,
             warmup: p.warmup,
+            head_restarts: p.head_restarts,
             lr: p.lr,
             lr_cluster: p.lr_cluster,
             momentum: p.momentum,

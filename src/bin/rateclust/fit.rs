@@ -10,6 +10,8 @@ use std::ffi::OsString;
 const HELP: &str = "rateclust fit --features X.npy --k K --out model.safetensors [options]
   --preset NAME         start from a preset: cifar10 (default), imagenet, fmnist-effnet
   --epochs N --batch N --hidden N --zdim N --eta F --warmup N --lr F (both groups) --seed N
+  --head-restarts N     train N heads (seeds seed..seed+N-1), keep the one whose partition codes the
+                        input shortest (N times the training time)
   --device auto|cpu|cuda --single-head --normalize-input
   --assign-rule subspace|prototype-z|prototype-c --spectral-sample N
   --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
@@ -33,6 +35,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("eta") => { let v = value(&mut p, "eta")?; edits.push(Box::new(move |f| f.eta = v)) }
             Long("warmup") => { let v = value(&mut p, "warmup")?; edits.push(Box::new(move |f| f.warmup = v)) }
             Long("lr") => { let v: f64 = value(&mut p, "lr")?; edits.push(Box::new(move |f| { f.lr = v; f.lr_cluster = v })) }
+            Long("head-restarts") => { let v = value(&mut p, "head-restarts")?; edits.push(Box::new(move |f| f.head_restarts = v)) }
             Long("seed") => { let v = value(&mut p, "seed")?; edits.push(Box::new(move |f| f.seed = v)) }
             Long("spectral-sample") => { let v = value(&mut p, "spectral-sample")?; edits.push(Box::new(move |f| f.spectral_sample = v)) }
             Long("assign-rule") => { let v = AssignRule::parse(&value::<String>(&mut p, "assign-rule")?)?; edits.push(Box::new(move |f| f.assign_rule = v)) }
@@ -56,9 +59,19 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     }
     let (x, n, dim) = read_features(&features)?;
     let dev = Device::open(device, 0)?;
-    eprintln!("fitting on {n}×{dim} features, k = {}, {} steps on {}", params.k, params.total_steps(n), dev.describe());
+    eprintln!(
+        "fitting on {n}×{dim} features, k = {}, {} steps × {} head(s) on {}",
+        params.k,
+        params.total_steps(n),
+        params.head_restarts,
+        dev.describe()
+    );
     let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut Bar::new())?;
     model.save(&out)?;
+    if !model.restart_scores.is_empty() {
+        let scores: Vec<String> = model.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
+        eprintln!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), model.chosen_restart);
+    }
     let last = model.losses.last().copied().unwrap_or(f64::NAN);
     eprintln!("saved {} (k = {}, final loss {last:.4})", out.display(), model.k());
     Ok(())
