@@ -282,6 +282,11 @@ typedef struct {
   size_t epochs;
   size_t warmup;
   /**
+   * Heads trained from seeds seed, seed+1, …; the one whose partition codes the input shortest is kept
+   * (1 = a single head; cost grows linearly).
+   */
+  size_t head_restarts;
+  /**
    * SGD: learning rates of the two parameter groups, momentum, weight decays.
    */
   double lr;

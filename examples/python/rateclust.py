@@ -60,6 +60,7 @@ class FitParams(Structure):
         ("k", c_size_t), ("hidden", c_size_t), ("zdim", c_size_t), ("eta", c_double), ("eps_sq", c_double),
         ("gamma", c_double), ("lambda_", c_double), ("sinkhorn_half_iters", c_size_t),
         ("exact_sinkhorn_gradient", c_bool), ("batch", c_size_t), ("epochs", c_size_t), ("warmup", c_size_t),
+        ("head_restarts", c_size_t),
         ("lr", c_double), ("lr_cluster", c_double), ("momentum", c_double), ("weight_decay", c_double),
         ("weight_decay_cluster", c_double), ("seed", c_uint64), ("single_head", c_bool),
         ("normalize_input", c_bool), ("spectral_sample", c_size_t), ("kmeans_restarts", c_size_t),
