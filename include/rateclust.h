@@ -544,11 +544,15 @@ rateclust_status rateclust_clusterer_info(const rateclust_clusterer *c,
  * Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
  * (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
  * into it (n floats: margin between the best and second-best cluster score; higher = surer).
+ * `device` (a `rateclust_device_kind`) runs the head's forward pass: on CUDA the next chunk's forward
+ * overlaps the CPU scoring of the current one; AUTO uses a GPU when one is usable. Errors: dimension
+ * mismatch (INVALID_ARGUMENT), NaN/Inf features (NON_FINITE), no usable CUDA device for CUDA (DEVICE).
  */
 rateclust_status rateclust_assign(const rateclust_clusterer *c,
                                   const float *x,
                                   size_t n,
                                   size_t dim,
+                                  uint32_t device,
                                   int64_t *labels,
                                   float *confidence,
                                   rateclust_progress_fn progress,

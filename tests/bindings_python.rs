@@ -61,7 +61,7 @@ for s in (r.FitParams, r.EmbedParams, r.Frame, r.LabelParams):
     let python = String::from_utf8_lossy(&out.stdout);
     let rust = [
         rust_layout!(rateclust_fit_params; k, hidden, zdim, eta, eps_sq, gamma, lambda, sinkhorn_half_iters,
-            exact_sinkhorn_gradient, batch, epochs, warmup, lr, lr_cluster, momentum, weight_decay,
+            exact_sinkhorn_gradient, batch, epochs, warmup, head_restarts, lr, lr_cluster, momentum, weight_decay,
             weight_decay_cluster, seed, single_head, normalize_input, spectral_sample, kmeans_restarts,
             assign_rule, subspace_rank, sample_clustering),
         rust_layout!(rateclust_embed_params; normalize, pooled, batch_size, progress, progress_user_data),

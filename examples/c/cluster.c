@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     printf("fitted: k = %zu, dim = %zu, progress callbacks: %d\n", k, dim, progress_calls);
     if (k != K || dim != DIM || progress_calls == 0) return 1;
 
-    CHECK(rateclust_assign(model, x, N, DIM, labels, confidence, NULL, NULL));
+    CHECK(rateclust_assign(model, x, N, DIM, RATECLUST_DEVICE_KIND_CPU, labels, confidence, NULL, NULL));
     double acc = 0, nmi = 0, ari = 0;
     CHECK(rateclust_metrics(labels, truth, N, &acc, &nmi, &ari));
     printf("metrics: acc %.4f nmi %.4f ari %.4f\n", acc, nmi, ari);
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     CHECK(rateclust_clusterer_save(model, path));
     rateclust_clusterer* loaded = NULL;
     CHECK(rateclust_clusterer_load(path, &loaded));
-    CHECK(rateclust_assign(loaded, x, N, DIM, labels2, NULL, NULL, NULL));
+    CHECK(rateclust_assign(loaded, x, N, DIM, RATECLUST_DEVICE_KIND_CPU, labels2, NULL, NULL, NULL));
     for (int i = 0; i < N; i++)
         if (labels[i] != labels2[i]) {
             fprintf(stderr, "loaded model labels point %d differently\n", i);
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     rateclust_clusterer* bad = NULL;
     EXPECT_STATUS(rateclust_fit(x, N, DIM, &p, RATECLUST_DEVICE_KIND_CPU, NULL, NULL, &bad), RATECLUST_STATUS_NON_FINITE);
     x[5] = 0.0f;
-    EXPECT_STATUS(rateclust_assign(model, x, N / 2, DIM * 2, labels, NULL, NULL, NULL), RATECLUST_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(rateclust_assign(model, x, N / 2, DIM * 2, RATECLUST_DEVICE_KIND_CPU, labels, NULL, NULL, NULL), RATECLUST_STATUS_INVALID_ARGUMENT);
     rateclust_fit_params p1 = p;
     p1.k = 1;
     EXPECT_STATUS(rateclust_fit(x, N, DIM, &p1, RATECLUST_DEVICE_KIND_CPU, NULL, NULL, &bad), RATECLUST_STATUS_INVALID_ARGUMENT);
@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
     fwrite("garbage!", 1, 8, f); /* overwrite the header length */
     fclose(f);
     EXPECT_STATUS(rateclust_clusterer_load(path, &bad), RATECLUST_STATUS_FORMAT);
-    EXPECT_STATUS(rateclust_assign(NULL, x, N, DIM, labels, NULL, NULL, NULL), RATECLUST_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(rateclust_assign(NULL, x, N, DIM, RATECLUST_DEVICE_KIND_CPU, labels, NULL, NULL, NULL), RATECLUST_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(rateclust_assign(model, x, N, DIM, 99u, labels, NULL, NULL, NULL), RATECLUST_STATUS_INVALID_ARGUMENT);
     remove(path);
 
     rateclust_clusterer_free(loaded);

@@ -192,17 +192,18 @@ public:
     }
 
     /// Labels `n` rows of `dim()` floats.
-    Assignment assign(const float* x, size_t n, size_t dim, const Progress& progress = {}) const {
+    Assignment assign(const float* x, size_t n, size_t dim, Device device = Device::Auto,
+                      const Progress& progress = {}) const {
         Assignment a{std::vector<int64_t>(n), std::vector<float>(n)};
         detail::ProgressBridge bridge{&progress, nullptr};
-        bridge.finish(rateclust_assign(get(), x, n, dim, a.labels.data(), a.confidence.data(), bridge.c_fn(),
-                                       bridge.c_data()));
+        bridge.finish(rateclust_assign(get(), x, n, dim, static_cast<uint32_t>(device), a.labels.data(),
+                                       a.confidence.data(), bridge.c_fn(), bridge.c_data()));
         return a;
     }
-    Assignment assign(const std::vector<float>& x, const Progress& progress = {}) const {
+    Assignment assign(const std::vector<float>& x, Device device = Device::Auto, const Progress& progress = {}) const {
         size_t d = dim();
         detail::check_rows(x.size(), d, "assign: x");
-        return assign(x.data(), x.size() / d, d, progress);
+        return assign(x.data(), x.size() / d, d, device, progress);
     }
 
     /// Coding length L(k) for each candidate number of clusters, without retraining.

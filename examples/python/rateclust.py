@@ -111,7 +111,7 @@ _SIGNATURES = {
                               _P(c_void_p)]),
     "rateclust_clusterer_free": (None, [c_void_p]),
     "rateclust_clusterer_info": (c_int, [c_void_p, _sz, _sz]),
-    "rateclust_assign": (c_int, [c_void_p, _f32, c_size_t, c_size_t, _i64, _f32, PROGRESS_FN, c_void_p]),
+    "rateclust_assign": (c_int, [c_void_p, _f32, c_size_t, c_size_t, c_uint32, _i64, _f32, PROGRESS_FN, c_void_p]),
     "rateclust_select_k": (c_int, [c_void_p, _f32, c_size_t, c_size_t, _sz, c_size_t, c_uint32, _f64, _sz]),
     "rateclust_clusterer_set_k": (c_int, [c_void_p, _f32, c_size_t, c_size_t, c_size_t, c_uint32]),
     "rateclust_metrics": (c_int, [_i64, _i64, c_size_t, _f64, _f64, _f64]),
@@ -341,13 +341,13 @@ class Clusterer:
         _check(_lib.rateclust_clusterer_info(self._handle(), None, byref(d)))
         return d.value
 
-    def assign(self, x, dim=None, progress=None):
+    def assign(self, x, dim=None, progress=None, device="auto"):
         """(labels, confidence): array('q') cluster ids and array('f') margins, one per row of `x`."""
         dim = self.dim if dim is None else dim
         x, n = _rows(x, dim, "assign: x")
         labels, confidence = array("q", bytes(8 * n)), array("f", bytes(4 * n))
         bridge = _Progress(progress)
-        bridge.finish(_lib.rateclust_assign(self._handle(), _ptr(x, c_float), n, dim, _ptr(labels, c_int64),
+        bridge.finish(_lib.rateclust_assign(self._handle(), _ptr(x, c_float), n, dim, _device(device), _ptr(labels, c_int64),
                                             _ptr(confidence, c_float), bridge.c_fn, None))
         return labels, confidence
 

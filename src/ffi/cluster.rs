@@ -229,12 +229,16 @@ pub extern "C" fn rateclust_clusterer_info(c: *const rateclust_clusterer, k: *mu
 /// Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
 /// (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
 /// into it (n floats: margin between the best and second-best cluster score; higher = surer).
+/// `device` (a `rateclust_device_kind`) runs the head's forward pass: on CUDA the next chunk's forward
+/// overlaps the CPU scoring of the current one; AUTO uses a GPU when one is usable. Errors: dimension
+/// mismatch (INVALID_ARGUMENT), NaN/Inf features (NON_FINITE), no usable CUDA device for CUDA (DEVICE).
 #[no_mangle]
 pub extern "C" fn rateclust_assign(
     c: *const rateclust_clusterer,
     x: *const f32,
     n: usize,
     dim: usize,
+    device: u32,
     labels: *mut i64,
     confidence: *mut f32,
     progress: rateclust_progress_fn,
@@ -247,8 +251,9 @@ pub extern "C" fn rateclust_assign(
         }
         let x = features(x, n, dim)?;
         let labels = arg_slice_mut(labels, n, "labels")?;
+        let dev = Device::open(device_kind(device)?, 0)?;
         let mut prog = CProgress { f: progress, user_data };
-        let a = m.assign(x, n, &mut prog)?;
+        let a = m.assign_on(&dev, m.params.assign_rule, x, n, &mut prog)?;
         labels.copy_from_slice(&a.labels);
         if !confidence.is_null() {
             arg_slice_mut(confidence, n, "confidence")?.copy_from_slice(&a.confidence);

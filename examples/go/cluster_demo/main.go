@@ -77,7 +77,7 @@ func (c *Clusterer) Save(path string) error {
 func (c *Clusterer) Assign(x []float32, dim int) ([]int64, []float32, error) {
 	n := len(x) / dim
 	labels, confidence := make([]int64, n), make([]float32, n)
-	err := check(C.rateclust_assign(c.h, floats(x), C.size_t(n), C.size_t(dim),
+	err := check(C.rateclust_assign(c.h, floats(x), C.size_t(n), C.size_t(dim), C.RATECLUST_DEVICE_KIND_CPU,
 		(*C.int64_t)(unsafe.Pointer(&labels[0])), floats(confidence), nil, nil))
 	return labels, confidence, err
 }
