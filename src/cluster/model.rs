@@ -6,12 +6,12 @@ use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
 use super::kmeans::{kmeans, KMeansParams};
 use super::params::{AssignRule, FitParams, SampleClustering};
-use super::restart_select::PartitionScorer;
+use super::restart_select::{PartitionScorer, SCORE_SAMPLE};
 use super::spectral::spectral_clustering;
 use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
 use crate::error::{check_finite, Result};
-use crate::progress::{report, Progress};
+use crate::progress::{report, NoProgress, Progress};
 use crate::rate::membership;
 use crate::rng::Rng;
 
@@ -23,7 +23,7 @@ pub struct Clusterer {
     pub assign_model: AssignModel,
     /// Loss at every training step (of the kept head).
     pub losses: Vec<f64>,
-    /// With `head_restarts` > 1: each restart's coding length of the sample's input under its partition
+    /// With `head_restarts` > 1: each restart's coding length of the scoring sample's input under its labels
     /// (lower is better), and the index of the kept restart (trained from seed + index). Not saved.
     pub restart_scores: Vec<f64>,
     pub chosen_restart: usize,
@@ -106,11 +106,13 @@ impl Clusterer {
             x
         };
         let dims = HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim };
-        // With several restarts, every head's partition of the (shared) spectral sample is scored by the
-        // coding length of the sample's input features; the shortest code is kept.
-        let scorer = if params.head_restarts > 1 {
-            let rows = sample_rows(n, params.spectral_sample, params.seed);
-            Some(PartitionScorer::new(&gather_rows(x, dim, &rows), rows.len(), dim, params.eps_sq)?)
+        // With several restarts, every head labels the same scoring sample with its own rule, and the
+        // labelling whose coding length of the sample's input is shortest wins.
+        let scoring = if params.head_restarts > 1 {
+            let rows = sample_rows(n, SCORE_SAMPLE, params.seed ^ 0x5C0_4E);
+            let xs = gather_rows(x, dim, &rows);
+            let scorer = PartitionScorer::new(&xs, rows.len(), dim, params.eps_sq)?;
+            Some((xs, rows.len(), scorer))
         } else {
             None
         };
@@ -124,9 +126,10 @@ impl Clusterer {
             let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, progress)?;
             let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] };
             let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
-            let labels = model.recluster(x, n, params.k, device, progress)?;
-            let Some(scorer) = &scorer else { return Ok(model) };
-            scores.push(scorer.score(&labels)?);
+            model.recluster(x, n, params.k, device, progress)?;
+            let Some((xs, ms, scorer)) = &scoring else { return Ok(model) };
+            let labels = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels;
+            scores.push(scorer.score(&labels.iter().map(|&l| l as usize).collect::<Vec<_>>())?);
             let best_so_far = scores[..r].iter().all(|&s| scores[r] < s);
             if best_so_far {
                 best = Some(model);
@@ -293,7 +296,6 @@ impl Clusterer {
 mod tests {
     use super::*;
     use crate::cluster::assign::auto_rank;
-    use crate::progress::NoProgress;
 
     /// The pipelined assignment loop (used with the GPU head) labels exactly like the plain one when both
     /// embed on the CPU: chunk boundaries, the look-ahead and the partial last chunk.

@@ -79,8 +79,8 @@ pub struct FitParams {
     /// Minibatch size (the last incomplete batch of an epoch is dropped, as `drop_last=True`).
     pub batch: usize,
     pub epochs: usize,
-    /// Heads trained from seeds seed, seed+1, …; the one whose sample partition has the shortest coding
-    /// length of the input features is kept (see [`super::restart_select`]). 1 = a single head.
+    /// Heads trained from seeds seed, seed+1, …; the one whose labels of a scoring sample give the shortest
+    /// coding length of the input features is kept (see [`super::restart_select`]). 1 = a single head.
     pub head_restarts: usize,
     /// Steps 0..=warmup minimise −R(Z) only; then the subspace head is copied into the cluster head.
     pub warmup: usize,
