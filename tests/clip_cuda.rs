@@ -5,6 +5,9 @@
 //! Needs a GPU: without one each GPU test prints `SKIP: no CUDA device (<reason>)`; the `Auto` fallback
 //! test runs everywhere.
 
+mod common;
+
+use common::fixture;
 use rateclust::clip::cuda::CudaAttention;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::device::{Device, DeviceKind};
@@ -18,32 +21,13 @@ const REL_MAX: f64 = 1e-2;
 const ATTENTION_PATHS: [CudaAttention; 2] = [CudaAttention::Fused, CudaAttention::Gemm];
 const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32 };
 
-/// `tests/fixtures/<rel>` of the build tree, or of the current directory when the test binary runs
-/// elsewhere (scripts/gpu_check.sh carries test binaries to a GPU machine and runs them from the
-/// repository root there).
-fn fixture(rel: &str) -> std::path::PathBuf {
-    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let base = if built.is_dir() { built } else { std::path::PathBuf::from("tests/fixtures") };
-    base.join(rel)
-}
-
 fn tiny_dir() -> std::path::PathBuf {
     fixture("clip_model/tiny")
 }
 
 /// The tiny model on the GPU, or `None` (after a SKIP line) when this machine has no usable one.
 fn cuda_model_or_skip() -> Option<ClipModel> {
-    match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(_)) => {}
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            return None;
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            return None;
-        }
-    }
+    common::cuda_or_skip()?;
     // A GPU is there: loading onto it must work.
     let m = ClipModel::load_on(tiny_dir(), DeviceKind::Cuda).expect("loading the tiny model onto the GPU");
     assert!(m.on_cuda(), "load_on(Cuda) returned a CPU model: {}", m.device());

@@ -2,26 +2,12 @@
 //! transformers modules they mirror. f16 outputs within 1e-2 relative (issue 4's GPU tolerance), f32
 //! outputs within 1e-4. Needs a GPU: without one each test prints `SKIP: no CUDA device (<reason>)`.
 
+mod common;
+
+use common::cuda_or_skip;
 use half::f16;
 use rateclust::device::cuda::nn::{self, NnActivation};
-use rateclust::device::cuda::CudaDevice;
-use rateclust::device::{Device, DeviceKind};
 use rateclust::rng::Rng;
-use std::sync::Arc;
-
-fn cuda_or_skip() -> Option<Arc<CudaDevice>> {
-    match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(d)) => Some(d),
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            None
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            None
-        }
-    }
-}
 
 fn randn(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {
     (0..n).map(|_| (rng.normal() * scale) as f32).collect()
@@ -52,7 +38,7 @@ fn erf(x: f64) -> f64 {
 
 #[test]
 fn layer_norm_bias_act_residual_softmax() {
-    let Some(dev) = cuda_or_skip() else { return };
+    let Some((_, dev)) = cuda_or_skip() else { return };
     let mut rng = Rng::new(1);
     let (rows, d) = (37, 768);
     let x = randn(&mut rng, rows * d, 2.0);
@@ -120,7 +106,7 @@ fn layer_norm_bias_act_residual_softmax() {
 
 #[test]
 fn fused_attention_matches_reference() {
-    let Some(dev) = cuda_or_skip() else { return };
+    let Some((_, dev)) = cuda_or_skip() else { return };
     let mut rng = Rng::new(2);
     for (b, seq, heads, hd, causal) in [(3, 50, 12, 64, false), (2, 77, 8, 64, true), (1, 257, 4, 80, false), (2, 5, 2, 128, true)] {
         let d = heads * hd;
@@ -152,7 +138,7 @@ fn fused_attention_matches_reference() {
 
 #[test]
 fn pixels_patches_and_tokens() {
-    let Some(dev) = cuda_or_skip() else { return };
+    let Some((_, dev)) = cuda_or_skip() else { return };
     let mut rng = Rng::new(3);
     let (b, h, w, p) = (2, 64, 32, 16);
     let rgb: Vec<u8> = (0..b * h * w * 3).map(|_| rng.below(256) as u8).collect();
@@ -203,7 +189,7 @@ fn pixels_patches_and_tokens() {
 #[test]
 fn f16_gemm_row_major_with_transposes() {
     use rateclust::device::cuda::RmGemm;
-    let Some(dev) = cuda_or_skip() else { return };
+    let Some((_, dev)) = cuda_or_skip() else { return };
     let mut rng = Rng::new(4);
     let (m, n, k) = (33, 70, 48);
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {

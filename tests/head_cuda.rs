@@ -12,6 +12,9 @@
 //!
 //! Needs a GPU: on a machine without one every test prints `SKIP: no CUDA device (<reason>)` and returns.
 
+mod common;
+
+use common::cuda_or_skip;
 use rateclust::cluster::head::{Head, HeadDims, B1, BETA, GAMMA, N_PARAMS, PARAM_NAMES};
 use rateclust::cluster::head_cuda::{CudaHead, StepConfig, EVAL_CHUNK};
 use rateclust::cluster::model::Clusterer;
@@ -19,7 +22,7 @@ use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::cluster::train::{train, BatchOrder, Trainer};
 use rateclust::device::cuda::CudaDevice;
-use rateclust::device::{Device, DeviceKind};
+use rateclust::device::Device;
 use rateclust::progress::NoProgress;
 use rateclust::rng::Rng;
 use std::sync::Arc;
@@ -27,23 +30,6 @@ use std::sync::Arc;
 const TOL_FWD: f64 = 1e-2;
 const TOL_GRAD: f64 = 3e-2;
 const TOL_LOSS: f64 = 1e-2;
-
-fn cuda_or_skip() -> Option<(Device, Arc<CudaDevice>)> {
-    match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(d)) => {
-            println!("running on {}", d.describe());
-            Some((Device::Cuda(d.clone()), d))
-        }
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            None
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            None
-        }
-    }
-}
 
 fn rel_norm(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());

@@ -7,30 +7,14 @@
 //! including a partial last tile: d = 200), and m up to 4096. Needs a GPU: on a machine without one every
 //! test prints `SKIP: no CUDA device (<reason>)` and returns — the only skip the project allows.
 
-use rateclust::device::cuda::CudaDevice;
-use rateclust::device::{Device, DeviceKind};
+mod common;
+
+use common::cuda_or_skip;
+use rateclust::device::Device;
 use rateclust::rate::{membership, mlc_loss, MlcOutput, Objective, RateParams, SinkhornGradient};
 use rateclust::rng::Rng;
-use std::sync::Arc;
 
 const TOL: f64 = 1e-3;
-
-fn cuda_or_skip() -> Option<(Device, Arc<CudaDevice>)> {
-    match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(d)) => {
-            println!("running on {}", d.describe());
-            Some((Device::Cuda(d.clone()), d))
-        }
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            None
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            None
-        }
-    }
-}
 
 /// m×d with unit rows; `rank` < d draws rows from a union of a few subspaces (as trained features are),
 /// which gives Π and the Gram matrices realistic structure.

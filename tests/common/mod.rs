@@ -1,9 +1,32 @@
 //! Shared helpers for integration tests: compiling and running the C/C++ examples against the
-//! library's cdylib and staticlib, and locating fixtures.
+//! library's cdylib and staticlib, locating fixtures, and opening the GPU (or skipping) in the CUDA tests.
 #![allow(dead_code)]
 
+use rateclust::device::cuda::CudaDevice;
+use rateclust::device::{Device, DeviceKind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// CUDA device 0 as a `Device` and as the device itself, or `None` after printing
+/// `SKIP: no CUDA device (<reason>)` — the only skip the project allows; scripts/gpu_check.sh greps for
+/// `SKIP:` and counts it as a failure of the GPU check.
+pub fn cuda_or_skip() -> Option<(Device, Arc<CudaDevice>)> {
+    match Device::open(DeviceKind::Cuda, 0) {
+        Ok(Device::Cuda(d)) => {
+            println!("running on {}", d.describe());
+            Some((Device::Cuda(d.clone()), d))
+        }
+        Ok(Device::Cpu) => {
+            println!("SKIP: no CUDA device (Device::open returned the CPU)");
+            None
+        }
+        Err(e) => {
+            println!("SKIP: no CUDA device ({e})");
+            None
+        }
+    }
+}
 
 /// How a C program links the library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +43,13 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `tests/fixtures/<rel>` of the build tree, or of the current directory when the test binary runs
+/// elsewhere (scripts/gpu_check.sh carries test binaries to a GPU machine and runs them from the
+/// repository root there).
 pub fn fixture(rel: &str) -> PathBuf {
-    repo().join("tests").join("fixtures").join(rel)
+    let built = repo().join("tests").join("fixtures");
+    let base = if built.is_dir() { built } else { PathBuf::from("tests/fixtures") };
+    base.join(rel)
 }
 
 /// The profile directory holding `librateclust.{so,a}` (the test binary lives in its `deps/`).
