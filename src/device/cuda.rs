@@ -245,34 +245,34 @@ impl CudaDevice {
 
     /// Row-major (possibly strided-batched) f32 GEMM with cuBLAS; see [`RmGemm`].
     pub fn sgemm_rm(&self, g: &RmGemm) -> Result<()> {
-        let Some(cm) = g.to_column_major()? else { return Ok(()) };
-        let blas = self.blas()?;
-        self.bind()?;
-        // SAFETY: the pointers address live device buffers of sufficient size (callers size them from the
-        // same m, n, k, ld and strides), and the handle is bound to this device's stream.
-        unsafe {
-            cudarc::cublas::result::sgemm_strided_batched(
-                *blas.handle(),
-                cm.op_a(),
-                cm.op_b(),
-                cm.m,
-                cm.n,
-                cm.k,
-                &cm.alpha,
-                cm.a as *const f32,
-                cm.lda,
-                cm.stride_a,
-                cm.b as *const f32,
-                cm.ldb,
-                cm.stride_b,
-                &cm.beta,
-                cm.c as *mut f32,
-                cm.ldc,
-                cm.stride_c,
-                cm.batch,
-            )
-        }
-        .map_err(|e| Error::Device(format!("cuBLAS SGEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+        // cublasSgemmStridedBatched rather than GemmEx with 32F types: the f32 reference product the TF32
+        // and f16 paths are measured against keeps the entry point (and kernel choice) it was validated with.
+        self.cublas_rm(g, "SGEMM", |handle, cm| {
+            // SAFETY: the pointers address live device buffers of sufficient size (callers size them from
+            // the same m, n, k, ld and strides), and the handle is bound to this device's stream.
+            unsafe {
+                cudarc::cublas::result::sgemm_strided_batched(
+                    handle,
+                    cm.op_a(),
+                    cm.op_b(),
+                    cm.m,
+                    cm.n,
+                    cm.k,
+                    &cm.alpha,
+                    cm.a as *const f32,
+                    cm.lda,
+                    cm.stride_a,
+                    cm.b as *const f32,
+                    cm.ldb,
+                    cm.stride_b,
+                    &cm.beta,
+                    cm.c as *mut f32,
+                    cm.ldc,
+                    cm.stride_c,
+                    cm.batch,
+                )
+            }
+        })
     }
 
     /// Row-major (possibly strided-batched) f32 GEMM on tensor cores in TF32 (inputs rounded to a 10-bit
@@ -281,81 +281,78 @@ impl CudaDevice {
     /// activations stay as they are (no conversion passes). Expect ~1e-3 relative error per product
     /// against [`CudaDevice::sgemm_rm`]. Same operands as `sgemm_rm`; f32 A, B, C, alpha and beta.
     pub fn gemm_tf32_rm(&self, g: &RmGemm) -> Result<()> {
-        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32, cublasGemmAlgo_t::CUBLAS_GEMM_DFALT, cudaDataType_t::CUDA_R_32F};
-        let Some(cm) = g.to_column_major()? else { return Ok(()) };
-        let blas = self.blas()?;
-        self.bind()?;
-        // SAFETY: as in `sgemm_rm` (f32 operands sized by the caller from the same shapes); alpha/beta are
-        // f32 as the 32F compute types require.
-        unsafe {
-            cudarc::cublas::result::gemm_strided_batched_ex(
-                *blas.handle(),
-                cm.op_a(),
-                cm.op_b(),
-                cm.m,
-                cm.n,
-                cm.k,
-                &cm.alpha as *const f32 as *const std::ffi::c_void,
-                cm.a as *const std::ffi::c_void,
-                CUDA_R_32F,
-                cm.lda,
-                cm.stride_a,
-                cm.b as *const std::ffi::c_void,
-                CUDA_R_32F,
-                cm.ldb,
-                cm.stride_b,
-                &cm.beta as *const f32 as *const std::ffi::c_void,
-                cm.c as *mut std::ffi::c_void,
-                CUDA_R_32F,
-                cm.ldc,
-                cm.stride_c,
-                cm.batch,
-                CUBLAS_COMPUTE_32F_FAST_TF32,
-                CUBLAS_GEMM_DFALT,
-            )
-        }
-        .map_err(|e| Error::Device(format!("cuBLAS TF32 GEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32, cudaDataType_t::CUDA_R_32F};
+        self.gemm_ex_rm(g, "TF32 GEMM", CUDA_R_32F, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32)
     }
 
     /// Row-major strided-batched GEMM on f16 operands with f32 accumulation (tensor cores), writing C
     /// in f32 (`c_f16 = false`) or f16: the CLIP engine's linear layers (f16 weights and activations, f32
     /// residual stream). Same operand conventions as [`CudaDevice::sgemm_rm`]; alpha and beta are f32.
     pub fn gemm_f16_rm(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
-        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F, cublasGemmAlgo_t::CUBLAS_GEMM_DFALT, cudaDataType_t};
+        use cudarc::cublas::sys::{cublasComputeType_t::CUBLAS_COMPUTE_32F, cudaDataType_t};
+        let c_type = if c_f16 { cudaDataType_t::CUDA_R_16F } else { cudaDataType_t::CUDA_R_32F };
+        self.gemm_ex_rm(g, "f16 GEMM", cudaDataType_t::CUDA_R_16F, c_type, CUBLAS_COMPUTE_32F)
+    }
+
+    /// `cublasGemmStridedBatchedEx` with A and B of `ab_type`, C of `c_type`, the given compute type and
+    /// the default algorithm (heuristics): what `gemm_tf32_rm` and `gemm_f16_rm` differ by. Both compute
+    /// types are 32F ones, so alpha and beta are f32.
+    fn gemm_ex_rm(
+        &self,
+        g: &RmGemm,
+        what: &str,
+        ab_type: cudarc::cublas::sys::cudaDataType_t,
+        c_type: cudarc::cublas::sys::cudaDataType_t,
+        compute: cudarc::cublas::sys::cublasComputeType_t,
+    ) -> Result<()> {
+        use cudarc::cublas::sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT;
+        use std::ffi::c_void;
+        self.cublas_rm(g, what, |handle, cm| {
+            // SAFETY: as in `sgemm_rm`; A and B hold `ab_type` and C `c_type` elements, sized by the caller
+            // from the same shapes; alpha/beta are f32 as the 32F compute types require.
+            unsafe {
+                cudarc::cublas::result::gemm_strided_batched_ex(
+                    handle,
+                    cm.op_a(),
+                    cm.op_b(),
+                    cm.m,
+                    cm.n,
+                    cm.k,
+                    &cm.alpha as *const f32 as *const c_void,
+                    cm.a as *const c_void,
+                    ab_type,
+                    cm.lda,
+                    cm.stride_a,
+                    cm.b as *const c_void,
+                    ab_type,
+                    cm.ldb,
+                    cm.stride_b,
+                    &cm.beta as *const f32 as *const c_void,
+                    cm.c as *mut c_void,
+                    c_type,
+                    cm.ldc,
+                    cm.stride_c,
+                    cm.batch,
+                    compute,
+                    CUBLAS_GEMM_DFALT,
+                )
+            }
+        })
+    }
+
+    /// What every row-major cuBLAS product shares: the column-major restatement (nothing to do for an
+    /// empty product), the handle, binding the context to this thread, and the error naming the product
+    /// (`what`) and its row-major shape. `call` issues the cuBLAS function itself.
+    fn cublas_rm(
+        &self,
+        g: &RmGemm,
+        what: &str,
+        call: impl FnOnce(cudarc::cublas::sys::cublasHandle_t, &CmGemm) -> std::result::Result<(), cudarc::cublas::result::CublasError>,
+    ) -> Result<()> {
         let Some(cm) = g.to_column_major()? else { return Ok(()) };
         let blas = self.blas()?;
         self.bind()?;
-        let c_type = if c_f16 { cudaDataType_t::CUDA_R_16F } else { cudaDataType_t::CUDA_R_32F };
-        // SAFETY: as in `sgemm_rm`; A and B hold f16 and C the chosen type, sized by the caller from the
-        // same shapes; alpha/beta are f32 as CUBLAS_COMPUTE_32F requires.
-        unsafe {
-            cudarc::cublas::result::gemm_strided_batched_ex(
-                *blas.handle(),
-                cm.op_a(),
-                cm.op_b(),
-                cm.m,
-                cm.n,
-                cm.k,
-                &cm.alpha as *const f32 as *const std::ffi::c_void,
-                cm.a as *const std::ffi::c_void,
-                cudaDataType_t::CUDA_R_16F,
-                cm.lda,
-                cm.stride_a,
-                cm.b as *const std::ffi::c_void,
-                cudaDataType_t::CUDA_R_16F,
-                cm.ldb,
-                cm.stride_b,
-                &cm.beta as *const f32 as *const std::ffi::c_void,
-                cm.c as *mut std::ffi::c_void,
-                c_type,
-                cm.ldc,
-                cm.stride_c,
-                cm.batch,
-                CUBLAS_COMPUTE_32F,
-                CUBLAS_GEMM_DFALT,
-            )
-        }
-        .map_err(|e| Error::Device(format!("cuBLAS f16 GEMM ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
+        call(*blas.handle(), &cm).map_err(|e| Error::Device(format!("cuBLAS {what} ({}×{}×{}, batch {}): {e}", g.m, g.n, g.k, g.batch)))
     }
 
     /// The module compiled from `source` (a `kernels/*.cu` text), compiled by NVRTC on first use.
