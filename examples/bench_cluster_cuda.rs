@@ -14,13 +14,15 @@
 //!   dimension 768 into 1000 clusters (subspace rule), end to end: transfers, the GPU head, the CPU
 //!   assignment of each chunk overlapped with the next chunk's GPU forward.
 
+#[path = "common/cuda_bench.rs"]
+mod cuda_bench;
 use rateclust::cluster::assign::{auto_rank, AssignModel};
 use rateclust::cluster::head::{Head, HeadDims};
 use rateclust::cluster::head_cuda::{CudaHead, StepConfig};
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::device::cuda::CudaDevice;
-use rateclust::device::{Device, DeviceKind};
+use rateclust::device::Device;
 use rateclust::progress::NoProgress;
 use rateclust::rng::Rng;
 use rayon::prelude::*;
@@ -100,20 +102,5 @@ fn run(dev: &Arc<CudaDevice>) -> rateclust::Result<()> {
 }
 
 fn main() {
-    let dev = match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(d)) => d,
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            return;
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            return;
-        }
-    };
-    eprintln!("bench_cluster_cuda on {}", dev.describe());
-    if let Err(e) = run(&dev) {
-        eprintln!("bench_cluster_cuda failed: {e}");
-        std::process::exit(1);
-    }
+    cuda_bench::run_on_cuda("bench_cluster_cuda", run);
 }

@@ -6,8 +6,9 @@
 //! Every case runs on device-resident inputs, is warmed up (kernel compilation, memory pool), then timed
 //! over many repetitions with a stream synchronisation at the end (wall clock / reps).
 
+#[path = "common/cuda_bench.rs"]
+mod cuda_bench;
 use rateclust::device::cuda::{CudaDevice, GpuBuf};
-use rateclust::device::{Device, DeviceKind};
 use rateclust::rate::cuda::{mlc_loss_device, sinkhorn_device, SpdSolver};
 use rateclust::rate::RateParams;
 use rateclust::rng::Rng;
@@ -92,20 +93,5 @@ fn run(dev: &CudaDevice) -> rateclust::Result<()> {
 }
 
 fn main() {
-    let dev = match Device::open(DeviceKind::Cuda, 0) {
-        Ok(Device::Cuda(d)) => d,
-        Ok(Device::Cpu) => {
-            println!("SKIP: no CUDA device (Device::open returned the CPU)");
-            return;
-        }
-        Err(e) => {
-            println!("SKIP: no CUDA device ({e})");
-            return;
-        }
-    };
-    eprintln!("bench_rate_cuda on {}", dev.describe());
-    if let Err(e) = run(&dev) {
-        eprintln!("bench_rate_cuda failed: {e}");
-        std::process::exit(1);
-    }
+    cuda_bench::run_on_cuda("bench_rate_cuda", |dev| run(dev));
 }
