@@ -4,13 +4,10 @@ Rerun (deterministic; needs torch + safetensors):
     /work/venv/bin/python tools/golden/cluster_head_goldens.py
 writes tests/fixtures/cluster_head/head_goldens.safetensors, read by tests/cluster_model_head.rs.
 
-What it restates (DESIGN §1, mirroring LeslieTrue/CPP):
-  head: pre_feature = Linear(in,h) -> BatchNorm1d(h) -> ReLU -> Linear(h,h) -> ReLU,
-        Z = F.normalize(subspace(pre)), C = F.normalize(cluster(pre)), subspace/cluster = Linear(h,d)
-  loss: -R(Z) + gamma R_c(Z, Pi) + lambda/2 ||Pi||_F^2, Pi = m * Sinkhorn_eta(|C C^T|) (log domain,
-        5 half-iterations row/col/row/col/row, v detached at each column step), TCR warm-up = -R(Z) only.
-  training: torch.optim.SGD with two groups (MLP + subspace head: wd_backbone; cluster head: wd_cluster),
-        momentum, steps 0..=warmup use TCR, then the subspace head is copied into the cluster head.
+What it restates (DESIGN §1, mirroring LeslieTrue/CPP): the head, the MLC loss (R_c one log-det per cluster,
+as the reference's loop), the TCR warm-up loss and the two-group SGD step of tools/golden/cpp_head_torch.py
+(shared with the benchmarks in tools/bench), with momentum; steps 0..=warmup use TCR, then the subspace head
+is copied into the cluster head.
 
 Stored tensors (all float64 unless noted):
   x (N, in) features; batches (steps, m) int64 row indices of each step's batch, in order;
@@ -26,9 +23,9 @@ import json
 import os
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from cpp_head_torch import Head, mlc, rate, sgd_two_groups, train_step
 
 torch.manual_seed(1234)
 torch.set_default_dtype(torch.float64)
@@ -43,55 +40,15 @@ PARAM_NAMES = ["pre_feature.0.weight", "pre_feature.0.bias", "pre_feature.1.weig
                "cluster.weight", "cluster.bias"]
 
 
-class Head(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.pre_feature = nn.Sequential(nn.Linear(IN, H), nn.BatchNorm1d(H), nn.ReLU(), nn.Linear(H, H), nn.ReLU())
-        self.subspace = nn.Linear(H, D)
-        self.cluster = nn.Linear(H, D)
-
-    def forward(self, x):
-        pre = self.pre_feature(x)
-        return F.normalize(self.subspace(pre)), F.normalize(self.cluster(pre))
-
-
 def params(model):
     sd = dict(model.named_parameters())
     return {n: sd[n] for n in PARAM_NAMES}
 
 
-def sinkhorn_pi(c):
-    """Pi = m * Sinkhorn(|C C^T|), the reference's log-domain iterations (v detached)."""
-    m = c.shape[0]
-    k = (c @ c.T).abs()
-    eta = HP["eta"]
-    logmu = torch.log(torch.tensor(1.0 / m))
-    u = torch.zeros(m)
-    v = torch.zeros(m)
-    for i in range(HP["half_iters"]):
-        mm = (k + u[:, None] + v[None, :]) / eta
-        if i % 2 == 0:
-            u = eta * (logmu - torch.logsumexp(mm, dim=1)) + u
-        else:
-            v = (eta * (logmu - torch.logsumexp(mm.T, dim=1)) + v).detach()
-    return m * torch.exp((k + u[:, None] + v[None, :]) / eta)
-
-
-def rate(z):
-    m, d = z.shape
-    return 0.5 * torch.logdet(torch.eye(d) + d / (m * HP["eps_sq"]) * z.T @ z)
-
-
 def loss_fn(z, c, tcr):
     if tcr:
-        return -rate(z)
-    m, d = z.shape
-    pi = sinkhorn_pi(c)
-    rc = 0.0
-    for j in range(m):
-        tr = pi[:, j].sum() + 1e-8
-        rc = rc + tr / (2 * m) * torch.logdet(torch.eye(d) + d / (tr * HP["eps_sq"]) * (z.T * pi[:, j]) @ z)
-    return -rate(z) + HP["gamma"] * rc + HP["lam"] / 2 * (pi ** 2).sum()
+        return -rate(z, HP["eps_sq"])
+    return mlc(z, c, HP["eps_sq"], HP["gamma"], HP["lam"], HP["eta"], HP["half_iters"], batched=False)
 
 
 def union_of_subspaces(n, dim, k=4, r=3):
@@ -109,7 +66,7 @@ def grads_of(model, loss):
 out = {}
 x = union_of_subspaces(N, IN)
 out["x"] = x
-model = Head()
+model = Head(IN, H, D)
 init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 for n, p in params(model).items():
     out[f"init/{n}"] = p.detach().clone()
@@ -139,19 +96,12 @@ for tag, tcr in (("mlc", False), ("tcr", True)):
 
 # 20 training steps from the initial weights with the given batches.
 model.load_state_dict(init_state)
-ps = params(model)
-backbone = [p for n, p in ps.items() if not n.startswith("cluster.")]
-cluster = [p for n, p in ps.items() if n.startswith("cluster.")]
-opt = torch.optim.SGD([{"params": backbone, "weight_decay": HP["wd_backbone"]},
-                       {"params": cluster, "weight_decay": HP["wd_cluster"]}], lr=HP["lr"], momentum=HP["momentum"])
+assert list(dict(model.named_parameters())) == PARAM_NAMES  # the optimiser's groups list them in this order
+opt = sgd_two_groups(model, HP["lr"], HP["momentum"], HP["wd_backbone"], HP["wd_cluster"])
 losses = []
 for step in range(STEPS):
     model.train()
-    z, c = model(x[batches[step]])
-    loss = loss_fn(z, c, step <= WARMUP)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    loss = train_step(model, opt, x[batches[step]], lambda z, c: loss_fn(z, c, step <= WARMUP))
     losses.append(loss.item())
     if step == WARMUP:
         with torch.no_grad():
