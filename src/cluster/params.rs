@@ -148,8 +148,8 @@ pub const PRESETS: [&str; 3] = ["cifar10", "imagenet", "fmnist-effnet"];
 
 impl FitParams {
     /// Named settings: `cifar10` (= default), `imagenet` (reference ImageNet-1k: h 2048, d 1024, η 0.12,
-    /// 20 epochs, warm-up 2000), `fmnist-effnet` (tuned on the Fashion-MNIST EfficientNet dev features,
-    /// see examples/eval_dev.rs).
+    /// 20 epochs, warm-up 2000), `fmnist-effnet` (tuned on the Fashion-MNIST EfficientNet dev features:
+    /// 45 epochs, 3 head restarts; see examples/eval_dev.rs and the table below).
     pub fn preset(name: &str) -> Result<Self> {
         let d = FitParams::default();
         match name {
@@ -234,22 +234,31 @@ impl FitParams {
 }
 
 /// The best settings measured on fmnist_effnet_dev (10k×1280 EfficientNet-Lite0 features of Fashion-MNIST) with
-/// examples/eval_dev.rs; all points labelled, k = 10 (2026-11-27, CPU):
+/// examples/eval_dev.rs; every point labelled, k = 10, CPU (2026-11-27). Unless stated: h 4096, d 128, η 0.175,
+/// batch 1024, lr 1e-4, subspace rule.
 ///
 /// | settings | ACC | NMI | ARI |
 /// |---|---|---|---|
-/// | reference CIFAR-10 settings (h 4096, d 128, η 0.175, 15 epochs = 135 steps, lr 1e-4), subspace rule | 0.6435 | 0.6377 | 0.5087 |
-/// | same, prototype-c rule / k-means on every point's C | 0.6424 / 0.6420 | 0.6337 / 0.6355 | 0.5027 / 0.5032 |
+/// | **this preset: 45 epochs (405 steps), head_restarts 3 (seeds 42, 43, 44; kept 42)** | **0.6583** | **0.6570** | **0.5283** |
+/// | same, head_restarts 3 from seed 1 (seeds 1, 2, 3) | see the issue-3 closing note | | |
+/// | 45 epochs, one head, seeds 42 / 1 / 2 / 3 / 4 | 0.658 / 0.565 / 0.646 / 0.642 / 0.647 | 0.657 / 0.626 / 0.650 / 0.649 / 0.648 | 0.528 / 0.484 / 0.514 / 0.509 / 0.513 |
+/// | 90 epochs (810 steps), seed 42 | 0.6588 | 0.6595 | 0.5314 |
+/// | 45 epochs, lr 2e-4, seed 42 | 0.6544 | 0.6567 | 0.5248 |
+/// | reference CIFAR-10 settings (15 epochs = 135 steps), seed 42 | 0.6435 | 0.6377 | 0.5087 |
 /// | same, reference protocol (spectral of one batch's Π, that batch only) | 0.6260 | 0.6165 | 0.4661 |
-/// | same, single head (Π from Z) / η 0.25, subspace rule | 0.6436 / 0.5307 | 0.6171 / 0.5933 | 0.4964 / 0.4205 |
-/// | h 1024, 45 epochs (405 steps), L2-normalised input, lr 1e-4 / 1e-3 | 0.566 / 0.566 | 0.624 / 0.603 | 0.488 / 0.472 |
-/// | h 512, d 64, batch 512, 380 steps, lr 1e-3, normalised input, η 0.175 / 0.1 | 0.585 / 0.546 | 0.636 / 0.531 | 0.500 / 0.407 |
-/// | k-means on the L2-normalised input (10 restarts) | 0.6446 | 0.6369 | 0.5113 |
+/// | 30 epochs, η 0.1 | 0.434 | 0.328 | 0.232 |
+/// | single head (Π from Z) / η 0.25, 15 epochs | 0.6436 / 0.5307 | 0.6171 / 0.5933 | 0.4964 / 0.4205 |
+/// | h 1024, 45 epochs, L2-normalised input, lr 1e-4 / 1e-3 | 0.566 / 0.566 | 0.624 / 0.603 | 0.488 / 0.472 |
+/// | k-means on the L2-normalised input (k-means++, 10 restarts) | 0.6446 | 0.6369 | 0.5113 |
 ///
-/// More steps (the dev README's ~400), larger learning rates, input normalisation, a sharper or softer η and a
-/// single head all lowered
-/// ACC; the reference settings tie k-means (ACC −0.001, NMI +0.001): on these features we did NOT find settings
-/// that clearly beat k-means. The preset is therefore the reference CIFAR-10 settings with k = 10.
+/// What mattered: about 400 steps instead of 135 (the dev README's hint), and the seed. One 45-epoch head beat
+/// k-means on NMI for 4 of 5 seeds but on ACC only for 3 (seed 1 merged sneakers with ankle boots): Fashion-MNIST's
+/// five upper-body classes leave several partitions of nearly equal loss. Scoring each head's labels by the
+/// coding length of the input features ([`super::restart_select`]; tools/dev/score_partitions.py) ranked the five
+/// heads and k-means in the order of their ACC except for one pair 0.0005 apart, with the best head shortest, so
+/// three restarts keep the best of three. The assignment rules (subspace, prototype-z,
+/// prototype-c) agree within 0.003; k-subspaces refinement and coding-length merging of an over-clustering
+/// were tried on the dumped embeddings and were not consistently better.
 fn fmnist_effnet() -> FitParams {
-    FitParams { k: 10, ..FitParams::default() }
+    FitParams { k: 10, epochs: 45, head_restarts: 3, ..FitParams::default() }
 }
