@@ -183,7 +183,19 @@ fn head_restarts_keep_the_shortest_code() {
     let s = spec(10);
     let (x, y) = union_of_subspaces(&s).unwrap();
     let p = FitParams { head_restarts: 3, ..small_params(s.k) };
-    let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    let mut train_ticks = Vec::new();
+    let mut record = |stage: &str, done: u64, total: u64| {
+        if stage == "train" {
+            train_ticks.push((done, total));
+        }
+        true
+    };
+    let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut record).unwrap();
+    // One progress count across the three trainings: 0 ..= 3·steps, never going back.
+    let steps = p.total_steps(s.n) as u64;
+    assert!(train_ticks.iter().all(|&(_, t)| t == 3 * steps), "{train_ticks:?}");
+    assert!(train_ticks.windows(2).all(|w| w[0].0 <= w[1].0), "{train_ticks:?}");
+    assert_eq!(train_ticks.last().unwrap().0, 3 * steps);
     let scores = &model.restart_scores;
     assert_eq!(scores.len(), 3);
     let best = (0..3).min_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();

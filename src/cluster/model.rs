@@ -94,7 +94,9 @@ impl Clusterer {
     }
 
     /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
-    /// into `params.k` clusters, and builds the assignment model. Progress stages: "train", "cluster".
+    /// into `params.k` clusters, and builds the assignment model; with `params.head_restarts` > 1, does that
+    /// once per seed and keeps the best by coding length. Progress stages: "train" (one count across all
+    /// restarts), "cluster" (per restart).
     pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
         check_features(x, n, dim)?;
         params.validate(n, dim)?;
@@ -123,10 +125,16 @@ impl Clusterer {
             // spectral k-means keep the base seed, so every restart is judged on the same points.
             let run = FitParams { seed: params.seed.wrapping_add(r as u64), ..params.clone() };
             let mut head = Head::<f32>::new(dims, run.seed)?;
-            let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, progress)?;
+            // One "train" progress bar across all restarts: restart r covers steps r·T .. (r+1)·T of R·T.
+            let restarts = params.head_restarts as u64;
+            let mut across = |stage: &str, done: u64, total: u64| match stage {
+                "train" => progress.report(stage, r as u64 * total + done, restarts * total),
+                _ => progress.report(stage, done, total),
+            };
+            let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, &mut across)?;
             let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] };
             let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
-            model.recluster(x, n, params.k, device, progress)?;
+            model.recluster(x, n, params.k, device, &mut across)?;
             let Some((xs, ms, scorer)) = &scoring else { return Ok(model) };
             let labels = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels;
             scores.push(scorer.score(&labels.iter().map(|&l| l as usize).collect::<Vec<_>>())?);
