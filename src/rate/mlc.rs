@@ -85,7 +85,9 @@ pub(crate) fn mlc_loss_cpu<T: Real>(
     let rc = rate_c_part(z, pi, m, d, params.eps_sq)?;
     let gamma = T::from_f64(params.gamma);
     let lambda = T::from_f64(params.lambda);
-    let pi_sq: T = pi.par_iter().map(|p| *p * *p).sum();
+    // Fixed-size chunks summed in order: rayon's `sum` splits adaptively (work stealing), which would make the
+    // loss's last bits depend on thread timing, and a fit must repeat exactly for a seed.
+    let pi_sq: T = pi.par_chunks(4096).map(|c| c.iter().map(|p| *p * *p).sum::<T>()).collect::<Vec<T>>().into_iter().sum();
     let pi_penalty = T::from_f64(0.5) * lambda * pi_sq;
     let loss = -rate + gamma * rc.value + pi_penalty;
 
