@@ -80,7 +80,8 @@ fn main() -> rateclust::Result<()> {
     let l = &model.losses;
     let w = params.warmup.min(l.len().saturating_sub(1));
     println!(
-        "fit: {} steps in {fit_s:.1} s; loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
+        "fit: {} head(s) × {} steps in {fit_s:.1} s; kept head's loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
+        params.head_restarts,
         l.len(),
         l[0],
         l[w],
@@ -88,7 +89,7 @@ fn main() -> rateclust::Result<()> {
         l[l.len() - 1]
     );
     if !model.restart_scores.is_empty() {
-        println!("head restarts: coding length of the sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
+        println!("head restarts: coding length of the scoring sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
     }
     for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
         let t = Instant::now();
