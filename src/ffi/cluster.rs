@@ -246,9 +246,6 @@ pub extern "C" fn rateclust_assign(
 ) -> Status {
     guard(|| {
         let m = model(c)?;
-        if dim != m.input_dim() {
-            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
-        }
         let x = features(x, n, dim)?;
         let labels = arg_slice_mut(labels, n, "labels")?;
         let dev = Device::open(device_kind(device)?, 0)?;
@@ -279,9 +276,6 @@ pub extern "C" fn rateclust_select_k(
 ) -> Status {
     guard(|| {
         let m = model(c)?;
-        if dim != m.input_dim() {
-            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
-        }
         let x = features(x, n, dim)?;
         if n_candidates == 0 {
             return Err(crate::invalid_arg!("`n_candidates` is 0"));
@@ -303,9 +297,6 @@ pub extern "C" fn rateclust_select_k(
 pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *const f32, n: usize, dim: usize, k: usize, device: u32) -> Status {
     guard(|| {
         let m = &mut arg_mut(c, "clusterer")?.inner;
-        if dim != m.input_dim() {
-            return Err(crate::invalid_arg!("features have dimension {dim}, but the clusterer was fitted on dimension {}", m.input_dim()));
-        }
         let x = features(x, n, dim)?;
         let dev = Device::open(device_kind(device)?, 0)?;
         m.set_k(x, n, k, &dev, &mut NoProgress)

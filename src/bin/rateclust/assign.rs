@@ -33,15 +33,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let model = Clusterer::load(&required(model, "model")?)?;
     let features = required(features, "features")?;
     let out = required(out, "out")?;
-    let (x, n, dim) = read_features(&features)?;
-    if dim != model.input_dim() {
-        return Err(rateclust::invalid_arg!(
-            "{} has dimension {dim}, but the model was fitted on dimension {}",
-            features.display(),
-            model.input_dim()
-        )
-        .into());
-    }
+    let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open(device, 0)?;
     let a = model.assign_on(&dev, model.params.assign_rule, &x, n, &mut Bar::new())?;
     write_npy_i64(&out, &a.labels, &[n])?;

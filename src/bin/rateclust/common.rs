@@ -1,6 +1,7 @@
 //! What the subcommands share: error type, argument helpers, .npy reading, the progress bar.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rateclust::cluster::model::Clusterer;
 use rateclust::io::npy::read_npy;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,17 @@ pub fn parser(args: Vec<OsString>) -> lexopt::Parser {
 pub fn read_features(path: &Path) -> CliResult<(Vec<f32>, usize, usize)> {
     let arr = read_npy(path)?;
     Ok(arr.to_f32_matrix(&path.display().to_string())?)
+}
+
+/// A feature matrix for a fitted model: as [`read_features`], and its width must be the model's input
+/// dimension (the error names the file).
+pub fn read_features_for(model: &Clusterer, path: &Path) -> CliResult<(Vec<f32>, usize)> {
+    let (x, n, dim) = read_features(path)?;
+    if dim != model.input_dim() {
+        let msg = format!("{} has dimension {dim}, but the model was fitted on dimension {}", path.display(), model.input_dim());
+        return Err(rateclust::invalid_arg!("{msg}").into());
+    }
+    Ok((x, n))
 }
 
 /// A label vector from a 1-D integer .npy file.

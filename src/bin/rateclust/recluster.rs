@@ -30,7 +30,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let mut model = Clusterer::load(&required(model, "model")?)?;
     let features = required(features, "features")?;
     let (k, out) = (required(k, "k")?, required(out, "out")?);
-    let (x, n, _) = read_features(&features)?;
+    let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open(device, 0)?;
     model.set_k(&x, n, k, &dev, &mut Bar::new())?;
     model.save(&out)?;

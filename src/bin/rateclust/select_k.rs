@@ -36,10 +36,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let model = Clusterer::load(&required(model, "model")?)?;
     let features = required(features, "features")?;
     let cands = required(cands, "candidates")?;
-    let (x, n, dim) = read_features(&features)?;
-    if dim != model.input_dim() {
-        return Err(rateclust::invalid_arg!("{} has dimension {dim}, but the model was fitted on dimension {}", features.display(), model.input_dim()).into());
-    }
+    let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open(device, 0)?;
     let r = model.select_k(&x, n, &cands, &dev, &mut Bar::new())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| rateclust::Error::Internal(e.to_string()))?);
