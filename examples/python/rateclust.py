@@ -295,8 +295,40 @@ def metrics(pred, truth):
 
 # --- clustering ------------------------------------------------------------------------------------------
 
-class Clusterer:
+class _Owned:
+    """An object owning one library handle (`self._h`): freed by close(), at the end of a `with` block, or when
+    the object is collected. Subclasses name what they hold (`_kind`) and how it is freed (`_free`)."""
+    _kind = "handle"
+
+    def _handle(self):
+        if not self._h:
+            raise RateclustError(INVALID_ARGUMENT, "the %s is closed" % self._kind)
+        return self._h
+
+    def _free(self, h):
+        raise NotImplementedError
+
+    def close(self):
+        if self._h:
+            self._free(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # at interpreter shutdown the module's globals may already be gone
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Clusterer(_Owned):
     """A fitted clusterer. Use as a context manager or call close(); not safe from two threads at once."""
+    _kind = "clusterer"
 
     def __init__(self, handle):
         self._h = handle
@@ -321,10 +353,6 @@ class Clusterer:
         _check(_lib.rateclust_clusterer_load(os.fsencode(path), byref(out)))
         return cls(out)
 
-    def _handle(self):
-        if not self._h:
-            raise RateclustError(INVALID_ARGUMENT, "the clusterer is closed")
-        return self._h
 
     def save(self, path):
         _check(_lib.rateclust_clusterer_save(self._handle(), os.fsencode(path)))
@@ -366,37 +394,20 @@ class Clusterer:
         x, n = _rows(x, dim, "set_k: x")
         _check(_lib.rateclust_clusterer_set_k(self._handle(), _ptr(x, c_float), n, dim, k, _device(device)))
 
-    def close(self):
-        if self._h:
-            _lib.rateclust_clusterer_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # at interpreter shutdown the module's globals may already be gone
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _free(self, h):
+        _lib.rateclust_clusterer_free(h)
 
 
 # --- CLIP embeddings -------------------------------------------------------------------------------------
 
-class Model:
+class Model(_Owned):
     """A CLIP model directory (Hugging Face layout). Embed calls return (array('f'), rows, dim)."""
+    _kind = "model"
 
     def __init__(self, path, device="auto"):
         self._h = c_void_p()
         _check(_lib.rateclust_model_load(os.fsencode(path), _device(device), byref(self._h)))
 
-    def _handle(self):
-        if not self._h:
-            raise RateclustError(INVALID_ARGUMENT, "the model is closed")
-        return self._h
 
     @property
     def embed_dim(self):
@@ -451,22 +462,8 @@ class Model:
         return self._embed(True, len(frames), lambda p, o, L: _lib.rateclust_embed_frames(
             self._handle(), arr, len(frames), p, o, L), normalize, pooled, batch_size, progress)
 
-    def close(self):
-        if self._h:
-            _lib.rateclust_model_free(self._h)
-            self._h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # at interpreter shutdown the module's globals may already be gone
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _free(self, h):
+        _lib.rateclust_model_free(h)
 
 
 def label_clusters(image_emb, dim, labels, k, text_emb, logit_scale=None, top=None):
