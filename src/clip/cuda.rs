@@ -19,14 +19,13 @@ use super::encoder::Encoder;
 use super::layers::{LayerNorm, Linear};
 use super::text::TextTower;
 use super::vision::VisionTower;
-use crate::device::cuda::nn::{self, NnActivation};
+use crate::device::cuda::nn::{self, grid_for, i32_of, NnActivation, THREADS};
 use crate::device::cuda::{CudaDevice, GpuBuf, KArg, RmGemm};
 use crate::error::{Error, Result};
 use half::f16;
 use std::sync::{Arc, Mutex};
 
 const CLIP: &str = "clip";
-const THREADS: u32 = 256;
 /// Longest sequence [`CudaAttention::Auto`] gives the fused kernel (ViT-B/32's 50 tokens, the text
 /// tower's ≤ 77); longer ones (ViT-B/16's 197, ViT-L/14's 257) go through cuBLAS, whose tensor cores
 /// outrun the fused kernel's scalar f32 dot products once every block re-reads many keys. A guess to be
@@ -55,16 +54,6 @@ impl CudaAttention {
             CudaAttention::Auto => seq > FUSED_MAX_SEQ || hd > FUSED_MAX_HD,
         }
     }
-}
-
-fn i32_of(x: usize, what: &str) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
-}
-
-fn grid_for(n: usize, what: &str) -> Result<(u32, u32, u32)> {
-    let blocks = u32::try_from(n.div_ceil(THREADS as usize))
-        .map_err(|_| Error::InvalidArgument(format!("{what}: {n} elements exceed one CUDA grid")))?;
-    Ok((blocks, 1, 1))
 }
 
 fn need<T>(buf: &GpuBuf<T>, len: usize, what: &str) -> Result<()> {

@@ -18,6 +18,7 @@ use super::head::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAM
 use super::params::FitParams;
 use super::sgd::SgdGroup;
 use super::train::{check_loss, sgd_groups};
+use crate::device::cuda::nn::i32_of;
 use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -34,10 +35,6 @@ const ROW_THREADS: u32 = 128;
 /// Rows per chunk of the evaluation forward: 2 × 32768 × hidden floats of scratch (512 MiB each at
 /// hidden 4096), big enough that every GEMM runs at full tensor-core speed.
 pub const EVAL_CHUNK: usize = 32768;
-
-fn i32_of(x: usize, what: &str) -> Result<i32> {
-    i32::try_from(x).map_err(|_| crate::invalid_arg!("{what} = {x} is too large for the CUDA head kernels"))
-}
 
 /// Grid of a grid-stride kernel over `total` elements (capped: each thread then loops).
 fn flat_grid(total: usize) -> (u32, u32, u32) {

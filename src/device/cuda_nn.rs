@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use half::f16;
 
 const NN: &str = "nn";
-const THREADS: u32 = 256;
+pub(crate) const THREADS: u32 = 256;
 /// Query rows per attention block (ATT_WARPS in the kernel) and the largest head dimension it takes.
 const ATT_WARPS: usize = 4;
 const ATT_MAX_HD: usize = 128;
@@ -39,11 +39,13 @@ fn count(dims: &[usize], what: &str) -> Result<usize> {
         .ok_or_else(|| Error::InvalidArgument(format!("{what}: shape {dims:?} is empty or overflows")))
 }
 
-fn i32_of(x: usize, what: &str) -> Result<i32> {
+/// `x` as a kernel's `int` argument; every CUDA caller in the crate uses this one conversion.
+pub(crate) fn i32_of(x: usize, what: &str) -> Result<i32> {
     i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
 }
 
-fn grid_for(n: usize, what: &str) -> Result<(u32, u32, u32)> {
+/// Blocks of [`THREADS`] covering `n` elements, one per thread (shared with the CLIP towers).
+pub(crate) fn grid_for(n: usize, what: &str) -> Result<(u32, u32, u32)> {
     let blocks = u32::try_from(n.div_ceil(THREADS as usize))
         .map_err(|_| Error::InvalidArgument(format!("{what}: {n} elements exceed one CUDA grid")))?;
     Ok((blocks, 1, 1))
