@@ -126,6 +126,12 @@ typedef enum {
    * Largest cosine to each cluster's mean normalised C (the cluster head's output).
    */
   RATECLUST_ASSIGN_RULE_PROTOTYPE_C = 2,
+  /**
+   * Largest cosine to each cluster's mean in the input space (centred, principal directions,
+   * row-normalised; [`super::input_space`]). Set by the fit when the partition it keeps came from
+   * k-means of the input ([`FitParams::kmeans_candidates`]); the head is then not needed to label.
+   */
+  RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT = 3,
 } rateclust_assign_rule;
 
 /**
@@ -244,21 +250,29 @@ typedef struct {
 } rateclust_frame;
 
 /**
- * Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
+ * Every setting of a fit. Get the defaults (the recommended, data-adaptive settings) from
  * `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
+ * A zero in `k`, `k_max`, `hidden`, `zdim`, `batch`, `steps`, `warmup`, `eta`, `lr` or `lr_cluster` means
+ * "automatic": derived from the data by the rule in README.md ("Defaults"); the fitted model keeps the
+ * values used.
  */
 typedef struct {
   /**
-   * Number of clusters (≥ 2).
+   * Number of clusters (≥ 2), or 0 to choose k in 2..=k_max by coding length in the same fit
+   * (`rateclust_clusterer_k_curve` returns the curve).
    */
   size_t k;
   /**
-   * Head sizes: hidden width and output dimension d.
+   * Largest k tried when k = 0 (0 = automatic: min(20, ⌊√n⌋), at least 2).
+   */
+  size_t k_max;
+  /**
+   * Head sizes: hidden width and output dimension d (0 = automatic).
    */
   size_t hidden;
   size_t zdim;
   /**
-   * Sinkhorn temperature η (reference 0.175).
+   * Sinkhorn temperature η (0 = automatic; the reference's 0.175).
    */
   double eta;
   /**
@@ -276,10 +290,11 @@ typedef struct {
    */
   bool exact_sinkhorn_gradient;
   /**
-   * Minibatch size (incomplete last batch dropped), epochs, warm-up steps (0..=warmup use TCR only).
+   * Minibatch size (cut down to n; an incomplete last batch of each pass is dropped), optimiser steps,
+   * warm-up steps (0..=warmup use TCR only); 0 = automatic for each.
    */
   size_t batch;
-  size_t epochs;
+  size_t steps;
   size_t warmup;
   /**
    * Heads trained from seeds seed, seed+1, …; the one whose partition codes the input shortest is kept
@@ -287,7 +302,8 @@ typedef struct {
    */
   size_t head_restarts;
   /**
-   * SGD: learning rates of the two parameter groups, momentum, weight decays.
+   * SGD: learning rates of the two parameter groups (0 = automatic; lr_cluster 0 = lr), momentum,
+   * weight decays.
    */
   double lr;
   double lr_cluster;
@@ -319,6 +335,11 @@ typedef struct {
    * default, or k-means on Z or C; validated).
    */
   uint32_t sample_clustering;
+  /**
+   * k-means++ runs on the input whose partitions compete with the head's by coding length (default 20;
+   * 0 = the head's partition only). When one wins, the model labels with RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT.
+   */
+  size_t kmeans_candidates;
 } rateclust_fit_params;
 
 /**
@@ -502,15 +523,17 @@ rateclust_status rateclust_embed_texts(const rateclust_model *model,
                                        size_t out_len);
 
 /**
- * The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
- * batch 1024, lr 1e-4, 15 epochs, warm-up 50, momentum 0.9, weight decay 1e-4 / 5e-3, seed 42), k = 10.
+ * The default fit parameters, the recommended path: k and the head's sizes, batch, steps, warm-up, η and
+ * learning rates automatic (0, resolved from the data at fit time), L2-normalised input, prototype-z
+ * assignment, the reference's MLC and SGD constants, seed 42. Set `k` unless k should be chosen.
  */
 rateclust_fit_params rateclust_fit_default_params(void);
 
 /**
- * Writes the named preset ("cifar10", "imagenet", "fmnist-effnet") into `*out`.
+ * Writes the named preset ("auto" = the defaults; "cifar10", "imagenet" = the paper's settings) into `*out`.
  */
-rateclust_status rateclust_fit_preset_params(const char *name, rateclust_fit_params *out);
+rateclust_status rateclust_fit_preset_params(const char *name,
+                                             rateclust_fit_params *out);
 
 /**
  * Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,

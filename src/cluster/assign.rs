@@ -11,6 +11,7 @@
 //! Confidence is the margin between the best and the second-best score (squared projection norms of the
 //! unit-norm z, in [0, 1], or cosines, in [0, 2]): near 0 for points between clusters.
 
+use super::input_space::InputSpace;
 use super::params::AssignRule;
 use crate::error::{Error, Result};
 use crate::linalg::eigh::eigh;
@@ -29,6 +30,31 @@ pub struct AssignModel {
     /// k×d unit-norm means of Z and of C per cluster.
     pub prototypes_z: Vec<f32>,
     pub prototypes_c: Vec<f32>,
+    /// For `AssignRule::PrototypeInput` (the chosen partition came from k-means of the input): the input
+    /// space and the k unit-norm cluster means there.
+    pub input: Option<InputPrototypes>,
+}
+
+/// Cluster means in the [`InputSpace`] (k×rank, unit rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputPrototypes {
+    pub space: InputSpace,
+    pub prototypes: Vec<f32>,
+}
+
+impl InputPrototypes {
+    /// The unit means of the m×rank projections `p` grouped by `labels` (0..k).
+    pub fn build(space: InputSpace, p: &[f32], m: usize, labels: &[usize], k: usize) -> Result<Self> {
+        if p.len() != m * space.rank || labels.len() != m || labels.iter().any(|&l| l >= k) {
+            return Err(crate::invalid_arg!("input prototypes: inconsistent sample shapes or labels"));
+        }
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
+        for (i, &l) in labels.iter().enumerate() {
+            members[l].push(i);
+        }
+        let prototypes = members.iter().flat_map(|rows| unit_mean(p, rows, space.rank)).collect();
+        Ok(InputPrototypes { space, prototypes })
+    }
 }
 
 /// The automatic subspace rank for k clusters in d dimensions: min(d / k, 16), at least 1.
@@ -75,7 +101,7 @@ impl AssignModel {
                 Ok((basis, pz, pc))
             })
             .collect::<Result<_>>()?;
-        let mut out = AssignModel { k, zdim: d, rank, bases: Vec::new(), prototypes_z: Vec::new(), prototypes_c: Vec::new() };
+        let mut out = AssignModel { k, zdim: d, rank, bases: Vec::new(), prototypes_z: Vec::new(), prototypes_c: Vec::new(), input: None };
         for (b, pz, pc) in per_cluster {
             out.bases.extend(b);
             out.prototypes_z.extend(pz);
@@ -90,7 +116,20 @@ impl AssignModel {
         if self.bases.len() != k * r * d || self.prototypes_z.len() != k * d || self.prototypes_c.len() != k * d {
             return Err(Error::Format(format!("assignment tensors do not match k = {k}, d = {d}, rank = {r}")));
         }
+        if let Some(ip) = &self.input {
+            ip.space.check()?;
+            if ip.prototypes.len() != k * ip.space.rank {
+                return Err(Error::Format(format!("input prototypes do not match k = {k}, rank = {}", ip.space.rank)));
+            }
+        }
         Ok(())
+    }
+
+    /// Labels and confidences of n points given their projections into the input space (n×rank), for
+    /// `AssignRule::PrototypeInput`.
+    pub fn assign_input(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
+        best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence)
     }
 
     /// Labels and confidences of n points given their Z (and C for `PrototypeC`; otherwise `c` is ignored),
@@ -101,42 +140,52 @@ impl AssignModel {
             AssignRule::PrototypeC => (c, &self.prototypes_c),
             AssignRule::PrototypeZ => (z, &self.prototypes_z),
             AssignRule::Subspace => (z, &self.bases),
+            AssignRule::PrototypeInput => return Err(crate::invalid_arg!("assign: rule prototype-x labels input projections (assign_input)")),
         };
-        if x.len() != n * d || labels.len() != n || confidence.len() != n {
-            return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n} output slots"));
-        }
-        let cols = if rule == AssignRule::Subspace { k * r } else { k };
-        // Blocks of rows bound the n×cols score matrix.
-        const BLOCK: usize = 4096;
-        let mut scores = vec![0.0f32; BLOCK.min(n) * cols];
-        for start in (0..n).step_by(BLOCK) {
-            let rows = BLOCK.min(n - start);
-            let s = &mut scores[..rows * cols];
-            gemm(rows, cols, d, 1.0, &x[start * d..(start + rows) * d], d, Trans::No, protos, d, Trans::Yes, 0.0, s, cols);
-            let lab = &mut labels[start..start + rows];
-            let conf = &mut confidence[start..start + rows];
-            s.par_chunks(cols).zip(lab.par_iter_mut()).zip(conf.par_iter_mut()).for_each(|((row, l), cf)| {
-                let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
-                for j in 0..k {
-                    let v = if rule == AssignRule::Subspace {
-                        row[j * r..(j + 1) * r].iter().map(|p| p * p).sum::<f32>()
-                    } else {
-                        row[j]
-                    };
-                    if v > best {
-                        second = best;
-                        best = v;
-                        arg = j;
-                    } else if v > second {
-                        second = v;
-                    }
-                }
-                *l = arg as i64;
-                *cf = if second.is_finite() { best - second } else { best };
-            });
-        }
-        Ok(())
+        best_of_rows(x, n, d, protos, k, (rule == AssignRule::Subspace).then_some(r), labels, confidence)
     }
+}
+
+/// For each of the n rows of `x` (n×d), the best of k scores against `protos` — the cosine with each row
+/// (`rank` None), or with `rank` Some(r) the squared projection norm on each block of r basis rows — as
+/// label and margin over the second best.
+#[allow(clippy::too_many_arguments)]
+fn best_of_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+    if x.len() != n * d || labels.len() != n || confidence.len() != n {
+        return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n} output slots"));
+    }
+    let r = rank.unwrap_or(1);
+    let cols = k * r;
+    // Blocks of rows bound the n×cols score matrix.
+    const BLOCK: usize = 4096;
+    let mut scores = vec![0.0f32; BLOCK.min(n) * cols];
+    for start in (0..n).step_by(BLOCK) {
+        let rows = BLOCK.min(n - start);
+        let s = &mut scores[..rows * cols];
+        gemm(rows, cols, d, 1.0, &x[start * d..(start + rows) * d], d, Trans::No, protos, d, Trans::Yes, 0.0, s, cols);
+        let lab = &mut labels[start..start + rows];
+        let conf = &mut confidence[start..start + rows];
+        s.par_chunks(cols).zip(lab.par_iter_mut()).zip(conf.par_iter_mut()).for_each(|((row, l), cf)| {
+            let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
+            for j in 0..k {
+                let v = if rank.is_some() {
+                    row[j * r..(j + 1) * r].iter().map(|p| p * p).sum::<f32>()
+                } else {
+                    row[j]
+                };
+                if v > best {
+                    second = best;
+                    best = v;
+                    arg = j;
+                } else if v > second {
+                    second = v;
+                }
+            }
+            *l = arg as i64;
+            *cf = if second.is_finite() { best - second } else { best };
+        });
+    }
+    Ok(())
 }
 
 /// The mean of the given rows of `a` (m×d), scaled to unit norm (zero stays zero).

@@ -11,6 +11,8 @@ pub mod kmeans;
 pub mod spectral;
 pub mod coding_length;
 pub mod restart_select;
+pub mod input_space;
+pub mod candidates;
 pub mod train;
 pub mod assign;
 pub mod synthetic;

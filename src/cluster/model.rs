@@ -1,12 +1,14 @@
 //! The fitted clusterer: train the head on a feature set, cluster a sample's Π spectrally, summarise the
 //! clusters for out-of-sample assignment; then label any number of points, choose k, save and load.
 
-use super::assign::AssignModel;
+use super::assign::{AssignModel, InputPrototypes};
+use super::candidates::best_kmeans_partition;
 use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
 use super::kmeans::{kmeans, KMeansParams};
 use super::params::{AssignRule, FitParams, SampleClustering};
 use super::restart_select::{PartitionScorer, SCORE_SAMPLE};
+use super::select_k::SelectK;
 use super::spectral::spectral_clustering;
 use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
@@ -27,6 +29,12 @@ pub struct Clusterer {
     /// (lower is better), and the index of the kept restart (trained from seed + index). Not saved.
     pub restart_scores: Vec<f64>,
     pub chosen_restart: usize,
+    /// With `k` = 0 (automatic): the coding-length curve over the candidate k and the chosen k. Not saved.
+    pub k_curve: Option<SelectK>,
+    /// With `kmeans_candidates` > 0: the coding length of the kept head's partition and of each k-means
+    /// candidate (same sample as `restart_scores`). Not saved.
+    pub head_score: Option<f64>,
+    pub kmeans_scores: Vec<f64>,
 }
 
 /// Labels and per-point confidence (see [`super::assign`]).
@@ -90,16 +98,26 @@ pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, pa
 impl Clusterer {
     /// A clusterer from its parts with no training history (loaded files, benchmarks).
     pub fn from_parts(params: FitParams, head: Head<f32>, assign_model: AssignModel) -> Self {
-        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0 }
+        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0, k_curve: None, head_score: None, kmeans_scores: Vec::new() }
     }
 
     /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
-    /// into `params.k` clusters, and builds the assignment model; with `params.head_restarts` > 1, does that
-    /// once per seed and keeps the best by coding length. Progress stages: "train" (one count across all
-    /// restarts), "cluster" (per restart).
+    /// into `params.k` clusters (`k` = 0: the k in 2..=`k_max` chosen by coding length, see
+    /// [`super::select_k`]), and builds the assignment model; with `params.head_restarts` > 1, does that
+    /// once per seed and keeps the best by coding length. Automatic settings are resolved first
+    /// ([`FitParams::resolve`]) and the model keeps the resolved values. Progress stages: "train" (one
+    /// count across all restarts), "select-k" (with k = 0), "cluster" (per restart).
     pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
         check_features(x, n, dim)?;
         params.validate(n, dim)?;
+        let params = &params.resolve(n, dim);
+        if params.k == 0 && params.k_max > n.min(params.spectral_sample) {
+            return Err(crate::invalid_arg!(
+                "k_max = {} is more than the {} points clustered to choose k",
+                params.k_max,
+                n.min(params.spectral_sample)
+            ));
+        }
         let xs;
         let x = if params.normalize_input {
             xs = l2_normalize_rows(x, dim);
@@ -110,7 +128,7 @@ impl Clusterer {
         let dims = HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim };
         // With several restarts, every head labels the same scoring sample with its own rule, and the
         // labelling whose coding length of the sample's input is shortest wins.
-        let scoring = if params.head_restarts > 1 {
+        let scoring = if params.head_restarts > 1 || params.kmeans_candidates > 0 {
             let rows = sample_rows(n, SCORE_SAMPLE, params.seed ^ 0x5C0_4E);
             let xs = gather_rows(x, dim, &rows);
             let scorer = PartitionScorer::new(&xs, rows.len(), dim, params.eps_sq)?;
@@ -132,9 +150,17 @@ impl Clusterer {
                 _ => progress.report(stage, done, total),
             };
             let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, &mut across)?;
-            let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![] };
+            let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![], input: None };
             let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
-            model.recluster(x, n, params.k, device, &mut across)?;
+            let k = if params.k == 0 {
+                let curve = model.select_k_normalized(x, n, &(2..=params.k_max).collect::<Vec<_>>(), device, &mut across)?;
+                let k = curve.best_k;
+                model.k_curve = Some(curve);
+                k
+            } else {
+                params.k
+            };
+            model.recluster(x, n, k, device, &mut across)?;
             let Some((xs, ms, scorer)) = &scoring else { return Ok(model) };
             let labels = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels;
             scores.push(scorer.score(&labels.iter().map(|&l| l as usize).collect::<Vec<_>>())?);
@@ -144,7 +170,18 @@ impl Clusterer {
             }
         }
         let mut model = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
-        model.restart_scores = scores;
+        model.head_score = scores.iter().copied().reduce(f64::min);
+        model.restart_scores = if params.head_restarts > 1 { scores } else { Vec::new() };
+        if let (Some((_, ms, scorer)), true) = (&scoring, params.kmeans_candidates > 0) {
+            // The head's partition against k-means++ partitions of the input, by the same coding length.
+            let k = model.k();
+            let (s, labels, all) = best_kmeans_partition(scorer, k, params.kmeans_candidates, params.seed, progress)?;
+            model.kmeans_scores = all;
+            if model.head_score.is_some_and(|h| s < h) {
+                model.assign_model.input = Some(InputPrototypes::build(scorer.space.clone(), &scorer.proj, *ms, &labels, k)?);
+                model.params.assign_rule = AssignRule::PrototypeInput;
+            }
+        }
         Ok(model)
     }
 
@@ -234,6 +271,9 @@ impl Clusterer {
     /// products) in chunks of [`EVAL_CHUNK`] rows, and the next chunk's forward overlaps the CPU's
     /// assignment of the current one; on the CPU this is exactly `assign_with`.
     pub fn assign_on(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        if rule == AssignRule::PrototypeInput {
+            return self.assign_input_space(x, n, progress);
+        }
         if device.is_cuda() {
             let head = HeadOn::new(device, &self.head)?;
             return self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, progress);
@@ -249,6 +289,24 @@ impl Clusterer {
             let (z, c) = self.embed(&x[start * dim..(start + rows) * dim], rows, want_c)?;
             let c = if want_c { c } else { z.clone() };
             self.assign_model.assign(rule, &z, &c, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
+            report(progress, "assign", (start + rows) as u64, n as u64)?;
+        }
+        Ok(out)
+    }
+
+    /// [`Self::assign_on`] for `AssignRule::PrototypeInput`: no head, the nearest input-space prototype.
+    fn assign_input_space(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        self.check_input(x, n)?;
+        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
+        let dim = self.input_dim();
+        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
+        const CHUNK: usize = 16384;
+        report(progress, "assign", 0, n as u64)?;
+        for start in (0..n).step_by(CHUNK) {
+            let rows = CHUNK.min(n - start);
+            let xs = &x[start * dim..(start + rows) * dim];
+            let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
+            self.assign_model.assign_input(&p, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
             report(progress, "assign", (start + rows) as u64, n as u64)?;
         }
         Ok(out)
@@ -316,7 +374,7 @@ mod tests {
         let model = Clusterer::from_parts(
             FitParams { k, hidden, zdim: d, normalize_input: true, ..FitParams::default() },
             Head::new(HeadDims { input, hidden, zdim: d }, 4).unwrap(),
-            AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d) },
+            AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d), input: None },
         );
         let x = normal(n * input);
         for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {

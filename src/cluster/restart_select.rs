@@ -9,61 +9,41 @@
 //! its own assignment rule — the labels the user will get. The shorter code wins: that partition explains
 //! the data with fewer nats.
 //!
-//! The input is centred, projected onto its top [`SCORE_DIM`] principal directions and row-normalised
-//! first. Without the projection, a 2048-point sample of 1280-d features codes mostly the dimension terms
+//! The input is centred, projected onto its top principal directions and row-normalised first
+//! ([`super::input_space`]). Without the projection, a 2048-point sample of 1280-d features codes mostly the dimension terms
 //! of the log-dets and ranked partitions against their accuracy; with it, the ranking of trained heads and
 //! k-means followed their ACC and NMI on the dev set (measured with examples/eval_dev.rs `--dump` and the
 //! NumPy restatement tools/dev/score_partitions.py; numbers in src/cluster/params.rs).
 
 use super::coding_length::coding_length;
+use super::input_space::InputSpace;
 use crate::error::Result;
-use crate::linalg::eigh::eigh;
-use crate::linalg::{gemm, Trans};
 
-/// Dimension of the space partitions are scored in (at most the input dimension and m − 1).
-pub const SCORE_DIM: usize = 128;
-
-/// Points of the fitting set that every restart labels for its score (all of them below this size). On
-/// the dev set, 2048-point scores ranked two close heads differently from 10000-point ones.
+/// Points of the fitting set that every candidate partition labels for its score (all of them below this
+/// size). On the dev set, 2048-point scores ranked two close heads differently from 10000-point ones.
 pub const SCORE_SAMPLE: usize = 10_000;
 
-/// The sample's input features in the scoring space, built once per fit and shared by every restart.
+/// The sample's input features in the scoring space ([`InputSpace`]), built once per fit and shared by every
+/// candidate partition.
 pub struct PartitionScorer {
-    proj: Vec<f32>,
-    m: usize,
-    r: usize,
+    pub space: InputSpace,
+    /// m×rank projections of the sample.
+    pub proj: Vec<f32>,
+    pub m: usize,
     eps_sq: f64,
 }
 
 impl PartitionScorer {
     /// `xs`: the m×dim input rows of the scoring sample (after the model's input normalisation).
     pub fn new(xs: &[f32], m: usize, dim: usize, eps_sq: f64) -> Result<Self> {
-        if m < 2 || xs.len() != m * dim {
-            return Err(crate::invalid_arg!("partition scorer: need an m×dim sample with m ≥ 2, got {} values for {m}×{dim}", xs.len()));
-        }
-        let r = SCORE_DIM.min(dim).min(m - 1);
-        // Centre in f64, then the top-r eigenvectors of the covariance XcᵀXc are the principal directions.
-        let mut mean = vec![0.0f64; dim];
-        for row in xs.chunks(dim) {
-            mean.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
-        }
-        mean.iter_mut().for_each(|s| *s /= m as f64);
-        let xc: Vec<f64> = xs.chunks(dim).flat_map(|row| row.iter().zip(&mean).map(|(&v, &mu)| v as f64 - mu)).collect();
-        let mut cov = vec![0.0f64; dim * dim];
-        gemm(dim, dim, m, 1.0, &xc, dim, Trans::Yes, &xc, dim, Trans::No, 0.0, &mut cov, dim);
-        let (_vals, vecs) = eigh(&cov, dim)?;
-        // Eigenvalues ascend, eigenvectors are columns: keep the last r columns as a dim×r basis.
-        let basis: Vec<f64> = (0..dim).flat_map(|t| (0..r).map(move |q| (t, dim - 1 - q))).map(|(t, col)| vecs[t * dim + col]).collect();
-        let mut p = vec![0.0f64; m * r];
-        gemm(m, r, dim, 1.0, &xc, dim, Trans::No, &basis, r, Trans::No, 0.0, &mut p, r);
-        let mut proj: Vec<f32> = p.iter().map(|&v| v as f32).collect();
-        crate::linalg::rows::l2_normalize_rows(&mut proj, r);
-        Ok(PartitionScorer { proj, m, r, eps_sq })
+        let space = InputSpace::fit(xs, m, dim)?;
+        let proj = space.project(xs, m)?;
+        Ok(PartitionScorer { space, proj, m, eps_sq })
     }
 
     /// Coding length (nats) of the sample grouped by `labels` (one per sample row): lower is better.
     pub fn score(&self, labels: &[usize]) -> Result<f64> {
-        coding_length(&self.proj, self.m, self.r, labels, self.eps_sq)
+        coding_length(&self.proj, self.m, self.space.rank, labels, self.eps_sq)
     }
 }
 

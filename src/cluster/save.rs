@@ -4,7 +4,8 @@
 //! parameters and sizes. Written to a temporary file beside the target, then renamed, so a crash never
 //! leaves a half-written model under the final name.
 
-use super::assign::AssignModel;
+use super::assign::{AssignModel, InputPrototypes};
+use super::input_space::InputSpace;
 use super::head::{Head, HeadDims, N_PARAMS, PARAM_NAMES};
 use super::model::Clusterer;
 use super::params::FitParams;
@@ -15,8 +16,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub const FORMAT_NAME: &str = "rateclust-clusterer";
-/// Incremented on any change a previous reader could misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// Incremented on any change a previous reader could misread. Version 2 added the input-space prototypes
+/// (`assign.input_*`, config `input_rank`); version 1 files (no input space) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Config {
@@ -26,6 +28,9 @@ struct Config {
     zdim: usize,
     k: usize,
     rank: usize,
+    /// Rank of the input space of `AssignRule::PrototypeInput` (0 = none stored).
+    #[serde(default)]
+    input_rank: usize,
     library_version: String,
 }
 
@@ -35,6 +40,9 @@ const BASES: &str = "assign.subspace_bases";
 const PROTO_Z: &str = "assign.prototypes_z";
 const PROTO_C: &str = "assign.prototypes_c";
 const LOSSES: &str = "train.losses";
+const INPUT_MEAN: &str = "assign.input_mean";
+const INPUT_BASIS: &str = "assign.input_basis";
+const PROTO_X: &str = "assign.prototypes_x";
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -56,6 +64,11 @@ impl Clusterer {
         owned.push((BASES.into(), vec![am.k * am.rank, am.zdim], f32_bytes(&am.bases), Dtype::F32));
         owned.push((PROTO_Z.into(), vec![am.k, am.zdim], f32_bytes(&am.prototypes_z), Dtype::F32));
         owned.push((PROTO_C.into(), vec![am.k, am.zdim], f32_bytes(&am.prototypes_c), Dtype::F32));
+        if let Some(ip) = &am.input {
+            owned.push((INPUT_MEAN.into(), vec![ip.space.dim], f32_bytes(&ip.space.mean), Dtype::F32));
+            owned.push((INPUT_BASIS.into(), vec![ip.space.dim, ip.space.rank], f32_bytes(&ip.space.basis), Dtype::F32));
+            owned.push((PROTO_X.into(), vec![am.k, ip.space.rank], f32_bytes(&ip.prototypes), Dtype::F32));
+        }
         owned.push((LOSSES.into(), vec![self.losses.len()], self.losses.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F64));
         let config = Config {
             params: self.params.clone(),
@@ -64,6 +77,7 @@ impl Clusterer {
             zdim: dims.zdim,
             k: am.k,
             rank: am.rank,
+            input_rank: am.input.as_ref().map_or(0, |ip| ip.space.rank),
             library_version: env!("CARGO_PKG_VERSION").into(),
         };
         let meta = HashMap::from([
@@ -109,7 +123,7 @@ impl Clusterer {
             return Err(Error::Format(format!("metadata 'format' is '{}', expected '{FORMAT_NAME}'", field("format")?)));
         }
         let version = field("format_version")?;
-        if version != &FORMAT_VERSION.to_string() {
+        if version != &FORMAT_VERSION.to_string() && version != "1" {
             return Err(Error::Format(format!(
                 "model format version {version} is not supported by this rateclust (reads version {FORMAT_VERSION}); refit or use a matching library version"
             )));
@@ -142,7 +156,18 @@ impl Clusterer {
             bases: get(BASES, &[cfg.k * cfg.rank, cfg.zdim])?,
             prototypes_z: get(PROTO_Z, &[cfg.k, cfg.zdim])?,
             prototypes_c: get(PROTO_C, &[cfg.k, cfg.zdim])?,
+            input: match cfg.input_rank {
+                0 => None,
+                r if r > cfg.input => return Err(Error::Format(format!("stored input_rank = {r} exceeds the input dimension {}", cfg.input))),
+                r => Some(InputPrototypes {
+                    space: InputSpace { dim: cfg.input, rank: r, mean: get(INPUT_MEAN, &[cfg.input])?, basis: get(INPUT_BASIS, &[cfg.input, r])? },
+                    prototypes: get(PROTO_X, &[cfg.k, r])?,
+                }),
+            },
         };
+        if (cfg.params.assign_rule == crate::cluster::params::AssignRule::PrototypeInput) != assign_model.input.is_some() {
+            return Err(Error::Format("the stored rule prototype-x and the input-space tensors disagree".into()));
+        }
         assign_model.check()?;
         if cfg.k < 2 || cfg.rank == 0 {
             return Err(Error::Format(format!("stored k = {} / rank = {} are invalid", cfg.k, cfg.rank)));

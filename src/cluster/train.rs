@@ -1,4 +1,4 @@
-//! Training the CPP head (DESIGN §1): epochs of seeded shuffles with `drop_last`, TCR warm-up for steps
+//! Training the CPP head (DESIGN §1): `steps` batches cut from seeded shuffles with `drop_last`, TCR warm-up for steps
 //! 0..=warmup, then the subspace head copied into the cluster head and the MLC loss; SGD with two groups.
 //! Mirrors the reference training loop (LeslieTrue/CPP `main.py`), restated in
 //! tools/golden/cluster_head_goldens.py.
@@ -28,15 +28,18 @@ pub struct TrainLog {
     pub losses: Vec<f64>,
 }
 
-/// The batches of every step for n points under `params` (seeded shuffles, drop_last).
+/// The batches of every step for n points under `params` (resolved: `steps` and `batch` set): passes of
+/// seeded shuffles, each cut into full batches (drop_last), until there are `steps` batches. A batch
+/// larger than n is cut down to n.
 pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(params.seed.wrapping_add(0x5EED_0F_BA7C4));
-    let per_epoch = n / params.batch;
-    let mut out = Vec::with_capacity(per_epoch * params.epochs);
-    for _ in 0..params.epochs {
+    let batch = params.batch.min(n).max(1);
+    let mut out = Vec::with_capacity(params.steps);
+    while out.len() < params.steps {
         let mut idx: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut idx);
-        out.extend(idx.chunks_exact(params.batch).map(|c| c.to_vec()));
+        let left = params.steps - out.len();
+        out.extend(idx.chunks_exact(batch).take(left).map(|c| c.to_vec()));
     }
     out
 }

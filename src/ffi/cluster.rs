@@ -20,17 +20,23 @@ pub struct rateclust_clusterer {
 }
 
 
-/// Every setting of a fit. Get the defaults (the reference CPP CIFAR-10 settings) from
+/// Every setting of a fit. Get the defaults (the recommended, data-adaptive settings) from
 /// `rateclust_fit_default_params()` or a named preset from `rateclust_fit_preset_params()`, then change fields.
+/// A zero in `k`, `k_max`, `hidden`, `zdim`, `batch`, `steps`, `warmup`, `eta`, `lr` or `lr_cluster` means
+/// "automatic": derived from the data by the rule in README.md ("Defaults"); the fitted model keeps the
+/// values used.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct rateclust_fit_params {
-    /// Number of clusters (≥ 2).
+    /// Number of clusters (≥ 2), or 0 to choose k in 2..=k_max by coding length in the same fit
+    /// (`rateclust_clusterer_k_curve` returns the curve).
     pub k: usize,
-    /// Head sizes: hidden width and output dimension d.
+    /// Largest k tried when k = 0 (0 = automatic: min(20, ⌊√n⌋), at least 2).
+    pub k_max: usize,
+    /// Head sizes: hidden width and output dimension d (0 = automatic).
     pub hidden: usize,
     pub zdim: usize,
-    /// Sinkhorn temperature η (reference 0.175).
+    /// Sinkhorn temperature η (0 = automatic; the reference's 0.175).
     pub eta: f64,
     /// ε², γ, λ of the MLC loss (0.1, 1, 0.05).
     pub eps_sq: f64,
@@ -40,14 +46,16 @@ pub struct rateclust_fit_params {
     pub sinkhorn_half_iters: usize,
     /// Use the exact Sinkhorn gradient instead of the reference's (v detached).
     pub exact_sinkhorn_gradient: bool,
-    /// Minibatch size (incomplete last batch dropped), epochs, warm-up steps (0..=warmup use TCR only).
+    /// Minibatch size (cut down to n; an incomplete last batch of each pass is dropped), optimiser steps,
+    /// warm-up steps (0..=warmup use TCR only); 0 = automatic for each.
     pub batch: usize,
-    pub epochs: usize,
+    pub steps: usize,
     pub warmup: usize,
     /// Heads trained from seeds seed, seed+1, …; the one whose partition codes the input shortest is kept
     /// (1 = a single head; cost grows linearly).
     pub head_restarts: usize,
-    /// SGD: learning rates of the two parameter groups, momentum, weight decays.
+    /// SGD: learning rates of the two parameter groups (0 = automatic; lr_cluster 0 = lr), momentum,
+    /// weight decays.
     pub lr: f64,
     pub lr_cluster: f64,
     pub momentum: f64,
@@ -68,12 +76,16 @@ pub struct rateclust_fit_params {
     /// How the sample is partitioned: a `rateclust_sample_clustering` value (spectral clustering of Π, the
     /// default, or k-means on Z or C; validated).
     pub sample_clustering: u32,
+    /// k-means++ runs on the input whose partitions compete with the head's by coding length (default 20;
+    /// 0 = the head's partition only). When one wins, the model labels with RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT.
+    pub kmeans_candidates: usize,
 }
 
 impl From<&FitParams> for rateclust_fit_params {
     fn from(p: &FitParams) -> Self {
         rateclust_fit_params {
             k: p.k,
+            k_max: p.k_max,
             hidden: p.hidden,
             zdim: p.zdim,
             eta: p.eta,
@@ -83,7 +95,7 @@ impl From<&FitParams> for rateclust_fit_params {
             sinkhorn_half_iters: p.sinkhorn_half_iters,
             exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
             batch: p.batch,
-            epochs: p.epochs,
+            steps: p.steps,
             warmup: p.warmup,
             head_restarts: p.head_restarts,
             lr: p.lr,
@@ -99,6 +111,7 @@ impl From<&FitParams> for rateclust_fit_params {
             assign_rule: p.assign_rule as u32,
             subspace_rank: p.subspace_rank,
             sample_clustering: p.sample_clustering as u32,
+            kmeans_candidates: p.kmeans_candidates,
         }
     }
 }
@@ -106,7 +119,7 @@ impl From<&FitParams> for rateclust_fit_params {
 impl TryFrom<&rateclust_fit_params> for FitParams {
     type Error = crate::Error;
     fn try_from(p: &rateclust_fit_params) -> Result<Self> {
-        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC]
+        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput]
             .into_iter()
             .find(|r| *r as u32 == p.assign_rule)
             .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;
@@ -116,6 +129,7 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             .ok_or_else(|| crate::invalid_arg!("params.sample_clustering = {} is not a rateclust_sample_clustering", p.sample_clustering))?;
         Ok(FitParams {
             k: p.k,
+            k_max: p.k_max,
             hidden: p.hidden,
             zdim: p.zdim,
             eta: p.eta,
@@ -125,7 +139,7 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             sinkhorn_half_iters: p.sinkhorn_half_iters,
             exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
             batch: p.batch,
-            epochs: p.epochs,
+            steps: p.steps,
             warmup: p.warmup,
             head_restarts: p.head_restarts,
             lr: p.lr,
@@ -141,18 +155,20 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             assign_rule,
             subspace_rank: p.subspace_rank,
             sample_clustering,
+            kmeans_candidates: p.kmeans_candidates,
         })
     }
 }
 
-/// The default fit parameters: the reference CPP settings for CIFAR-10 (hidden 4096, d 128, η 0.175,
-/// batch 1024, lr 1e-4, 15 epochs, warm-up 50, momentum 0.9, weight decay 1e-4 / 5e-3, seed 42), k = 10.
+/// The default fit parameters, the recommended path: k and the head's sizes, batch, steps, warm-up, η and
+/// learning rates automatic (0, resolved from the data at fit time), L2-normalised input, prototype-z
+/// assignment, the reference's MLC and SGD constants, seed 42. Set `k` unless k should be chosen.
 #[no_mangle]
 pub extern "C" fn rateclust_fit_default_params() -> rateclust_fit_params {
     (&FitParams::default()).into()
 }
 
-/// Writes the named preset ("cifar10", "imagenet", "fmnist-effnet") into `*out`.
+/// Writes the named preset ("auto" = the defaults; "cifar10", "imagenet" = the paper's settings) into `*out`.
 #[no_mangle]
 pub extern "C" fn rateclust_fit_preset_params(name: *const c_char, out: *mut rateclust_fit_params) -> Status {
     guard(|| {

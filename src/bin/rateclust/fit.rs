@@ -7,13 +7,18 @@ use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::{Device, DeviceKind};
 use std::ffi::OsString;
 
-const HELP: &str = "rateclust fit --features X.npy --k K --out model.safetensors [options]
-  --preset NAME         start from a preset: cifar10 (default), imagenet, fmnist-effnet
-  --epochs N --batch N --hidden N --zdim N --eta F --warmup N --lr F (both groups) --seed N
+const HELP: &str = "rateclust fit --features X.npy --k K|auto --out model.safetensors [options]
+  --k K | --k auto      number of clusters; auto chooses k in 2..=k-max by coding length (curve printed)
+  --k-max N             largest k tried by --k auto (default: min(20, sqrt(n)))
+  --preset NAME         auto (default: every size setting derived from the data), or the paper's
+                        cifar10 | imagenet settings
+  Automatic unless given (README.md, 'Defaults', states the rule):
+  --steps N --batch N --hidden N --zdim N --eta F --warmup N --lr F (both groups)
+  --seed N (default 42)
   --head-restarts N     train N heads (seeds seed..seed+N-1), keep the one whose partition codes the
-                        input shortest (N times the training time)
-  --device auto|cpu|cuda --single-head --normalize-input
-  --assign-rule subspace|prototype-z|prototype-c --spectral-sample N
+                        input shortest (N times the training time; default 1)
+  --device auto|cpu|cuda (default auto) --single-head --raw-input (skip the default L2 normalisation)
+  --assign-rule subspace|prototype-z|prototype-c (default prototype-z) --spectral-sample N (default 2048)
   --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
 
 pub fn run(args: Vec<OsString>) -> CliResult {
@@ -21,14 +26,18 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let (mut features, mut out, mut k) = (None, None, None);
     let mut device = DeviceKind::Auto;
     let mut edits: Vec<Box<dyn FnOnce(&mut FitParams)>> = Vec::new();
-    let mut preset = "cifar10".to_string();
+    let mut preset = "auto".to_string();
     while let Some(arg) = p.next()? {
         match arg {
             Long("features") => features = Some(path(&mut p)?),
             Long("out") => out = Some(path(&mut p)?),
-            Long("k") | Short('k') => k = Some(value::<usize>(&mut p, "k")?),
+            Long("k") | Short('k') => {
+                let v: String = value(&mut p, "k")?;
+                k = Some(if v == "auto" { 0 } else { v.parse::<usize>().map_err(|_| CliError::Usage(format!("--k: '{v}' is not a number or 'auto'")))? })
+            }
+            Long("k-max") => { let v = value(&mut p, "k-max")?; edits.push(Box::new(move |f| f.k_max = v)) }
             Long("preset") => preset = value(&mut p, "preset")?,
-            Long("epochs") => { let v = value(&mut p, "epochs")?; edits.push(Box::new(move |f| f.epochs = v)) }
+            Long("steps") => { let v = value(&mut p, "steps")?; edits.push(Box::new(move |f| f.steps = v)) }
             Long("batch") => { let v = value(&mut p, "batch")?; edits.push(Box::new(move |f| f.batch = v)) }
             Long("hidden") => { let v = value(&mut p, "hidden")?; edits.push(Box::new(move |f| f.hidden = v)) }
             Long("zdim") => { let v = value(&mut p, "zdim")?; edits.push(Box::new(move |f| f.zdim = v)) }
@@ -42,6 +51,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("sample-clustering") => { let v = SampleClustering::parse(&value::<String>(&mut p, "sample-clustering")?)?; edits.push(Box::new(move |f| f.sample_clustering = v)) }
             Long("single-head") => edits.push(Box::new(|f| f.single_head = true)),
             Long("normalize-input") => edits.push(Box::new(|f| f.normalize_input = true)),
+            Long("raw-input") => edits.push(Box::new(|f| f.normalize_input = false)),
             Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
@@ -59,20 +69,33 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     }
     let (x, n, dim) = read_features(&features)?;
     let dev = Device::open(device, 0)?;
+    params.validate(n, dim)?;
+    let r = params.resolve(n, dim);
+    let k_text = if r.k == 0 { format!("auto (2..={})", r.k_max) } else { r.k.to_string() };
     eprintln!(
-        "fitting on {n}×{dim} features, k = {}, {} steps × {} head(s) on {}",
-        params.k,
-        params.total_steps(n),
-        params.head_restarts,
+        "fitting on {n}×{dim} features, k = {k_text}: {} steps of batch {} × {} head(s), hidden {}, d {}, η {}, lr {} on {}",
+        r.steps,
+        r.batch_for(n),
+        r.head_restarts,
+        r.hidden,
+        r.zdim,
+        r.eta,
+        r.lr,
         dev.describe()
     );
+    let t0 = std::time::Instant::now();
     let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut Bar::new())?;
+    let secs = t0.elapsed().as_secs_f64();
     model.save(&out)?;
     if !model.restart_scores.is_empty() {
         let scores: Vec<String> = model.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
         eprintln!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), model.chosen_restart);
     }
+    if let Some(curve) = &model.k_curve {
+        // The curve is for programs too: one JSON line on stdout, like `select-k`.
+        println!("{}", serde_json::to_string(curve).map_err(|e| CliError::Lib(rateclust::Error::Internal(e.to_string())))?);
+    }
     let last = model.losses.last().copied().unwrap_or(f64::NAN);
-    eprintln!("saved {} (k = {}, final loss {last:.4})", out.display(), model.k());
+    eprintln!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), model.k());
     Ok(())
 }

@@ -19,9 +19,10 @@ const USAGE: &str = "usage: rateclust <command> [options]
 
 commands:
   embed     --model CLIP_DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy   (CLIP embeddings)
-  fit       --features X.npy --k K --out model.safetensors [--preset NAME --epochs N --batch N --hidden N
-            --zdim N --eta F --warmup N --lr F --seed N --device auto|cpu|cuda --single-head --normalize-input
-            --assign-rule subspace|prototype-z|prototype-c --spectral-sample N]
+  fit       --features X.npy --k K|auto --out model.safetensors [--k-max N --preset NAME --steps N
+            --batch N --hidden N --zdim N --eta F --warmup N --lr F --seed N --head-restarts N
+            --device auto|cpu|cuda --single-head --raw-input --assign-rule subspace|prototype-z|prototype-c
+            --spectral-sample N]   (sizes, schedule, η and lr automatic unless given)
   assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
   select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
   recluster --model M.safetensors --features X.npy --k K --out M2.safetensors   (new k, no retraining)
