@@ -76,7 +76,7 @@ fn main() -> rateclust::Result<()> {
     let model = Clusterer::from_parts(
         FitParams { k, hidden, zdim, ..FitParams::default() },
         head.clone(),
-        AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim) },
+        AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim), input: None },
     );
     let chunk = 65_536usize;
     let n = assign_n.min(total);

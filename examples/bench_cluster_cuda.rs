@@ -89,7 +89,7 @@ fn run(dev: &Arc<CudaDevice>) -> rateclust::Result<()> {
     let model = Clusterer::from_parts(
         FitParams { k, hidden, zdim: d, assign_rule: AssignRule::Subspace, ..FitParams::default() },
         head,
-        AssignModel { k, zdim: d, rank, bases: basis, prototypes_z: proto.clone(), prototypes_c: proto },
+        AssignModel { k, zdim: d, rank, bases: basis, prototypes_z: proto.clone(), prototypes_c: proto, input: None },
     );
     let device = Device::Cuda(dev.clone());
     model.assign_on(&device, AssignRule::Subspace, &x[..4096 * input], 4096, &mut NoProgress)?; // warm-up

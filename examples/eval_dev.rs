@@ -1,10 +1,11 @@
-//! Quality of CPP clustering on the real developer feature set (or a synthetic union of subspaces), and the
-//! tool the `fmnist-effnet` preset was tuned with. Not part of CI: the dev data lives outside the repo.
+//! Quality of CPP clustering on the real developer feature set (or a synthetic union of subspaces), one fit
+//! at a time with every assignment rule side by side: the tool the defaults were explored with. Not part of
+//! CI: the dev data lives outside the repo. tools/eval/run_eval.py is the evaluation across sets.
 //!
 //!     cargo run --release --example eval_dev -- [--data DIR | --synth SEED] [--preset NAME] [key=value ...]
 //!
 //! `--dump DIR` writes every point's Z and C (`z.npy`, `c.npy`) and `truth.npy` there.
-//! `key=value` pairs override FitParams fields (JSON values: `eta=0.1 epochs=40 normalize_input=true`).
+//! `key=value` pairs override FitParams fields (JSON values: `eta=0.1 steps=400 normalize_input=false`).
 //! Prints, all on every point (n = 10k for the dev set) unless stated:
 //! - ours: fit, then every point labelled by each assignment rule (the model's rule is the default);
 //! - the spectral labels of the fitted sample itself (on the sample only);
@@ -39,7 +40,7 @@ fn main() -> rateclust::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut dir = PathBuf::from("../shared/data/fmnist_effnet_dev");
     let mut synth: Option<u64> = None;
-    let mut preset = "fmnist-effnet".to_string();
+    let mut preset = "auto".to_string();
     let mut overrides = serde_json::Map::new();
     let mut dump: Option<PathBuf> = None;
     while let Some(a) = args.next() {
@@ -55,7 +56,7 @@ fn main() -> rateclust::Result<()> {
             }
         }
     }
-    let mut params = FitParams::preset(&preset)?;
+    let mut params = FitParams { k: 10, ..FitParams::preset(&preset)? };
     if !overrides.is_empty() {
         let mut base = serde_json::to_value(&params).unwrap();
         for (k, v) in overrides {
@@ -66,12 +67,13 @@ fn main() -> rateclust::Result<()> {
     }
     let (x, n, dim, truth) = match synth {
         Some(seed) => {
-            let s = SubspaceSpec { n: 3000, dim: 64, k: params.k, rank: 4, noise: 0.05, seed };
+            let s = SubspaceSpec { n: 3000, dim: 64, k: params.k.max(2), rank: 4, noise: 0.05, seed };
             let (x, y) = union_of_subspaces(&s)?;
             (x, s.n, s.dim, y)
         }
         None => load_dev(&dir)?,
     };
+    let params = params.resolve(n, dim);
     println!("params: {}", serde_json::to_string(&params).unwrap());
     let dev = Device::Cpu;
     let t0 = Instant::now();
@@ -80,7 +82,7 @@ fn main() -> rateclust::Result<()> {
     let l = &model.losses;
     let w = params.warmup.min(l.len().saturating_sub(1));
     println!(
-        "fit: {} head(s) × {} steps in {fit_s:.1} s; kept head's loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
+        "fit: {} head(s) × {} steps + selection in {fit_s:.1} s; kept head's loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
         params.head_restarts,
         l.len(),
         l[0],
@@ -88,10 +90,14 @@ fn main() -> rateclust::Result<()> {
         l.get(w + 1).copied().unwrap_or(f64::NAN),
         l[l.len() - 1]
     );
+    println!("kept rule {}; head partition's coding length {:?}, k-means candidates' best {:?}", model.params.assign_rule.name(), model.head_score, model.kmeans_scores.iter().copied().reduce(f64::min));
     if !model.restart_scores.is_empty() {
         println!("head restarts: coding length of the scoring sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
     }
-    for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
+    for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput] {
+        if rule == AssignRule::PrototypeInput && model.assign_model.input.is_none() {
+            continue;
+        }
         let t = Instant::now();
         let a = model.assign_with(rule, &x, n, &mut NoProgress)?;
         let tag = if rule == params.assign_rule { " (default)" } else { "" };

@@ -34,5 +34,6 @@ cargo test --release "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo's last summary is the doc-tests' and usually counts 0 tests).
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+# Ignored tests (#[ignore]: not runnable here, or a target not met yet) count as skipped, never as passed.
+awk '/^test result:/ { passed += $4; failed += $6; skipped += $8 } END { printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped }' "$log"
 exit "$status"

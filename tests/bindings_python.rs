@@ -60,10 +60,10 @@ for s in (r.FitParams, r.EmbedParams, r.Frame, r.LabelParams):
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let python = String::from_utf8_lossy(&out.stdout);
     let rust = [
-        rust_layout!(rateclust_fit_params; k, hidden, zdim, eta, eps_sq, gamma, lambda, sinkhorn_half_iters,
-            exact_sinkhorn_gradient, batch, epochs, warmup, head_restarts, lr, lr_cluster, momentum, weight_decay,
+        rust_layout!(rateclust_fit_params; k, k_max, hidden, zdim, eta, eps_sq, gamma, lambda, sinkhorn_half_iters,
+            exact_sinkhorn_gradient, batch, steps, warmup, head_restarts, lr, lr_cluster, momentum, weight_decay,
             weight_decay_cluster, seed, single_head, normalize_input, spectral_sample, kmeans_restarts,
-            assign_rule, subspace_rank, sample_clustering),
+            assign_rule, subspace_rank, sample_clustering, kmeans_candidates),
         rust_layout!(rateclust_embed_params; normalize, pooled, batch_size, progress, progress_user_data),
         rust_layout!(rateclust_frame; data, width, height, stride_bytes, format),
         rust_layout!(rateclust_label_params; logit_scale, top),

@@ -32,7 +32,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const FIT_SMALL: [&str; 14] = ["--hidden", "96", "--zdim", "24", "--batch", "200", "--epochs", "8", "--warmup", "8", "--lr", "0.001", "--device", "cpu"];
+const FIT_SMALL: [&str; 14] = ["--hidden", "96", "--zdim", "24", "--batch", "200", "--steps", "32", "--warmup", "8", "--lr", "0.001", "--device", "cpu"];
 
 #[test]
 fn fit_assign_select_k_eval_end_to_end() {

@@ -15,7 +15,7 @@ fn small_params(k: usize) -> FitParams {
         hidden: 128,
         zdim: 32,
         batch: 200,
-        epochs: 8,
+        steps: 48,
         warmup: 10,
         lr: 0.001,
         lr_cluster: 0.001,
@@ -76,8 +76,8 @@ fn save_load_round_trip_and_format_errors() {
     expect_format("garbage", b"definitely not a model, just some bytes");
     // A different format version in the metadata.
     let text = String::from_utf8_lossy(&bytes[..200.min(bytes.len())]).to_string();
-    assert!(text.contains("\"format_version\":\"1\"") || String::from_utf8_lossy(&bytes).contains("\"format_version\":\"1\""));
-    let bumped = replace_once(&bytes, b"\"format_version\":\"1\"", b"\"format_version\":\"9\"");
+    assert!(text.contains("\"format_version\":\"2\"") || String::from_utf8_lossy(&bytes).contains("\"format_version\":\"2\""));
+    let bumped = replace_once(&bytes, b"\"format_version\":\"2\"", b"\"format_version\":\"9\"");
     match Clusterer::from_bytes(&bumped) {
         Err(Error::Format(m)) => assert!(m.contains("version 9"), "{m}"),
         other => panic!("version 9: expected a format error, got {:?}", other.map(|_| ())),
@@ -123,7 +123,7 @@ fn select_k_finds_the_number_of_subspaces() {
 fn bad_input_gives_clear_errors() {
     let s = SubspaceSpec { n: 300, ..spec(7) };
     let (x, _) = union_of_subspaces(&s).unwrap();
-    let p = FitParams { batch: 100, epochs: 1, warmup: 1, spectral_sample: 300, ..small_params(s.k) };
+    let p = FitParams { batch: 100, steps: 3, warmup: 1, spectral_sample: 300, ..small_params(s.k) };
     let fit = |x: &[f32], n: usize, dim: usize, p: &FitParams| Clusterer::fit(x, n, dim, p, &Device::Cpu, &mut NoProgress);
     let mut bad = x.clone();
     bad[17] = f32::NAN;
@@ -149,7 +149,7 @@ fn bad_input_gives_clear_errors() {
 fn fitting_is_deterministic_for_a_seed() {
     let s = SubspaceSpec { n: 400, ..spec(8) };
     let (x, _) = union_of_subspaces(&s).unwrap();
-    let p = FitParams { epochs: 3, spectral_sample: 400, ..small_params(s.k) };
+    let p = FitParams { steps: 6, spectral_sample: 400, ..small_params(s.k) };
     let a = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
     let b = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
     assert_eq!(a.losses, b.losses);
@@ -192,7 +192,7 @@ fn head_restarts_keep_the_shortest_code() {
     };
     let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut record).unwrap();
     // One progress count across the three trainings: 0 ..= 3·steps, never going back.
-    let steps = p.total_steps(s.n) as u64;
+    let steps = p.steps as u64;
     assert!(train_ticks.iter().all(|&(_, t)| t == 3 * steps), "{train_ticks:?}");
     assert!(train_ticks.windows(2).all(|w| w[0].0 <= w[1].0), "{train_ticks:?}");
     assert_eq!(train_ticks.last().unwrap().0, 3 * steps);
@@ -210,4 +210,62 @@ fn head_restarts_keep_the_shortest_code() {
     let bad = FitParams { head_restarts: 0, ..p };
     let e = Clusterer::fit(&x, s.n, s.dim, &bad, &Device::Cpu, &mut NoProgress).unwrap_err();
     assert!(e.to_string().contains("head_restarts"), "{e}");
+}
+
+/// The defaults alone (no size, schedule or rate setting) fit sets far below one reference batch of 1024
+/// points: n = 60, 200 and 1000 (the reference refused all three). n = 1000 is labelled well; the two
+/// smaller sets are not yet (ACC about 0.45 and 0.5: a known gap of the default rule, printed here).
+#[test]
+fn defaults_fit_small_sets() {
+    let mut accs = Vec::new();
+    for (n, k) in [(60usize, 3usize), (200, 4), (1000, 5)] {
+        let s = SubspaceSpec { n, dim: 48, k, rank: 3, noise: 0.02, seed: 11 };
+        let (x, y) = union_of_subspaces(&s).unwrap();
+        let p = FitParams { k, ..FitParams::default() };
+        let model = Clusterer::fit(&x, n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+        assert_eq!(model.k(), k);
+        assert_eq!(model.params.batch, n.min(512), "the batch is cut to n");
+        let a = model.assign(&x, n, &mut NoProgress).unwrap();
+        let acc = accuracy(&a.labels, &y).unwrap();
+        eprintln!("n {n}, k {k}: acc {acc:.3}, rule {}", model.params.assign_rule.name());
+        accs.push(acc);
+    }
+    eprintln!("{accs:?}");
+    assert!(accs[2] >= 0.9, "n 1000: accuracy {}", accs[2]);
+    // n < k is still an error, and so is a single point.
+    let (x, _) = union_of_subspaces(&SubspaceSpec { n: 60, dim: 32, k: 3, rank: 2, noise: 0.02, seed: 11 }).unwrap();
+    let e = Clusterer::fit(&x[..5 * 32], 5, 32, &FitParams { k: 6, ..FitParams::default() }, &Device::Cpu, &mut NoProgress).unwrap_err();
+    assert!(e.to_string().contains("n < k"), "{e}");
+    let e = Clusterer::fit(&x[..32], 1, 32, &FitParams { k: 0, ..FitParams::default() }, &Device::Cpu, &mut NoProgress).unwrap_err();
+    assert!(e.to_string().contains("at least 2"), "{e}");
+}
+
+/// Well-separated blobs with a barely trained head: a k-means candidate codes shorter than the head's
+/// partition, so the model labels in the input space (rule prototype-x), exactly, and survives a save/load.
+#[test]
+fn kmeans_candidate_wins_on_blobs_and_round_trips() {
+    let (n, dim, k) = (300usize, 16usize, 3usize);
+    let mut rng = rateclust::rng::Rng::new(5);
+    let mut x = Vec::with_capacity(n * dim);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = i % k;
+        for t in 0..dim {
+            let centre = if t % k == c { 1.0 } else { 0.0 };
+            x.push((centre + 0.45 * rng.normal()) as f32);
+        }
+        y.push(c as i64);
+    }
+    let p = FitParams { k, steps: 2, warmup: 1, ..FitParams::default() };
+    let model = Clusterer::fit(&x, n, dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    eprintln!("head {:?}, k-means {:?}", model.head_score, model.kmeans_scores);
+    assert_eq!(model.params.assign_rule, AssignRule::PrototypeInput);
+    let a = model.assign(&x, n, &mut NoProgress).unwrap();
+    assert_eq!(accuracy(&a.labels, &y).unwrap(), 1.0);
+    let path = std::env::temp_dir().join(format!("rateclust_px_{}.safetensors", std::process::id()));
+    model.save(&path).unwrap();
+    let back = Clusterer::load(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(back.assign_model, model.assign_model);
+    assert_eq!(back.assign(&x, n, &mut NoProgress).unwrap(), a);
 }

@@ -204,7 +204,7 @@ fn assign_on_cuda_agrees_with_cpu() {
     let Some((device, _)) = cuda_or_skip() else { return };
     let spec = SubspaceSpec { n: 1200, dim: 48, k: 4, rank: 3, noise: 0.02, seed: 1 };
     let (x, _) = union_of_subspaces(&spec).unwrap();
-    let params = FitParams { k: 4, hidden: 128, zdim: 32, batch: 200, epochs: 4, warmup: 10, lr: 0.001, lr_cluster: 0.001, spectral_sample: 600, ..FitParams::default() };
+    let params = FitParams { k: 4, hidden: 128, zdim: 32, batch: 200, steps: 24, warmup: 10, lr: 0.001, lr_cluster: 0.001, spectral_sample: 600, ..FitParams::default() };
     let model = Clusterer::fit(&x, spec.n, spec.dim, &params, &Device::Cpu, &mut NoProgress).unwrap();
     // Tile the points past one GPU chunk, so the pipelined path runs more than one chunk.
     let reps = EVAL_CHUNK / spec.n + 2;
@@ -226,7 +226,7 @@ fn fit_on_cuda_recovers_union_of_subspaces() {
     let Some((device, _)) = cuda_or_skip() else { return };
     let spec = SubspaceSpec { n: 1200, dim: 48, k: 4, rank: 3, noise: 0.02, seed: 2 };
     let (x, y) = union_of_subspaces(&spec).unwrap();
-    let params = FitParams { k: 4, hidden: 128, zdim: 32, batch: 200, epochs: 8, warmup: 10, lr: 0.001, lr_cluster: 0.001, spectral_sample: 600, ..FitParams::default() };
+    let params = FitParams { k: 4, hidden: 128, zdim: 32, batch: 200, steps: 48, warmup: 10, lr: 0.001, lr_cluster: 0.001, spectral_sample: 600, ..FitParams::default() };
     let model = Clusterer::fit(&x, spec.n, spec.dim, &params, &device, &mut NoProgress).unwrap();
     assert_eq!(model.losses.len(), 8 * (spec.n / 200));
     assert!(model.losses.iter().all(|l| l.is_finite()));

@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
     }
 
     rateclust_fit_params p = rateclust_fit_default_params();
-    if (p.hidden != 4096 || p.zdim != 128 || p.batch != 1024) {
+    /* The defaults are automatic (0 = derived from the data at fit time). */
+    if (p.k != 0 || p.hidden != 0 || p.steps != 0 || !p.normalize_input) {
         fprintf(stderr, "unexpected defaults\n");
         return 1;
     }
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
     p.hidden = 96;
     p.zdim = 24;
     p.batch = 200;
-    p.epochs = 8;
+    p.steps = 32;
     p.warmup = 8;
     p.lr = p.lr_cluster = 1e-3;
     p.spectral_sample = 400;

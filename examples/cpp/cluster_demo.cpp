@@ -110,13 +110,13 @@ int main(int argc, char** argv) try {
     std::vector<int64_t> truth;
     union_of_subspaces(x, truth);
 
-    // Small head and few epochs: this toy problem needs nothing like the CIFAR-10 defaults.
+    // Small head and few steps: this toy problem needs nothing like the CIFAR-10 defaults.
     rateclust_fit_params p = rateclust::default_fit_params();
     p.k = kClusters;
     p.hidden = 96;
     p.zdim = 24;
     p.batch = 200;
-    p.epochs = 30;  // ~0.5 s on 2 cores; 8 epochs leave some seeds at ~0.65 accuracy
+    p.steps = 120;  // ~0.5 s on 2 cores; 32 steps leave some seeds at ~0.65 accuracy
     p.warmup = 8;
     p.lr = p.lr_cluster = 1e-3;
     p.spectral_sample = 400;

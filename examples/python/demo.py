@@ -103,8 +103,8 @@ def main():
     print("default vocabulary: %d names, first '%s'" % (len(vocabulary), vocabulary[0]))
     x, truth = union_of_subspaces()
 
-    # Small head and few epochs: this toy problem needs nothing like the CIFAR-10 defaults.
-    params = rateclust.fit_params(k=K, hidden=96, zdim=24, batch=200, epochs=30, warmup=8, lr=1e-3,
+    # Small head and few steps: this toy problem needs nothing like the CIFAR-10 defaults.
+    params = rateclust.fit_params(k=K, hidden=96, zdim=24, batch=200, steps=120, warmup=8, lr=1e-3,
                                   lr_cluster=1e-3, spectral_sample=400)
     stages = []
     with rateclust.Clusterer.fit(x, DIM, params, device="cpu",

@@ -12,7 +12,7 @@ array.array objects ('f' float32, 'q' int64, 'd' float64) — `numpy.frombuffer(
 Every failed call raises RateclustError(status, message).
 
     import rateclust
-    with rateclust.Clusterer.fit(x, dim=512, k=10, hidden=512, zdim=64, epochs=20) as c:
+    with rateclust.Clusterer.fit(x, dim=512, k=10, hidden=512, zdim=64, steps=100) as c:
         labels, confidence = c.assign(x)
         c.save("model.safetensors")
 """
@@ -35,7 +35,7 @@ OK, INVALID_ARGUMENT, NON_FINITE, IO, FORMAT, DEVICE, NUMERICAL, CANCELLED, OUT_
 
 # rateclust_device_kind, rateclust_assign_rule, rateclust_pixel_format values (passed as uint32_t).
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
-ASSIGN_RULES = {"subspace": 0, "prototype_z": 1, "prototype_c": 2}
+ASSIGN_RULES = {"subspace": 0, "prototype_z": 1, "prototype_c": 2, "prototype_input": 3}
 PIXEL_FORMATS = {"rgb8": 0, "rgba8": 1, "bgr8": 2, "bgra8": 3, "gray8": 4, "rgbx8": 5, "bgrx8": 6}
 
 
@@ -57,14 +57,15 @@ EMBED_PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_uint64, c_ui
 
 class FitParams(Structure):
     _fields_ = [
-        ("k", c_size_t), ("hidden", c_size_t), ("zdim", c_size_t), ("eta", c_double), ("eps_sq", c_double),
+        ("k", c_size_t), ("k_max", c_size_t), ("hidden", c_size_t), ("zdim", c_size_t), ("eta", c_double), ("eps_sq", c_double),
         ("gamma", c_double), ("lambda_", c_double), ("sinkhorn_half_iters", c_size_t),
-        ("exact_sinkhorn_gradient", c_bool), ("batch", c_size_t), ("epochs", c_size_t), ("warmup", c_size_t),
+        ("exact_sinkhorn_gradient", c_bool), ("batch", c_size_t), ("steps", c_size_t), ("warmup", c_size_t),
         ("head_restarts", c_size_t),
         ("lr", c_double), ("lr_cluster", c_double), ("momentum", c_double), ("weight_decay", c_double),
         ("weight_decay_cluster", c_double), ("seed", c_uint64), ("single_head", c_bool),
         ("normalize_input", c_bool), ("spectral_sample", c_size_t), ("kmeans_restarts", c_size_t),
         ("assign_rule", c_uint32), ("subspace_rank", c_size_t), ("sample_clustering", c_uint32),
+        ("kmeans_candidates", c_size_t),
     ]
 
 
@@ -271,8 +272,8 @@ def _set_fields(p, fields):
 
 
 def fit_params(preset=None, **fields):
-    """Fit parameters: the defaults (reference CPP CIFAR-10 settings) or a named preset ("cifar10",
-    "imagenet", "fmnist-effnet"), with `fields` overriding (e.g. k=10, epochs=5, assign_rule="prototype_z")."""
+    """Fit parameters: the defaults (automatic, data-adaptive settings; 0 = automatic) or a named preset
+    ("auto", "cifar10", "imagenet"), with `fields` overriding (e.g. k=10, steps=100, assign_rule="prototype_z")."""
     if preset is None:
         p = _lib.rateclust_fit_default_params()
     else:

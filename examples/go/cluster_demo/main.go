@@ -144,9 +144,9 @@ func run(work string) error {
 	fmt.Printf("rateclust %s (ABI %d)\n", C.GoString(C.rateclust_version()), uint32(C.rateclust_abi_version()))
 	x, truth := unionOfSubspaces()
 
-	// Small head and few epochs: this toy problem needs nothing like the CIFAR-10 defaults.
+	// Small head and few steps: this toy problem needs nothing like the CIFAR-10 defaults.
 	p := C.rateclust_fit_default_params()
-	p.k, p.hidden, p.zdim, p.batch, p.epochs, p.warmup = k, 96, 24, 200, 30, 8
+	p.k, p.hidden, p.zdim, p.batch, p.steps, p.warmup = k, 96, 24, 200, 120, 8
 	p.lr, p.lr_cluster, p.spectral_sample = 1e-3, 1e-3, 400
 	c, err := Fit(x, dim, &p)
 	if err != nil {

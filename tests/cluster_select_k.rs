@@ -1,0 +1,35 @@
+//! `k` = 0 (automatic) chooses the number of clusters in the same fit, by the knee of the coding-length
+//! curve (src/cluster/select_k.rs): the true k of unions of k ∈ {3, 6, 10, 20} random subspaces, from 3
+//! seeds each, with every other setting at its default.
+//!
+//! NOT MET YET, so ignored (reported as skipped by scripts/test.sh): on these small sets (80 points per
+//! subspace) the curve of the default head's Z falls smoothly past the true k, and the knee chose
+//! 8, 8, 8 / 10, 9, 11 / 10, 9, 9 / 15, 10, 12 (argmin: 8 / 11–14 / 20). It also takes about 5 minutes on
+//! 2 cores. Run it with `cargo test --release --test cluster_select_k -- --ignored --nocapture`.
+
+use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::params::FitParams;
+use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
+use rateclust::progress::NoProgress;
+use rateclust::Device;
+
+#[test]
+#[ignore = "acceptance target of issue 13 not met yet (see the module doc); ~5 min"]
+fn auto_k_finds_the_number_of_subspaces() {
+    let mut wrong = Vec::new();
+    for k in [3usize, 6, 10, 20] {
+        for seed in [1u64, 2, 3] {
+            let spec = SubspaceSpec { n: 80 * k, dim: 64, k, rank: 3, noise: 0.02, seed: 100 + seed };
+            let (x, _) = union_of_subspaces(&spec).unwrap();
+            let p = FitParams { k: 0, k_max: (k + 5).min(25), seed, ..FitParams::default() };
+            let model = Clusterer::fit(&x, spec.n, spec.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+            let curve = model.k_curve.as_ref().expect("k = 0 records the curve");
+            eprintln!("k {k} seed {seed}: chose {} — {:?}", curve.best_k, curve.coding_length.iter().map(|v| v.round()).collect::<Vec<_>>());
+            assert_eq!(model.k(), curve.best_k);
+            if curve.best_k != k {
+                wrong.push((k, seed, curve.best_k));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong k (true, seed, chosen): {wrong:?}");
+}
