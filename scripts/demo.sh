@@ -7,7 +7,7 @@
 #
 # With your own features: rateclust fit --features X.npy --k K --out model.safetensors, and so on
 # (`rateclust --help`). The small head below keeps the demo to about a minute on 2 cores; the defaults are the
-# reference CPP settings (hidden 4096, d 128, 15 epochs of batch 1024).
+# automatic ones (README, "Defaults").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/demo}
@@ -20,7 +20,7 @@ echo "== 1. a feature set with known clusters"
 
 echo "== 2. fit (k = 6)"
 "$bin" fit --features "$work/features.npy" --k 6 --out "$work/model.safetensors" \
-  --hidden 256 --zdim 32 --batch 500 --epochs 10 --warmup 10 --lr 0.001 --device cpu
+  --hidden 256 --zdim 32 --batch 500 --steps 60 --warmup 10 --lr 0.001 --device cpu
 
 echo "== 3. label every point"
 "$bin" assign --model "$work/model.safetensors" --features "$work/features.npy" --out "$work/labels.npy" \
