@@ -138,7 +138,7 @@ fn one_training_step_updates_like_cpu() {
     let dims = HeadDims { input: 64, hidden: 256, zdim: 32 };
     let m = 256;
     for single_head in [false, true] {
-        let params = FitParams { warmup: 0, single_head, hidden: dims.hidden, zdim: dims.zdim, batch: m, lr: 0.05, lr_cluster: 0.05, ..FitParams::default() };
+        let params = FitParams { warmup: 1, single_head, hidden: dims.hidden, zdim: dims.zdim, batch: m, lr: 0.05, lr_cluster: 0.05, ..FitParams::default() };
         let start = head(dims, 5);
         let x = normal(&mut Rng::new(6), m * dims.input);
         let mut ch = CudaHead::from_head(&dev, &start).unwrap();

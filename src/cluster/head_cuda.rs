@@ -363,7 +363,9 @@ pub struct StepConfig {
 }
 
 impl StepConfig {
+    /// Automatic (zero) settings in `params` are resolved first, as [`super::train::Trainer::new`] does.
     pub fn new(params: &FitParams) -> Self {
+        let params = &params.resolve(params.batch.max(2), 0);
         StepConfig { warmup: params.warmup, single_head: params.single_head, rate: params.rate_params(), groups: sgd_groups(params), loss_budget: CHUNK_BUDGET_BYTES }
     }
 }

@@ -64,7 +64,9 @@ pub struct Trainer<T> {
 }
 
 impl<T: Real> Trainer<T> {
+    /// Automatic (zero) settings in `params` are resolved first ([`FitParams::resolve`]).
     pub fn new(params: &FitParams, device: &Device) -> Self {
+        let params = &params.resolve(params.batch.max(2), 0);
         Trainer {
             opt: {
                 let (backbone, cluster) = sgd_groups(params);
@@ -116,6 +118,7 @@ pub fn train<T: Real>(
     progress: &mut dyn Progress,
 ) -> Result<TrainLog> {
     let input = head.dims.input;
+    let params = &params.resolve(n, input);
     if x.len() != n * input {
         return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
     }
