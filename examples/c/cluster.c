@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     p.hidden = 96;
     p.zdim = 24;
     p.batch = 200;
-    p.steps = 32;
+    p.steps = 64;
     p.warmup = 8;
     p.lr = p.lr_cluster = 1e-3;
     p.spectral_sample = 400;
