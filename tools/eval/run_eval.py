@@ -12,7 +12,6 @@ MNIST, scikit-learn's digits and the Fashion-MNIST test split are held out and n
 """
 import argparse, json, os, subprocess, sys, time
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -20,15 +19,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release", "rateclust")
 REF = os.path.join(ROOT, "target", "release", "examples", "eval_reference")
 DEV = os.path.join(ROOT, "..", "shared", "data", "fmnist_effnet_dev")
+sys.path.insert(0, os.path.join(ROOT, "tools", "dev"))
+from score_partitions import accuracy  # noqa: E402  (Hungarian-matched accuracy, one definition)
+
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def accuracy(y, p):
-    k = max(y.max(), p.max()) + 1
-    w = np.zeros((k, k))
-    np.add.at(w, (p, y), 1)
-    r, c = linear_sum_assignment(-w)
-    return w[r, c].sum() / len(y)
 
 
 def scores(y, p):
