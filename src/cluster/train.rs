@@ -35,7 +35,8 @@ pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(params.seed.wrapping_add(0x5EED_0F_BA7C4));
     let batch = params.batch.min(n).max(1);
     let mut out = Vec::with_capacity(params.steps);
-    while out.len() < params.steps {
+    // n = 0 gives no batch at all (and must not loop forever looking for one).
+    while n > 0 && out.len() < params.steps {
         let mut idx: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut idx);
         let left = params.steps - out.len();
@@ -66,7 +67,7 @@ pub struct Trainer<T> {
 impl<T: Real> Trainer<T> {
     /// Automatic (zero) settings in `params` are resolved first ([`FitParams::resolve`]).
     pub fn new(params: &FitParams, device: &Device) -> Self {
-        let params = &params.resolve(params.batch.max(2), 0);
+        let params = &params.resolve(params.batch.max(2));
         Trainer {
             opt: {
                 let (backbone, cluster) = sgd_groups(params);
@@ -118,7 +119,7 @@ pub fn train<T: Real>(
     progress: &mut dyn Progress,
 ) -> Result<TrainLog> {
     let input = head.dims.input;
-    let params = &params.resolve(n, input);
+    let params = &params.resolve(n);
     if x.len() != n * input {
         return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
     }
