@@ -365,7 +365,7 @@ pub struct StepConfig {
 impl StepConfig {
     /// Automatic (zero) settings in `params` are resolved first, as [`super::train::Trainer::new`] does.
     pub fn new(params: &FitParams) -> Self {
-        let params = &params.resolve(params.batch.max(2), 0);
+        let params = &params.resolve(params.batch.max(2));
         StepConfig { warmup: params.warmup, single_head: params.single_head, rate: params.rate_params(), groups: sgd_groups(params), loss_budget: CHUNK_BUDGET_BYTES }
     }
 }

@@ -68,7 +68,7 @@ impl SampleClustering {
 /// Settings of [`crate::cluster::model::Clusterer::fit`].
 ///
 /// Zero means *automatic* for `k`, `k_max`, `hidden`, `zdim`, `batch`, `steps`, `warmup`, `eta`, `lr` and
-/// `lr_cluster`: [`FitParams::resolve`] derives those from the data's size n, its dimension and k by the rule
+/// `lr_cluster`: [`FitParams::resolve`] derives those from the data's size n and k by the rule
 /// written there (and in README.md and docs/defaults.md), and the fitted model keeps the resolved values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -205,13 +205,15 @@ impl FitParams {
         }
     }
 
-    /// The settings with every automatic (zero) value replaced by the rule's choice for n points of
-    /// dimension `dim` and k clusters (`k` = 0: the largest candidate `k_max`). Explicit values are kept.
+    /// The settings with every automatic (zero) value replaced by the rule's choice for n points and k
+    /// clusters (`k` = 0: the largest candidate `k_max`). Explicit values are kept. (The rule does not use
+    /// the input dimension: the head's first layer is the only part that scales with it.)
     ///
     /// The rule (measured: docs/defaults.md; tools/eval/run_eval.py reruns the table):
     /// - batch m = min(n, 512): Π is m×m, so the MLC loss costs O(m²d²) per step; 512 keeps ≥ 25 points per
     ///   cluster per batch up to k = 20;
-    /// - steps 300, warm-up 30 (a tenth): enough for the head to converge on every evaluation set;
+    /// - steps 300, warm-up 30 (a tenth): the reference's 60–135 steps were too few on the dev set, and
+    ///   about 400 were needed on digits (dev README);
     /// - d = clamp(4·k rounded up to a multiple of 16, 32, 128): room for a subspace of a few dimensions
     ///   per cluster (MCR² wants clusters in near-orthogonal subspaces);
     /// - h = 512;
@@ -219,13 +221,12 @@ impl FitParams {
     ///
     /// Known gap (issue 13): below about 1,000 points the head trained this way separates unions of
     /// subspaces poorly (ACC 0.45–0.5 at n = 60 and 200 in tests/cluster_model_fit.rs); n = 1,000 reaches 0.97.
-    pub fn resolve(&self, n: usize, dim: usize) -> FitParams {
-        let _ = dim;
+    pub fn resolve(&self, n: usize) -> FitParams {
         let mut p = self.clone();
-        let k_eff = if p.k == 0 { p.resolved_k_max(n) } else { p.k };
         if p.k_max == 0 {
-            p.k_max = p.resolved_k_max(n);
+            p.k_max = ((n as f64).sqrt() as usize).clamp(2, 20);
         }
+        let k_eff = if p.k == 0 { p.k_max } else { p.k };
         if p.batch == 0 {
             p.batch = n.min(512);
         }
@@ -251,15 +252,6 @@ impl FitParams {
             p.lr_cluster = p.lr;
         }
         p
-    }
-
-    /// `k_max` with its automatic value min(20, ⌊√n⌋) (at least 2) for n points.
-    fn resolved_k_max(&self, n: usize) -> usize {
-        if self.k_max > 0 {
-            self.k_max
-        } else {
-            ((n as f64).sqrt() as usize).clamp(2, 20)
-        }
     }
 
     /// The rate-reduction constants for the loss and Sinkhorn.
@@ -348,6 +340,6 @@ impl FitParams {
 
     /// The batch actually used for n points: `batch` (or its automatic value) cut down to n.
     pub fn batch_for(&self, n: usize) -> usize {
-        self.resolve(n, 0).batch.min(n)
+        self.resolve(n).batch.min(n)
     }
 }

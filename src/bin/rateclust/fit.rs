@@ -18,7 +18,7 @@ const HELP: &str = "rateclust fit --features X.npy --k K|auto --out model.safete
   --head-restarts N     train N heads (seeds seed..seed+N-1), keep the one whose partition codes the
                         input shortest (N times the training time; default 1)
   --device auto|cpu|cuda (default auto) --single-head --raw-input (skip the default L2 normalisation)
-  --assign-rule subspace|prototype-z|prototype-c (default prototype-z) --spectral-sample N (default 2048)
+  --assign-rule subspace|prototype-z|prototype-c (default subspace) --spectral-sample N (default 2048)
   --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
 
 pub fn run(args: Vec<OsString>) -> CliResult {
@@ -70,7 +70,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let (x, n, dim) = read_features(&features)?;
     let dev = Device::open(device, 0)?;
     params.validate(n, dim)?;
-    let r = params.resolve(n, dim);
+    let r = params.resolve(n);
     let k_text = if r.k == 0 { format!("auto (2..={})", r.k_max) } else { r.k.to_string() };
     eprintln!(
         "fitting on {n}×{dim} features, k = {k_text}: {} steps of batch {} × {} head(s), hidden {}, d {}, η {}, lr {} on {}",
