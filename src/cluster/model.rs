@@ -110,7 +110,7 @@ impl Clusterer {
     pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
         check_features(x, n, dim)?;
         params.validate(n, dim)?;
-        let params = &params.resolve(n, dim);
+        let params = &params.resolve(n);
         if params.k == 0 && params.k_max > n.min(params.spectral_sample) {
             return Err(crate::invalid_arg!(
                 "k_max = {} is more than the {} points clustered to choose k",
@@ -278,35 +278,42 @@ impl Clusterer {
             let head = HeadOn::new(device, &self.head)?;
             return self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, progress);
         }
-        self.check_input(x, n)?;
-        let dim = self.input_dim();
-        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
-        const CHUNK: usize = 16384;
         let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
-        report(progress, "assign", 0, n as u64)?;
-        for start in (0..n).step_by(CHUNK) {
-            let rows = CHUNK.min(n - start);
-            let (z, c) = self.embed(&x[start * dim..(start + rows) * dim], rows, want_c)?;
+        self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
+            let (z, c) = self.embed(xs, rows, want_c)?;
             let c = if want_c { c } else { z.clone() };
-            self.assign_model.assign(rule, &z, &c, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
-            report(progress, "assign", (start + rows) as u64, n as u64)?;
-        }
-        Ok(out)
+            self.assign_model.assign(rule, &z, &c, rows, labels, conf)
+        })
     }
 
     /// [`Self::assign_on`] for `AssignRule::PrototypeInput`: no head, the nearest input-space prototype.
     fn assign_input_space(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        self.check_input(x, n)?;
         let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
+        let dim = self.input_dim();
+        self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
+            let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
+            self.assign_model.assign_input(&p, rows, labels, conf)
+        })
+    }
+
+    /// Checks `x`, then labels it in chunks of 16384 rows (memory O(chunk)) with `label_chunk(rows of x,
+    /// row count, labels out, confidences out)`. Progress stage "assign".
+    fn assign_in_chunks(
+        &self,
+        x: &[f32],
+        n: usize,
+        progress: &mut dyn Progress,
+        mut label_chunk: impl FnMut(&[f32], usize, &mut [i64], &mut [f32]) -> Result<()>,
+    ) -> Result<Assignment> {
+        self.check_input(x, n)?;
         let dim = self.input_dim();
         let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
         const CHUNK: usize = 16384;
         report(progress, "assign", 0, n as u64)?;
         for start in (0..n).step_by(CHUNK) {
             let rows = CHUNK.min(n - start);
-            let xs = &x[start * dim..(start + rows) * dim];
-            let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
-            self.assign_model.assign_input(&p, rows, &mut out.labels[start..start + rows], &mut out.confidence[start..start + rows])?;
+            let span = start..start + rows;
+            label_chunk(&x[start * dim..(start + rows) * dim], rows, &mut out.labels[span.clone()], &mut out.confidence[span])?;
             report(progress, "assign", (start + rows) as u64, n as u64)?;
         }
         Ok(out)
