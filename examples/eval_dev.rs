@@ -14,15 +14,18 @@
 
 use rateclust::cluster::kmeans::{kmeans, KMeansParams};
 use rateclust::cluster::metrics::{scores, Scores};
-use rateclust::cluster::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
+use rateclust::cluster::model::{l2_normalize_rows, sample_rows, Clusterer};
 use rateclust::cluster::params::{AssignRule, FitParams};
-use rateclust::cluster::spectral::spectral_clustering;
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::cluster::train::shuffled_batches;
 use rateclust::progress::NoProgress;
 use rateclust::Device;
 use std::path::PathBuf;
 use std::time::Instant;
+
+#[path = "common/spectral_rows.rs"]
+mod spectral_rows;
+use spectral_rows::spectral_scores_of_rows;
 
 #[path = "common/dev_set.rs"]
 mod dev_set;
@@ -73,7 +76,7 @@ fn main() -> rateclust::Result<()> {
         }
         None => load_dev(&dir)?,
     };
-    let params = params.resolve(n, dim);
+    let params = params.resolve(n);
     println!("params: {}", serde_json::to_string(&params).unwrap());
     let dev = Device::Cpu;
     let t0 = Instant::now();
@@ -125,14 +128,8 @@ fn main() -> rateclust::Result<()> {
     }
     // The sample's own spectral labels, and the reference protocol (Π of one training batch).
     let xin = if params.normalize_input { l2_normalize_rows(&x, dim) } else { x.clone() };
-    let d = params.zdim;
     let eval_rows = |name: &str, rows: Vec<usize>| -> rateclust::Result<()> {
-        let xs = gather_rows(&xin, dim, &rows);
-        let (z, c) = model.head.forward_eval(&xs, rows.len(), !params.single_head)?;
-        let aff = pi_affinity(&dev, &z, &c, rows.len(), d, &params)?;
-        let lab = spectral_clustering(&aff, rows.len(), params.k, params.kmeans_restarts, params.seed)?;
-        let t: Vec<i64> = rows.iter().map(|&r| truth[r]).collect();
-        show(name, &scores(&to_i64(&lab), &t)?, rows.len());
+        show(name, &spectral_scores_of_rows(&model.head, &params, &xin, dim, &rows, &truth)?, rows.len());
         Ok(())
     };
     eval_rows("ours, spectral on the fitted sample", sample_rows(n, params.spectral_sample, params.seed))?;

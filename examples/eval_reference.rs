@@ -8,17 +8,19 @@
 //!
 //! Prints one JSON line: {"acc", "nmi", "ari", "n" (the scored batch), "seconds"}.
 
-use rateclust::cluster::metrics::scores;
-use rateclust::cluster::model::{gather_rows, pi_affinity, sample_rows};
 use rateclust::cluster::head::{Head, HeadDims};
+use rateclust::cluster::model::{gather_rows, sample_rows};
 use rateclust::cluster::params::FitParams;
-use rateclust::cluster::spectral::spectral_clustering;
 use rateclust::cluster::train::{shuffled_batches, train, BatchOrder};
 use rateclust::io::npy::read_npy;
 use rateclust::progress::NoProgress;
 use rateclust::Device;
 use std::path::Path;
 use std::time::Instant;
+
+#[path = "common/spectral_rows.rs"]
+mod spectral_rows;
+use spectral_rows::spectral_scores_of_rows;
 
 fn main() -> rateclust::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,12 +42,7 @@ fn main() -> rateclust::Result<()> {
     let mut head = Head::<f32>::new(HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim }, seed)?;
     train(&mut head, &x, n, &params, &Device::Cpu, BatchOrder::Shuffled, &mut NoProgress)?;
     let first = shuffled_batches(n, &params)[0].clone();
-    let xb = gather_rows(&x, dim, &first);
-    let (z, c) = head.forward_eval(&xb, first.len(), true)?;
-    let aff = pi_affinity(&Device::Cpu, &z, &c, first.len(), params.zdim, &params)?;
-    let labels: Vec<i64> = spectral_clustering(&aff, first.len(), k, params.kmeans_restarts, seed)?.into_iter().map(|l| l as i64).collect();
-    let t: Vec<i64> = first.iter().map(|&r| truth[r]).collect();
-    let s = scores(&labels, &t)?;
+    let s = spectral_scores_of_rows(&head, &params, &x, dim, &first, &truth)?;
     println!(
         "{{\"acc\": {:.4}, \"nmi\": {:.4}, \"ari\": {:.4}, \"n\": {}, \"seconds\": {:.1}}}",
         s.acc,
