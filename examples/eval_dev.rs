@@ -93,12 +93,12 @@ fn main() -> rateclust::Result<()> {
         l.get(w + 1).copied().unwrap_or(f64::NAN),
         l[l.len() - 1]
     );
-    println!("kept rule {}; head partition's coding length {:?}, k-means candidates' best {:?}", model.params.assign_rule.name(), model.head_score, model.kmeans_scores.iter().copied().reduce(f64::min));
+    println!("kept rule {}; coding length of the head's partition {:?}, of the k-means consensus {:?}", model.params.assign_rule.name(), model.head_score, model.consensus_score);
     if !model.restart_scores.is_empty() {
         println!("head restarts: coding length of the scoring sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
     }
-    for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput] {
-        if rule == AssignRule::PrototypeInput && model.assign_model.input.is_none() {
+    for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput, AssignRule::NeighborsInput] {
+        if rule.uses_input_space() && model.assign_model.input.is_none() {
             continue;
         }
         let t = Instant::now();

@@ -128,10 +128,14 @@ typedef enum {
   RATECLUST_ASSIGN_RULE_PROTOTYPE_C = 2,
   /**
    * Largest cosine to each cluster's mean in the input space (centred, principal directions,
-   * row-normalised; [`super::input_space`]). Set by the fit when the partition it keeps came from
-   * k-means of the input ([`FitParams::kmeans_candidates`]); the head is then not needed to label.
+   * row-normalised; [`super::input_space`]). The head is not needed to label.
    */
   RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT = 3,
+  /**
+   * Majority vote of the nearest fitting-sample points in the input space ([`super::neighbors`]): the
+   * default fit's rule (docs/defaults.md). The head is not needed to label.
+   */
+  RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT = 4,
 } rateclust_assign_rule;
 
 /**
@@ -336,8 +340,9 @@ typedef struct {
    */
   uint32_t sample_clustering;
   /**
-   * k-means++ runs on the input whose partitions compete with the head's by coding length (default 20;
-   * 0 = the head's partition only). When one wins, the model labels with RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT.
+   * k-means++ runs on the input whose consensus partition competes with the head's by coding length
+   * (default 30; 0 = the head's partition and assign_rule only). Otherwise the winner is refined on the
+   * neighbour graph and the model labels with RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT.
    */
   size_t kmeans_candidates;
 } rateclust_fit_params;

@@ -175,3 +175,21 @@ fn bad_vocabulary_files_are_clear_errors() {
     let err = Tokenizer::from_bpe_gz_bytes(&short).unwrap_err();
     assert!(err.to_string().contains("48894 merges"), "{err}");
 }
+
+/// A hostile text — one word of 1 MB, or a million short words — is cut to the context length without
+/// encoding what would be thrown away (it took minutes before), and keeps the ids the full encoding
+/// starts with (compared on a 20 KB word and on 5,000 words, which still encode in full quickly).
+#[test]
+fn huge_texts_encode_only_what_fits() {
+    let tok = gz_tokenizer();
+    let word = "abcdefghij".repeat(2_000);
+    let full: Vec<u32> = tok.encode_ids(&word);
+    let cut = tok.encode(&word);
+    assert_eq!(cut.len(), 77);
+    assert_eq!(&cut[1..76], &full[..75]);
+    let words = "photo of a cat ".repeat(1_250);
+    let full = tok.encode_ids(&words);
+    assert_eq!(&tok.encode(&words)[1..76], &full[..75]);
+    assert_eq!(tok.encode(&"x".repeat(1 << 20)).len(), 77);
+    assert_eq!(tok.encode(&"dog ".repeat(1 << 18)).len(), 77);
+}

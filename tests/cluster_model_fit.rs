@@ -76,8 +76,8 @@ fn save_load_round_trip_and_format_errors() {
     expect_format("garbage", b"definitely not a model, just some bytes");
     // A different format version in the metadata.
     let text = String::from_utf8_lossy(&bytes[..200.min(bytes.len())]).to_string();
-    assert!(text.contains("\"format_version\":\"2\"") || String::from_utf8_lossy(&bytes).contains("\"format_version\":\"2\""));
-    let bumped = replace_once(&bytes, b"\"format_version\":\"2\"", b"\"format_version\":\"9\"");
+    assert!(text.contains("\"format_version\":\"3\"") || String::from_utf8_lossy(&bytes).contains("\"format_version\":\"3\""));
+    let bumped = replace_once(&bytes, b"\"format_version\":\"3\"", b"\"format_version\":\"9\"");
     match Clusterer::from_bytes(&bumped) {
         Err(Error::Format(m)) => assert!(m.contains("version 9"), "{m}"),
         other => panic!("version 9: expected a format error, got {:?}", other.map(|_| ())),
@@ -240,10 +240,12 @@ fn defaults_fit_small_sets() {
     assert!(e.to_string().contains("at least 2"), "{e}");
 }
 
-/// Well-separated blobs with a barely trained head: a k-means candidate codes shorter than the head's
-/// partition, so the model labels in the input space (rule prototype-x), exactly, and survives a save/load.
+/// Well-separated blobs with a barely trained head: the k-means consensus codes shorter than the head's
+/// partition and is kept, the model labels by the neighbours' vote in the input space (rule neighbors-x),
+/// exactly, and the model survives a save/load with the same labels; the prototype rule on the same
+/// model agrees on blobs this clean.
 #[test]
-fn kmeans_candidate_wins_on_blobs_and_round_trips() {
+fn consensus_wins_on_blobs_and_round_trips() {
     let (n, dim, k) = (300usize, 16usize, 3usize);
     let mut rng = rateclust::rng::Rng::new(5);
     let mut x = Vec::with_capacity(n * dim);
@@ -258,10 +260,13 @@ fn kmeans_candidate_wins_on_blobs_and_round_trips() {
     }
     let p = FitParams { k, steps: 2, warmup: 1, ..FitParams::default() };
     let model = Clusterer::fit(&x, n, dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-    eprintln!("head {:?}, k-means {:?}", model.head_score, model.kmeans_scores);
-    assert_eq!(model.params.assign_rule, AssignRule::PrototypeInput);
+    eprintln!("head {:?}, consensus {:?}", model.head_score, model.consensus_score);
+    assert!(model.consensus_score.unwrap() < model.head_score.unwrap());
+    assert_eq!(model.params.assign_rule, AssignRule::NeighborsInput);
     let a = model.assign(&x, n, &mut NoProgress).unwrap();
     assert_eq!(accuracy(&a.labels, &y).unwrap(), 1.0);
+    let by_prototype = model.assign_with(AssignRule::PrototypeInput, &x, n, &mut NoProgress).unwrap();
+    assert_eq!(by_prototype.labels, a.labels);
     let path = std::env::temp_dir().join(format!("rateclust_px_{}.safetensors", std::process::id()));
     model.save(&path).unwrap();
     let back = Clusterer::load(&path).unwrap();

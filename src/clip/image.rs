@@ -99,6 +99,25 @@ impl PixelFormat {
     }
 }
 
+/// Largest image decoded, in pixels: Pillow's decompression-bomb limit (2 × `Image.MAX_IMAGE_PIXELS`, where
+/// Pillow raises `DecompressionBombError`), about 179 Mpx (13,377 × 13,377). CLIP sees 224 × 224, so
+/// nothing legitimate is lost, and a 51 KB PNG claiming 100,000 × 100,000 no longer asks for 30 GB.
+pub const MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
+
+/// An error naming the size when a `w`×`h` header exceeds [`MAX_IMAGE_PIXELS`] or is empty.
+pub fn check_pixel_count(w: u64, h: u64) -> Result<()> {
+    if w == 0 || h == 0 {
+        return Err(Error::Format(format!("image header claims an empty image ({w}×{h})")));
+    }
+    if w.saturating_mul(h) > MAX_IMAGE_PIXELS {
+        return Err(Error::Format(format!(
+            "image header claims {w}×{h} = {} pixels, more than the limit of {MAX_IMAGE_PIXELS} (a possible decompression bomb)",
+            w.saturating_mul(h)
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a JPEG, PNG or WebP file (format sniffed from the content, not the extension).
 pub fn decode_file(path: &Path) -> Result<RgbImage8> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -127,6 +146,9 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
     }
     let is_jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let mut decoder = reader.into_decoder().map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
+    // Before any pixel is allocated: a small file can claim a huge image (a decompression bomb).
+    let (w, h) = decoder.dimensions();
+    check_pixel_count(w as u64, h as u64)?;
     // A broken EXIF block should not make a decodable image unusable: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
@@ -272,4 +294,56 @@ fn to_rgb8_like_pil(img: DynamicImage) -> Result<RgbImage8> {
         }
     }
     RgbImage8::new(w, h, out)
+}
+
+#[cfg(test)]
+mod bomb_tests {
+    use super::*;
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    }
+
+    /// A well-formed PNG of w×h RGB pixels whose IDAT holds the zlib stream of `rows` zero rows.
+    fn png(w: u32, h: u32, rows: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend(h.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        chunk(&mut out, b"IHDR", &ihdr);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; rows * (1 + 3 * w as usize)]).unwrap();
+        chunk(&mut out, b"IDAT", &z.finish().unwrap());
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    /// The 100,000 × 100,000 header is refused before any pixel memory is asked for; a legitimate
+    /// small image of the same construction decodes.
+    #[test]
+    fn png_bomb_is_refused_by_its_header() {
+        let e = decode_bytes(&png(100_000, 100_000, 4)).unwrap_err();
+        assert_eq!(e.status(), crate::Status::Format);
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        let ok = decode_bytes(&png(16, 8, 8)).unwrap();
+        assert_eq!((ok.width, ok.height), (16, 8));
+        assert!(check_pixel_count(13_377, 13_377).is_ok());
+        assert!(check_pixel_count(13_378, 13_378).is_err());
+    }
 }

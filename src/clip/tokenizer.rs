@@ -32,6 +32,8 @@ pub const BOS_TOKEN: &str = "<|startoftext|>";
 pub const EOS_TOKEN: &str = "<|endoftext|>";
 /// Context length of every released CLIP model.
 pub const DEFAULT_CONTEXT_LENGTH: usize = 77;
+/// Bytes of a word BPE-encoded per token wanted (see `encode_ids_upto`): longer than any vocabulary entry.
+const BYTES_PER_TOKEN: usize = 32;
 
 const PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+";
 
@@ -221,14 +223,26 @@ impl Tokenizer {
 
     /// BPE ids of `text` without start/end tokens and without truncation.
     pub fn encode_ids(&self, text: &str) -> Vec<u32> {
+        self.encode_ids_upto(text, usize::MAX)
+    }
+
+    /// The ids of [`Self::encode_ids`] until at least `limit` are known: later words are not encoded, and
+    /// a word is BPE-encoded from its first `limit` × [`BYTES_PER_TOKEN`] bytes only. BPE of one word
+    /// costs time quadratic in its length, so a 1 MB word took over ten minutes before the cut; the
+    /// first `limit` tokens of a word are decided by its beginning (merges are local), so the cut does
+    /// not change what is kept.
+    fn encode_ids_upto(&self, text: &str, limit: usize) -> Vec<u32> {
         let mut out = Vec::new();
         let mut last = 0;
         for m in self.special.find_iter(text) {
-            self.encode_plain(&text[last..m.start()], &mut out);
+            if out.len() >= limit {
+                return out;
+            }
+            self.encode_plain(&text[last..m.start()], limit, &mut out);
             out.push(if m.as_str() == BOS_TOKEN { self.bos } else { self.eos });
             last = m.end();
         }
-        self.encode_plain(&text[last..], &mut out);
+        self.encode_plain(&text[last..], limit, &mut out);
         out
     }
 
@@ -240,7 +254,7 @@ impl Tokenizer {
     fn encode_with_len(&self, text: &str, context_len: usize) -> Vec<u32> {
         let mut ids = Vec::with_capacity(context_len);
         ids.push(self.bos);
-        ids.extend(self.encode_ids(text));
+        ids.extend(self.encode_ids_upto(text, context_len));
         ids.push(self.eos);
         if ids.len() > context_len {
             ids.truncate(context_len);
@@ -267,8 +281,8 @@ impl Tokenizer {
     }
 
     /// Normalises, pre-tokenises and BPE-encodes text that holds no special tokens.
-    fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
-        if text.is_empty() {
+    fn encode_plain(&self, text: &str, limit: usize, out: &mut Vec<u32>) {
+        if text.is_empty() || out.len() >= limit {
             return;
         }
         let nfc: String = text.nfc().collect();
@@ -277,8 +291,13 @@ impl Tokenizer {
         // rule (`str::to_lowercase` and Python's `lower()` turn a word-final Σ into ς, transformers into σ).
         let lower: String = nfc.chars().flat_map(char::to_lowercase).collect();
         let mut word = Vec::new();
+        let max_word = limit.saturating_mul(BYTES_PER_TOKEN);
         for piece in self.pattern.find_iter(&lower) {
-            let bytes = piece.as_str().as_bytes();
+            if out.len() >= limit {
+                return;
+            }
+            let piece = piece.as_str();
+            let bytes = if piece.len() > max_word { piece[..piece.floor_char_boundary(max_word)].as_bytes() } else { piece.as_bytes() };
             word.clear();
             word.extend(bytes[..bytes.len() - 1].iter().map(|&b| self.byte_ids[b as usize]));
             word.push(self.byte_ids_eow[bytes[bytes.len() - 1] as usize]);

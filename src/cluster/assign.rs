@@ -12,6 +12,7 @@
 //! unit-norm z, in [0, 1], or cosines, in [0, 2]): near 0 for points between clusters.
 
 use super::input_space::InputSpace;
+use super::neighbors;
 use super::params::AssignRule;
 use crate::error::{Error, Result};
 use crate::linalg::eigh::eigh;
@@ -30,30 +31,42 @@ pub struct AssignModel {
     /// k×d unit-norm means of Z and of C per cluster.
     pub prototypes_z: Vec<f32>,
     pub prototypes_c: Vec<f32>,
-    /// For `AssignRule::PrototypeInput` (the chosen partition came from k-means of the input): the input
-    /// space and the k unit-norm cluster means there.
-    pub input: Option<InputPrototypes>,
+    /// For the input-space rules (`PrototypeInput`, `NeighborsInput`): the input space, the k unit-norm
+    /// cluster means there and the labelled reference sample.
+    pub input: Option<InputSpaceModel>,
 }
 
-/// Cluster means in the [`InputSpace`] (k×rank, unit rows).
+/// The fitted partition in the [`InputSpace`]: the clusters' unit means (k×rank, rule `PrototypeInput`)
+/// and the fitting sample's projections with their labels (the references of rule `NeighborsInput`,
+/// [`super::neighbors`]; empty in version 2 model files).
 #[derive(Debug, Clone, PartialEq)]
-pub struct InputPrototypes {
+pub struct InputSpaceModel {
     pub space: InputSpace,
     pub prototypes: Vec<f32>,
+    /// m×rank unit rows.
+    pub reference: Vec<f32>,
+    /// m labels in 0..k.
+    pub reference_labels: Vec<u32>,
 }
 
-impl InputPrototypes {
-    /// The unit means of the m×rank projections `p` grouped by `labels` (0..k).
+impl InputSpaceModel {
+    /// The model of the m×rank projections `p` labelled by `labels` (0..k): they are the references, and
+    /// their unit means per cluster the prototypes.
     pub fn build(space: InputSpace, p: &[f32], m: usize, labels: &[usize], k: usize) -> Result<Self> {
-        if p.len() != m * space.rank || labels.len() != m || labels.iter().any(|&l| l >= k) {
-            return Err(crate::invalid_arg!("input prototypes: inconsistent sample shapes or labels"));
+        if p.len() != m * space.rank || labels.len() != m || labels.iter().any(|&l| l >= k) || m > u32::MAX as usize {
+            return Err(crate::invalid_arg!("input-space model: inconsistent sample shapes or labels"));
         }
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); k];
         for (i, &l) in labels.iter().enumerate() {
             members[l].push(i);
         }
         let prototypes = members.iter().flat_map(|rows| unit_mean(p, rows, space.rank)).collect();
-        Ok(InputPrototypes { space, prototypes })
+        Ok(InputSpaceModel { space, prototypes, reference: p.to_vec(), reference_labels: labels.iter().map(|&l| l as u32).collect() })
+    }
+
+    /// Number of reference points.
+    pub fn references(&self) -> usize {
+        self.reference_labels.len()
     }
 }
 
@@ -121,6 +134,9 @@ impl AssignModel {
             if ip.prototypes.len() != k * ip.space.rank {
                 return Err(Error::Format(format!("input prototypes do not match k = {k}, rank = {}", ip.space.rank)));
             }
+            if ip.reference.len() != ip.references() * ip.space.rank || ip.reference_labels.iter().any(|&l| l as usize >= k) {
+                return Err(Error::Format(format!("input-space references do not match k = {k}, rank = {}", ip.space.rank)));
+            }
         }
         Ok(())
     }
@@ -132,6 +148,31 @@ impl AssignModel {
         best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence)
     }
 
+    /// Labels and confidences (the vote's margin) of n points given their projections into the input
+    /// space (n×rank), for `AssignRule::NeighborsInput`: the majority among the nearest
+    /// [`neighbors::NEIGHBORS`] reference points.
+    pub fn assign_neighbors(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
+        let m = ip.references();
+        if m == 0 {
+            return Err(crate::invalid_arg!("this model stores no reference points (a version 2 file); use rule prototype-x"));
+        }
+        if labels.len() != n || confidence.len() != n {
+            return Err(crate::invalid_arg!("assign: expected {n} output slots"));
+        }
+        let kn = neighbors::NEIGHBORS.min(m);
+        let nbrs = neighbors::nearest(p, n, &ip.reference, m, ip.space.rank, kn)?;
+        nbrs.par_chunks(kn).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each_init(
+            || vec![0u32; self.k],
+            |counts, ((list, l), c)| {
+                let (label, margin) = neighbors::vote(list.iter().map(|&j| ip.reference_labels[j as usize] as usize), self.k, counts);
+                *l = label as i64;
+                *c = margin;
+            },
+        );
+        Ok(())
+    }
+
     /// Labels and confidences of n points given their Z (and C for `PrototypeC`; otherwise `c` is ignored),
     /// written into `labels` and `confidence` (n each).
     pub fn assign(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
@@ -140,7 +181,9 @@ impl AssignModel {
             AssignRule::PrototypeC => (c, &self.prototypes_c),
             AssignRule::PrototypeZ => (z, &self.prototypes_z),
             AssignRule::Subspace => (z, &self.bases),
-            AssignRule::PrototypeInput => return Err(crate::invalid_arg!("assign: rule prototype-x labels input projections (assign_input)")),
+            AssignRule::PrototypeInput | AssignRule::NeighborsInput => {
+                return Err(crate::invalid_arg!("assign: rule {} labels input projections (assign_input, assign_neighbors)", rule.name()))
+            }
         };
         best_of_rows(x, n, d, protos, k, (rule == AssignRule::Subspace).then_some(r), labels, confidence)
     }

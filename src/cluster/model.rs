@@ -1,11 +1,14 @@
 //! The fitted clusterer: train the head on a feature set, cluster a sample's Π spectrally, summarise the
-//! clusters for out-of-sample assignment; then label any number of points, choose k, save and load.
+//! clusters for out-of-sample assignment; with consensus runs (the default), let that partition compete
+//! with the consensus of k-means runs by coding length and refine the winner on the neighbour graph
+//! (docs/defaults.md); then label any number of points, choose k, save and load.
 
-use super::assign::{AssignModel, InputPrototypes};
-use super::candidates::best_kmeans_partition;
+use super::assign::{AssignModel, InputSpaceModel};
+use super::consensus::{consensus_partition, runs_for};
 use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
 use super::kmeans::{kmeans, KMeansParams};
+use super::neighbors::{self, NEIGHBORS, REFINE_ROUNDS};
 use super::params::{AssignRule, FitParams, SampleClustering};
 use super::restart_select::{PartitionScorer, SCORE_SAMPLE};
 use super::select_k::SelectK;
@@ -16,6 +19,13 @@ use crate::error::{check_finite, Result};
 use crate::progress::{report, NoProgress, Progress};
 use crate::rate::membership;
 use crate::rng::Rng;
+
+/// How much shorter (a fraction of the consensus's code) the head's partition must code the scoring sample
+/// to replace the k-means consensus. On real features the two differed by under 1 % either way, and the
+/// shorter one was not reliably the more accurate (Fashion-MNIST train, 1,000 points: the head's code was
+/// 0.5 % shorter at ACC 0.58 against the consensus's 0.64); on unions of subspaces, where k-means cannot
+/// separate the clusters, the head's code was 10–45 % shorter (docs/defaults.md).
+pub const HEAD_MARGIN: f64 = 0.02;
 
 /// A trained CPP head plus the per-cluster summaries that label new points.
 #[derive(Debug, Clone)]
@@ -31,10 +41,10 @@ pub struct Clusterer {
     pub chosen_restart: usize,
     /// With `k` = 0 (automatic): the coding-length curve over the candidate k and the chosen k. Not saved.
     pub k_curve: Option<SelectK>,
-    /// With `kmeans_candidates` > 0: the coding length of the kept head's partition and of each k-means
-    /// candidate (same sample as `restart_scores`). Not saved.
+    /// With `kmeans_candidates` > 0: the coding length of the kept head's partition and of the consensus
+    /// partition (same sample as `restart_scores`; the shorter was kept). Not saved.
     pub head_score: Option<f64>,
-    pub kmeans_scores: Vec<f64>,
+    pub consensus_score: Option<f64>,
 }
 
 /// Labels and per-point confidence (see [`super::assign`]).
@@ -98,7 +108,7 @@ pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, pa
 impl Clusterer {
     /// A clusterer from its parts with no training history (loaded files, benchmarks).
     pub fn from_parts(params: FitParams, head: Head<f32>, assign_model: AssignModel) -> Self {
-        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0, k_curve: None, head_score: None, kmeans_scores: Vec::new() }
+        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0, k_curve: None, head_score: None, consensus_score: None }
     }
 
     /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
@@ -129,14 +139,12 @@ impl Clusterer {
         // With several restarts, every head labels the same scoring sample with its own rule, and the
         // labelling whose coding length of the sample's input is shortest wins.
         let scoring = if params.head_restarts > 1 || params.kmeans_candidates > 0 {
-            let rows = sample_rows(n, SCORE_SAMPLE, params.seed ^ 0x5C0_4E);
-            let xs = gather_rows(x, dim, &rows);
-            let scorer = PartitionScorer::new(&xs, rows.len(), dim, params.eps_sq)?;
-            Some((xs, rows.len(), scorer))
+            // k = 0 (automatic): the score's dimension is set for the largest k it may compare.
+            Some(scoring_sample(x, n, dim, if params.k == 0 { params.k_max } else { params.k }, params)?)
         } else {
             None
         };
-        let mut best: Option<Clusterer> = None;
+        let mut best: Option<(Clusterer, Vec<usize>)> = None;
         let mut scores = Vec::with_capacity(params.head_restarts);
         for r in 0..params.head_restarts {
             // Restart r trains from seed + r (head initialisation and batch order); the sample and the
@@ -162,27 +170,45 @@ impl Clusterer {
             };
             model.recluster(x, n, k, device, &mut across)?;
             let Some((xs, ms, scorer)) = &scoring else { return Ok(model) };
-            let labels = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels;
-            scores.push(scorer.score(&labels.iter().map(|&l| l as usize).collect::<Vec<_>>())?);
+            let labels: Vec<usize> = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels.iter().map(|&l| l as usize).collect();
+            scores.push(scorer.score(&labels)?);
             let best_so_far = scores[..r].iter().all(|&s| scores[r] < s);
             if best_so_far {
-                best = Some(model);
+                best = Some((model, labels));
             }
         }
-        let mut model = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
+        let (mut model, head_labels) = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
         model.head_score = scores.iter().copied().reduce(f64::min);
         model.restart_scores = if params.head_restarts > 1 { scores } else { Vec::new() };
-        if let (Some((_, ms, scorer)), true) = (&scoring, params.kmeans_candidates > 0) {
-            // The head's partition against k-means++ partitions of the input, by the same coding length.
-            let k = model.k();
-            let (s, labels, all) = best_kmeans_partition(scorer, k, params.kmeans_candidates, params.seed, progress)?;
-            model.kmeans_scores = all;
-            if model.head_score.is_some_and(|h| s < h) {
-                model.assign_model.input = Some(InputPrototypes::build(scorer.space.clone(), &scorer.proj, *ms, &labels, k)?);
-                model.params.assign_rule = AssignRule::PrototypeInput;
-            }
+        if let (Some((_, _, scorer)), true) = (&scoring, params.kmeans_candidates > 0) {
+            model.settle_in_input_space(scorer, head_labels, progress)?;
         }
         Ok(model)
+    }
+
+    /// The default fit's last steps (docs/defaults.md): the head's partition of the scoring sample
+    /// (`head_labels`) against the consensus of k-means runs on the input, by coding length (the head's
+    /// alone for k too large for a consensus); the kept partition is refined on the sample's neighbour
+    /// graph and labels from then on (rule neighbors-x). Progress stages "consensus", "refine".
+    fn settle_in_input_space(&mut self, scorer: &PartitionScorer, head_labels: Vec<usize>, progress: &mut dyn Progress) -> Result<()> {
+        let (k, m) = (self.k(), scorer.m);
+        let mut chosen = head_labels;
+        self.consensus_score = None;
+        if let Some(runs) = runs_for(k, self.params.kmeans_candidates) {
+            let consensus = consensus_partition(&scorer.proj, m, scorer.space.rank, k, runs, self.params.seed, progress)?;
+            let score = scorer.score(&consensus)?;
+            self.consensus_score = Some(score);
+            if !self.head_score.is_some_and(|h| h < score * (1.0 - HEAD_MARGIN)) {
+                chosen = consensus;
+            }
+        }
+        report(progress, "refine", 0, 1)?;
+        let nbrs = neighbors::nearest(&scorer.proj, m, &scorer.proj, m, scorer.space.rank, NEIGHBORS.min(m))?;
+        let refined = neighbors::refine(&chosen, &nbrs, k, REFINE_ROUNDS);
+        self.assign_model.input = Some(InputSpaceModel::build(scorer.space.clone(), &scorer.proj, m, &refined, k)?);
+        self.params.assign_rule = AssignRule::NeighborsInput;
+        report(progress, "refine", 1, 1)?;
+        Ok(())
     }
 
     /// Re-derives the clusters for `k` from a sample of `x` (already input-normalised if the model does so)
@@ -271,8 +297,8 @@ impl Clusterer {
     /// products) in chunks of [`EVAL_CHUNK`] rows, and the next chunk's forward overlaps the CPU's
     /// assignment of the current one; on the CPU this is exactly `assign_with`.
     pub fn assign_on(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        if rule == AssignRule::PrototypeInput {
-            return self.assign_input_space(x, n, progress);
+        if rule.uses_input_space() {
+            return self.assign_input_space(rule, x, n, progress);
         }
         if device.is_cuda() {
             let head = HeadOn::new(device, &self.head)?;
@@ -286,13 +312,16 @@ impl Clusterer {
         })
     }
 
-    /// [`Self::assign_on`] for `AssignRule::PrototypeInput`: no head, the nearest input-space prototype.
-    fn assign_input_space(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
+    /// [`Self::assign_on`] for the input-space rules: no head; the nearest prototype or the neighbours' vote.
+    fn assign_input_space(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
+        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
         let dim = self.input_dim();
         self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
             let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
-            self.assign_model.assign_input(&p, rows, labels, conf)
+            match rule {
+                AssignRule::NeighborsInput => self.assign_model.assign_neighbors(&p, rows, labels, conf),
+                _ => self.assign_model.assign_input(&p, rows, labels, conf),
+            }
         })
     }
 
@@ -356,13 +385,38 @@ impl Clusterer {
         if k < 2 {
             return Err(crate::invalid_arg!("k must be at least 2, got {k}"));
         }
-        if self.params.normalize_input {
-            let xs = l2_normalize_rows(x, self.input_dim());
-            self.recluster(&xs, n, k, device, progress).map(drop)
+        let dim = self.input_dim();
+        let xs;
+        let x = if self.params.normalize_input {
+            xs = l2_normalize_rows(x, dim);
+            &xs[..]
         } else {
-            self.recluster(x, n, k, device, progress).map(drop)
+            x
+        };
+        // A model that settled in the input space does so again for the new k, with the head's
+        // partition labelled by the default head rule (the rule it was fitted with is not stored).
+        let settle = self.params.assign_rule.uses_input_space() && self.params.kmeans_candidates > 0;
+        if settle {
+            self.params.assign_rule = AssignRule::Subspace;
         }
+        self.recluster(x, n, k, device, progress)?;
+        if settle {
+            let (xs, m, scorer) = scoring_sample(x, n, dim, k, &self.params)?;
+            let head_labels: Vec<usize> = self.assign_on(device, AssignRule::Subspace, &xs, m, &mut NoProgress)?.labels.iter().map(|&l| l as usize).collect();
+            self.head_score = Some(scorer.score(&head_labels)?);
+            self.settle_in_input_space(&scorer, head_labels, progress)?;
+        }
+        Ok(())
     }
+}
+
+/// The scoring sample of the (input-normalised) n×dim rows `x`: up to [`SCORE_SAMPLE`] rows chosen by the
+/// seed, and their [`PartitionScorer`] for partitions into k clusters.
+fn scoring_sample(x: &[f32], n: usize, dim: usize, k: usize, params: &FitParams) -> Result<(Vec<f32>, usize, PartitionScorer)> {
+    let rows = sample_rows(n, SCORE_SAMPLE, params.seed ^ 0x5C0_4E);
+    let xs = gather_rows(x, dim, &rows);
+    let scorer = PartitionScorer::new(&xs, rows.len(), dim, k, params.eps_sq)?;
+    Ok((xs, rows.len(), scorer))
 }
 
 #[cfg(test)]

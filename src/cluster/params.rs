@@ -16,9 +16,11 @@ pub enum AssignRule {
     /// Largest cosine to each cluster's mean normalised C (the cluster head's output).
     PrototypeC = 2,
     /// Largest cosine to each cluster's mean in the input space (centred, principal directions,
-    /// row-normalised; [`super::input_space`]). Set by the fit when the partition it keeps came from
-    /// k-means of the input ([`FitParams::kmeans_candidates`]); the head is then not needed to label.
+    /// row-normalised; [`super::input_space`]). The head is not needed to label.
     PrototypeInput = 3,
+    /// Majority vote of the nearest fitting-sample points in the input space ([`super::neighbors`]): the
+    /// default fit's rule (docs/defaults.md). The head is not needed to label.
+    NeighborsInput = 4,
 }
 
 impl AssignRule {
@@ -28,15 +30,22 @@ impl AssignRule {
             "prototype" | "prototype-z" => Ok(AssignRule::PrototypeZ),
             "prototype-c" => Ok(AssignRule::PrototypeC),
             "prototype-x" => Ok(AssignRule::PrototypeInput),
-            _ => Err(crate::invalid_arg!("unknown assignment rule '{s}' (expected subspace, prototype-z, prototype-c or prototype-x)")),
+            "neighbors-x" => Ok(AssignRule::NeighborsInput),
+            _ => Err(crate::invalid_arg!("unknown assignment rule '{s}' (expected subspace, prototype-z, prototype-c, prototype-x or neighbors-x)")),
         }
     }
+    /// Whether the rule labels in the input space (no head needed; [`super::assign::InputSpaceModel`]).
+    pub fn uses_input_space(self) -> bool {
+        matches!(self, AssignRule::PrototypeInput | AssignRule::NeighborsInput)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             AssignRule::Subspace => "subspace",
             AssignRule::PrototypeZ => "prototype-z",
             AssignRule::PrototypeC => "prototype-c",
             AssignRule::PrototypeInput => "prototype-x",
+            AssignRule::NeighborsInput => "neighbors-x",
         }
     }
 }
@@ -123,8 +132,10 @@ pub struct FitParams {
     pub subspace_rank: usize,
     /// How the sample is partitioned (spectral clustering of Π by default).
     pub sample_clustering: SampleClustering,
-    /// k-means++ runs (one Lloyd run each) on the input's principal directions whose partitions compete with
-    /// the head's by coding length ([`super::candidates`]); 0 = the head's partition only.
+    /// k-means++ runs (one Lloyd run each) on the input's principal directions whose consensus partition
+    /// competes with the head's by coding length ([`super::consensus`]); the winner is refined on the
+    /// neighbour graph and the model labels with `AssignRule::NeighborsInput`. 0 = the head's partition
+    /// and rule only.
     pub kmeans_candidates: usize,
 }
 
@@ -162,7 +173,7 @@ impl Default for FitParams {
             assign_rule: AssignRule::Subspace,
             subspace_rank: 0,
             sample_clustering: SampleClustering::SpectralPi,
-            kmeans_candidates: 20,
+            kmeans_candidates: 30,
         }
     }
 }

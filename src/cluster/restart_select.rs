@@ -30,20 +30,40 @@ pub struct PartitionScorer {
     /// m×rank projections of the sample.
     pub proj: Vec<f32>,
     pub m: usize,
+    /// The leading principal coordinates the score codes, row-normalised: m×score_rank.
+    scored: Vec<f32>,
+    score_rank: usize,
     eps_sq: f64,
 }
 
+/// Points per coded dimension and cluster the score asks for: [`score_rank`].
+pub const POINTS_PER_DIM: usize = 3;
+
+/// The number of leading principal coordinates the score codes for m points in k clusters:
+/// m / (3k), between 8 and the space's rank. A cluster's coding length is only a fair measure when the
+/// cluster has several points per dimension; with fewer, the log-det rewards partitions whose clusters
+/// happen to be flat in the noise. Measured on 1,000 Fashion-MNIST train features (k = 10): in the full
+/// 128 coordinates the score preferred the head's partition (ACC 0.58–0.61) over the k-means consensus
+/// (0.64–0.65) for two seeds of three; in 8–32 coordinates it preferred the consensus for all three.
+pub fn score_rank(m: usize, k: usize, rank: usize) -> usize {
+    (m / (POINTS_PER_DIM * k.max(1))).clamp(8, 128).min(rank)
+}
+
 impl PartitionScorer {
-    /// `xs`: the m×dim input rows of the scoring sample (after the model's input normalisation).
-    pub fn new(xs: &[f32], m: usize, dim: usize, eps_sq: f64) -> Result<Self> {
+    /// `xs`: the m×dim input rows of the scoring sample (after the model's input normalisation); the
+    /// partitions scored have k clusters.
+    pub fn new(xs: &[f32], m: usize, dim: usize, k: usize, eps_sq: f64) -> Result<Self> {
         let space = InputSpace::fit(xs, m, dim)?;
         let proj = space.project(xs, m)?;
-        Ok(PartitionScorer { space, proj, m, eps_sq })
+        let score_rank = score_rank(m, k, space.rank);
+        let mut scored: Vec<f32> = proj.chunks(space.rank).flat_map(|row| row[..score_rank].iter().copied()).collect();
+        crate::linalg::rows::l2_normalize_rows(&mut scored, score_rank);
+        Ok(PartitionScorer { space, proj, m, scored, score_rank, eps_sq })
     }
 
     /// Coding length (nats) of the sample grouped by `labels` (one per sample row): lower is better.
     pub fn score(&self, labels: &[usize]) -> Result<f64> {
-        coding_length(&self.proj, self.m, self.space.rank, labels, self.eps_sq)
+        coding_length(&self.scored, self.m, self.score_rank, labels, self.eps_sq)
     }
 }
 
@@ -59,7 +79,7 @@ mod tests {
         let spec = SubspaceSpec { n: 600, dim: 40, k: 4, rank: 3, noise: 0.05, seed: 3 };
         let (x, y) = union_of_subspaces(&spec).unwrap();
         let truth: Vec<usize> = y.iter().map(|&l| l as usize).collect();
-        let scorer = PartitionScorer::new(&x, spec.n, spec.dim, 0.1).unwrap();
+        let scorer = PartitionScorer::new(&x, spec.n, spec.dim, 4, 0.1).unwrap();
         let mut rng = crate::rng::Rng::new(9);
         let mut noisy = truth.clone();
         for l in noisy.iter_mut() {

@@ -4,7 +4,7 @@
 //! parameters and sizes. Written to a temporary file beside the target, then renamed, so a crash never
 //! leaves a half-written model under the final name.
 
-use super::assign::{AssignModel, InputPrototypes};
+use super::assign::{AssignModel, InputSpaceModel};
 use super::input_space::InputSpace;
 use super::head::{Head, HeadDims, N_PARAMS, PARAM_NAMES};
 use super::model::Clusterer;
@@ -17,8 +17,9 @@ use std::path::Path;
 
 pub const FORMAT_NAME: &str = "rateclust-clusterer";
 /// Incremented on any change a previous reader could misread. Version 2 added the input-space prototypes
-/// (`assign.input_*`, config `input_rank`); version 1 files (no input space) are still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// (`assign.input_*`, config `input_rank`); version 3 the labelled reference sample of rule neighbors-x
+/// (`assign.reference_x`, `assign.reference_labels`, config `references`). Versions 1 and 2 are still read.
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Config {
@@ -31,6 +32,9 @@ struct Config {
     /// Rank of the input space of `AssignRule::PrototypeInput` (0 = none stored).
     #[serde(default)]
     input_rank: usize,
+    /// Reference points of `AssignRule::NeighborsInput` (0 = none stored).
+    #[serde(default)]
+    references: usize,
     library_version: String,
 }
 
@@ -43,6 +47,8 @@ const LOSSES: &str = "train.losses";
 const INPUT_MEAN: &str = "assign.input_mean";
 const INPUT_BASIS: &str = "assign.input_basis";
 const PROTO_X: &str = "assign.prototypes_x";
+const REFERENCE_X: &str = "assign.reference_x";
+const REFERENCE_LABELS: &str = "assign.reference_labels";
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -68,6 +74,11 @@ impl Clusterer {
             owned.push((INPUT_MEAN.into(), vec![ip.space.dim], f32_bytes(&ip.space.mean), Dtype::F32));
             owned.push((INPUT_BASIS.into(), vec![ip.space.dim, ip.space.rank], f32_bytes(&ip.space.basis), Dtype::F32));
             owned.push((PROTO_X.into(), vec![am.k, ip.space.rank], f32_bytes(&ip.prototypes), Dtype::F32));
+            if ip.references() > 0 {
+                owned.push((REFERENCE_X.into(), vec![ip.references(), ip.space.rank], f32_bytes(&ip.reference), Dtype::F32));
+                let labels: Vec<u8> = ip.reference_labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+                owned.push((REFERENCE_LABELS.into(), vec![ip.references()], labels, Dtype::U32));
+            }
         }
         owned.push((LOSSES.into(), vec![self.losses.len()], self.losses.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F64));
         let config = Config {
@@ -78,6 +89,7 @@ impl Clusterer {
             k: am.k,
             rank: am.rank,
             input_rank: am.input.as_ref().map_or(0, |ip| ip.space.rank),
+            references: am.input.as_ref().map_or(0, |ip| ip.references()),
             library_version: env!("CARGO_PKG_VERSION").into(),
         };
         let meta = HashMap::from([
@@ -123,7 +135,7 @@ impl Clusterer {
             return Err(Error::Format(format!("metadata 'format' is '{}', expected '{FORMAT_NAME}'", field("format")?)));
         }
         let version = field("format_version")?;
-        if version != &FORMAT_VERSION.to_string() && version != "1" {
+        if !["1", "2", &FORMAT_VERSION.to_string()].contains(&version.as_str()) {
             return Err(Error::Format(format!(
                 "model format version {version} is not supported by this rateclust (reads version {FORMAT_VERSION}); refit or use a matching library version"
             )));
@@ -159,14 +171,32 @@ impl Clusterer {
             input: match cfg.input_rank {
                 0 => None,
                 r if r > cfg.input => return Err(Error::Format(format!("stored input_rank = {r} exceeds the input dimension {}", cfg.input))),
-                r => Some(InputPrototypes {
+                r => Some(InputSpaceModel {
                     space: InputSpace { dim: cfg.input, rank: r, mean: get(INPUT_MEAN, &[cfg.input])?, basis: get(INPUT_BASIS, &[cfg.input, r])? },
                     prototypes: get(PROTO_X, &[cfg.k, r])?,
+                    reference: match cfg.references {
+                        0 => Vec::new(),
+                        m => get(REFERENCE_X, &[m, r])?,
+                    },
+                    reference_labels: match cfg.references {
+                        0 => Vec::new(),
+                        m => {
+                            let t = st.tensor(REFERENCE_LABELS).map_err(|_| Error::Format(format!("tensor '{REFERENCE_LABELS}' is missing")))?;
+                            if t.dtype() != Dtype::U32 || t.shape() != [m] {
+                                return Err(Error::Format(format!("tensor '{REFERENCE_LABELS}' is {:?} {:?}, expected U32 [{m}]", t.dtype(), t.shape())));
+                            }
+                            t.data().chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect()
+                        }
+                    },
                 }),
             },
         };
-        if (cfg.params.assign_rule == crate::cluster::params::AssignRule::PrototypeInput) != assign_model.input.is_some() {
-            return Err(Error::Format("the stored rule prototype-x and the input-space tensors disagree".into()));
+        let rule = cfg.params.assign_rule;
+        if rule.uses_input_space() != assign_model.input.is_some() {
+            return Err(Error::Format(format!("the stored rule {} and the input-space tensors disagree", rule.name())));
+        }
+        if rule == crate::cluster::params::AssignRule::NeighborsInput && assign_model.input.as_ref().is_some_and(|ip| ip.references() == 0) {
+            return Err(Error::Format("the stored rule neighbors-x has no reference points".into()));
         }
         assign_model.check()?;
         if cfg.k < 2 || cfg.rank == 0 {

@@ -76,8 +76,9 @@ pub struct rateclust_fit_params {
     /// How the sample is partitioned: a `rateclust_sample_clustering` value (spectral clustering of Π, the
     /// default, or k-means on Z or C; validated).
     pub sample_clustering: u32,
-    /// k-means++ runs on the input whose partitions compete with the head's by coding length (default 20;
-    /// 0 = the head's partition only). When one wins, the model labels with RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT.
+    /// k-means++ runs on the input whose consensus partition competes with the head's by coding length
+    /// (default 30; 0 = the head's partition and assign_rule only). Otherwise the winner is refined on the
+    /// neighbour graph and the model labels with RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT.
     pub kmeans_candidates: usize,
 }
 
@@ -119,7 +120,7 @@ impl From<&FitParams> for rateclust_fit_params {
 impl TryFrom<&rateclust_fit_params> for FitParams {
     type Error = crate::Error;
     fn try_from(p: &rateclust_fit_params) -> Result<Self> {
-        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput]
+        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput, AssignRule::NeighborsInput]
             .into_iter()
             .find(|r| *r as u32 == p.assign_rule)
             .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;

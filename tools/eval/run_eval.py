@@ -31,7 +31,8 @@ def scores(y, p):
 
 def load_sets(fdir, names):
     """name → (features float32 n×d, truth int64, k, description). Rows are picked with a fixed generator."""
-    rng = np.random.default_rng(2026)
+    # Each sampled set draws from its own generator, so a set is the same whichever others are selected.
+    rng = lambda name: np.random.default_rng([2026, sum(map(ord, name))])  # noqa: E731
     out = {}
     dev = None
     if os.path.isdir(DEV):
@@ -54,14 +55,14 @@ def load_sets(fdir, names):
         "dev10k": lambda: (dev, dev_y, 10, "dev set: train rows 0–9,999, lite0, 10 classes"),
         "train60k": lambda: (X0, Y, 10, "all 60,000 train rows, lite0, 10 classes"),
         "train1k": lambda: (lambda i: (X0[i], Y[i], 10, "1,000 random train rows ≥ 10,000, lite0, 10 classes"))(
-            rng.choice(np.arange(10000, len(X0)), 1000, replace=False)),
+            rng("train1k").choice(np.arange(10000, len(X0)), 1000, replace=False)),
         "tops5": lambda: (*classes(X0, Y, 10000, 22000, [0, 2, 3, 4, 6]), 5,
                           "tops and dresses (5 classes) of train rows 10,000–21,999, lite0"),
         "shoes-bags4": lambda: (*classes(X0, Y, 10000, 30000, [5, 7, 8, 9]), 4,
                                 "sandals, sneakers, bags, ankle boots of train rows 10,000–29,999, lite0"),
         "lite2-10k": lambda: (X2[:10000], Y[:10000], 10, "train rows 0–9,999 through EfficientNet-Lite2, 10 classes"),
         "train200": lambda: (lambda i: (X0[i], Y[i], 10, "200 random train rows ≥ 10,000, lite0, 10 classes"))(
-            rng.choice(np.arange(10000, len(X0)), 200, replace=False)),
+            rng("train200").choice(np.arange(10000, len(X0)), 200, replace=False)),
     }
     for name in names:
         try:
@@ -86,7 +87,6 @@ def ours(work, name, X, y, k, seed):
     if not os.path.exists(fx):
         np.save(fx, X)
     fit_s, r = timed([BIN, "fit", "--features", fx, "--k", str(k), "--seed", str(seed), "--out", model, "--device", "cpu"])
-    rule = "prototype-x" if "prototype-x" in r.stderr else "head"
     assign_s, _ = timed([BIN, "assign", "--model", model, "--features", fx, "--out", lab, "--device", "cpu"])
     p = np.load(lab)
     return scores(y, p), fit_s, assign_s, r.stderr.strip().splitlines()[-1]

@@ -17,8 +17,12 @@ const HELP: &str = "rateclust fit --features X.npy --k K|auto --out model.safete
   --seed N (default 42)
   --head-restarts N     train N heads (seeds seed..seed+N-1), keep the one whose partition codes the
                         input shortest (N times the training time; default 1)
+  --consensus-runs N    k-means++ runs whose consensus partition competes with the head's by coding
+                        length; the winner is refined on the neighbour graph and labels by rule
+                        neighbors-x (default 30; 0 = the head's partition and --assign-rule only)
   --device auto|cpu|cuda (default auto) --single-head --raw-input (skip the default L2 normalisation)
-  --assign-rule subspace|prototype-z|prototype-c (default subspace) --spectral-sample N (default 2048)
+  --assign-rule subspace|prototype-z|prototype-c|prototype-x|neighbors-x (the head's rule with
+                        --consensus-runs 0; default subspace) --spectral-sample N (default 2048)
   --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
 
 pub fn run(args: Vec<OsString>) -> CliResult {
@@ -49,6 +53,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("spectral-sample") => { let v = value(&mut p, "spectral-sample")?; edits.push(Box::new(move |f| f.spectral_sample = v)) }
             Long("assign-rule") => { let v = AssignRule::parse(&value::<String>(&mut p, "assign-rule")?)?; edits.push(Box::new(move |f| f.assign_rule = v)) }
             Long("sample-clustering") => { let v = SampleClustering::parse(&value::<String>(&mut p, "sample-clustering")?)?; edits.push(Box::new(move |f| f.sample_clustering = v)) }
+            Long("consensus-runs") => { let v = value(&mut p, "consensus-runs")?; edits.push(Box::new(move |f| f.kmeans_candidates = v)) }
             Long("single-head") => edits.push(Box::new(|f| f.single_head = true)),
             Long("normalize-input") => edits.push(Box::new(|f| f.normalize_input = true)),
             Long("raw-input") => edits.push(Box::new(|f| f.normalize_input = false)),
@@ -84,8 +89,14 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         dev.describe()
     );
     let t0 = std::time::Instant::now();
-    let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut Bar::new())?;
+    let mut bar = Bar::new();
+    let mut stages = rateclust::progress::StageTimes::new(&mut bar);
+    let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut stages)?;
+    stages.finish();
     let secs = t0.elapsed().as_secs_f64();
+    let by_stage: Vec<String> = stages.times.iter().map(|(s, t)| format!("{s} {t:.2}")).collect();
+    drop(bar);
+    eprintln!("time by stage (s): {}", by_stage.join(", "));
     model.save(&out)?;
     if !model.restart_scores.is_empty() {
         let scores: Vec<String> = model.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
@@ -94,6 +105,10 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     if let Some(curve) = &model.k_curve {
         // The curve is for programs too: one JSON line on stdout, like `select-k`.
         println!("{}", serde_json::to_string(curve).map_err(|e| CliError::Lib(rateclust::Error::Internal(e.to_string())))?);
+    }
+    if let (Some(h), Some(c)) = (model.head_score, model.consensus_score) {
+        let kept = if h < c * (1.0 - rateclust::cluster::model::HEAD_MARGIN) { "head" } else { "consensus" };
+        eprintln!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", model.params.assign_rule.name());
     }
     let last = model.losses.last().copied().unwrap_or(f64::NAN);
     eprintln!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), model.k());
