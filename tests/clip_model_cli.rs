@@ -63,6 +63,19 @@ fn embeds_a_directory_of_images_in_sorted_order() {
     // Row 1 is b.png = the golden image; row 0 (a.PNG, mirrored) must differ from it.
     assert_close(&rows[24..], &normalized_rows(&golden("file_image_embeds"), 24), "b.png");
     assert!(rows[..24].iter().zip(&rows[24..]).any(|(a, b)| (a - b).abs() > 1e-3));
+    let files = std::fs::read_to_string(dir.join("emb.files.txt")).unwrap();
+    let names: Vec<&str> = files.lines().map(|l| l.rsplit('/').next().unwrap()).collect();
+    assert_eq!(names, ["a.PNG", "b.png"]);
+    assert!(!dir.join("emb.skipped.txt").exists());
+
+    // A file that does not decode is listed with the reason and left out; the others are still embedded.
+    std::fs::write(imgs.join("c.jpg"), b"\xff\xd8 truncated").unwrap();
+    let r = rateclust(&["--model".as_ref(), model.as_os_str(), "--images".as_ref(), imgs.as_os_str(), "--out".as_ref(), out.as_os_str(), "--quiet".as_ref()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(read_npy(&out).unwrap().shape, vec![2, 24]);
+    let skipped = std::fs::read_to_string(dir.join("emb.skipped.txt")).unwrap();
+    assert!(skipped.contains("c.jpg\t"), "{skipped}");
+    assert_eq!(std::fs::read_to_string(dir.join("emb.files.txt")).unwrap(), files);
 }
 
 /// The PNG mirrored left-right (decoded and re-encoded with the image crate).

@@ -107,13 +107,10 @@ impl Clusterer {
     /// Writes the model to `path` (temporary file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        let file_name = path.file_name().ok_or_else(|| crate::invalid_arg!("model path '{}' has no file name", path.display()))?;
-        let tmp = path.with_file_name(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+        if path.file_name().is_none() {
+            return Err(crate::invalid_arg!("model path '{}' has no file name", path.display()));
+        }
+        crate::io::write_atomically(path, &bytes)
     }
 
     /// Reads a model written by [`Self::save`].

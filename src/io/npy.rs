@@ -10,7 +10,6 @@
 
 use crate::error::{check_finite, Error, Result};
 use half::f16;
-use std::io::Write;
 use std::path::Path;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -340,31 +339,12 @@ fn check_shape(path: &Path, len: usize, shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so readers never
-/// see a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
 /// Writes a little-endian float32 C-order array.
 pub fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
     check_shape(path, data.len(), shape)?;
     let mut out = encode("<f4", shape, data.len() * 4);
     data.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-    write_atomically(path, &out)
+    super::write_atomically(path, &out)
 }
 
 /// Writes a little-endian int64 C-order array.
@@ -372,7 +352,7 @@ pub fn write_npy_i64(path: &Path, data: &[i64], shape: &[usize]) -> Result<()> {
     check_shape(path, data.len(), shape)?;
     let mut out = encode("<i8", shape, data.len() * 8);
     data.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-    write_atomically(path, &out)
+    super::write_atomically(path, &out)
 }
 
 #[cfg(test)]

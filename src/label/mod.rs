@@ -9,4 +9,4 @@ pub mod vocabulary;
 pub mod vote;
 
 pub use vocabulary::{default_vocabulary, prompts};
-pub use vote::{label_clusters, ClusterName, LabelParams};
+pub use vote::{label_clusters, ClusterName, LabelParams, RUNNERS_UP};

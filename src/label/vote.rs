@@ -30,7 +30,13 @@ pub struct ClusterName {
     pub score: f32,
     /// Number of member images.
     pub members: usize,
+    /// The [`RUNNERS_UP`] captions with the most votes after the winner, most first, with their score
+    /// (votes / members): what else the cluster might be called.
+    pub runners_up: Vec<(usize, f32)>,
 }
+
+/// How many captions after the winner a [`ClusterName`] lists.
+pub const RUNNERS_UP: usize = 4;
 
 /// Names each of `k` clusters. `image_emb` is n×dim (one row per image, any scale), `labels[i] < k` is image
 /// i's cluster, `text_emb` is n_text×dim (one row per candidate caption).
@@ -95,10 +101,14 @@ pub fn label_clusters(
         .map(|j| {
             let row = &votes[j * n_text..(j + 1) * n_text];
             if members[j] == 0 {
-                return ClusterName { caption: None, score: 0.0, members: 0 };
+                return ClusterName { caption: None, score: 0.0, members: 0, runners_up: Vec::new() };
             }
-            let (best, v) = row.iter().enumerate().fold((0, f64::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
-            ClusterName { caption: Some(best), score: (v / members[j] as f64) as f32, members: members[j] }
+            // Most votes first; ties to the lower caption index (the winner is the first of the order).
+            let mut ranked: Vec<usize> = (0..n_text).collect();
+            ranked.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            let score = |c: usize| (row[c] / members[j] as f64) as f32;
+            let runners_up = ranked[1..].iter().take(RUNNERS_UP).filter(|&&c| row[c] > 0.0).map(|&c| (c, score(c))).collect();
+            ClusterName { caption: Some(ranked[0]), score: score(ranked[0]), members: members[j], runners_up }
         })
         .collect())
 }

@@ -13,7 +13,9 @@ Writes an n × d float32 .npy of CLIP embeddings (L2-normalised projected embedd
   --model DIR       Hugging Face CLIP directory: config.json, model.safetensors (f32/f16/bf16),
                     vocab.json + merges.txt for texts, optional preprocessor_config.json
   --images PATH     a directory (its .jpg/.jpeg/.png/.webp files, sorted by path; not recursive) or a
-                    text file listing image paths, one per line (relative to the current directory)
+                    text file listing image paths, one per line (relative to the current directory).
+                    The rows' files are written to X.files.txt (one path per line, row order); files
+                    that do not decode are left out and listed with the reason in X.skipped.txt
   --texts FILE      UTF-8 text file, one text per line (rows in line order)
   --out X.npy       output file (written to a temporary file, then renamed)
   --batch N         items per forward pass (default 32)
@@ -70,12 +72,27 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
         Input::Images(p) => {
             let paths = image_paths(p)?;
             let bar = bar(paths.len(), "images", quiet);
-            let rows = model.embed_image_files(&paths, &opts, &mut |_: &str, done: u64, _: u64| {
+            let embedded = crate::images::embed_skipping(&model, Path::new(""), &paths, &opts, &mut |_: &str, done: u64, _: u64| {
                 bar.set_position(done);
                 true
-            })?;
+            });
             bar.finish_and_clear();
-            (rows, paths.len(), true)
+            let (rows, kept, skipped) = embedded?;
+            let list: String = kept.iter().map(|f| format!("{}\n", f.display())).collect();
+            rateclust::io::write_atomically(&out.with_extension("files.txt"), list.as_bytes())?;
+            let skipped_path = out.with_extension("skipped.txt");
+            if skipped.is_empty() {
+                let _ = std::fs::remove_file(&skipped_path);
+            } else {
+                let bad: String = skipped.iter().map(|(f, e)| format!("{}\t{}\n", f.display(), e.replace(['\n', '\t'], " "))).collect();
+                rateclust::io::write_atomically(&skipped_path, bad.as_bytes())?;
+                eprintln!("skipped {} files that could not be decoded (listed in {})", skipped.len(), skipped_path.display());
+            }
+            if kept.is_empty() {
+                return Err(invalid_arg!("none of the {} images could be decoded", paths.len()));
+            }
+            let n = kept.len();
+            (rows, n, true)
         }
         Input::Texts(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;

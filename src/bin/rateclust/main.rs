@@ -4,12 +4,15 @@
 //! `error: <message>` on stderr and exits with a non-zero code (2 for usage errors, 1 otherwise).
 
 mod assign;
+mod cluster;
 mod common;
 mod embed;
 mod eval;
 mod fit;
+mod images;
 mod label;
 mod recluster;
+mod report;
 mod select_k;
 mod synth;
 
@@ -18,6 +21,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: rateclust <command> [options]
 
 commands:
+  cluster   IMAGES_DIR --model CLIP_DIR --out OUT_DIR [--k K|auto --vocab FILE --device D --quiet]
+            (the whole job: embed, fit, label, name; writes assignments.csv, clusters.json, report.html)
   embed     --model CLIP_DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy   (CLIP embeddings)
   fit       --features X.npy --k K|auto --out model.safetensors [--k-max N --preset NAME --steps N
             --batch N --hidden N --zdim N --eta F --warmup N --lr F --seed N --head-restarts N
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cmd.to_string_lossy().as_ref() {
         "embed" => embed::run(rest).map_err(common::CliError::Lib),
         "fit" => fit::run(rest),
+        "cluster" => cluster::run(rest),
         "assign" => assign::run(rest),
         "select-k" => select_k::run(rest),
         "eval" => eval::run(rest),

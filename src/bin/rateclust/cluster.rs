@@ -1,0 +1,290 @@
+//! `rateclust cluster`: the whole job in one command — a folder of images in; named clusters, a CSV, a JSON
+//! summary, the fitted model and a self-contained HTML report out.
+//!
+//! Stages: list the images (recursive, sorted) → decode and embed with CLIP, skipping and listing files that
+//! do not decode (cached in OUT_DIR with the file list and a fingerprint of the model and the files, so a
+//! re-run reuses them) → fit the clusterer (`--k K` or `--k auto`) → label every image → name the clusters
+//! with CLIP text (self-labeling) → write the outputs (each through a temporary file and a rename).
+
+use crate::common::*;
+use crate::images::{embed_skipping, Embedded};
+use crate::report::{self, ClusterSummary, Report};
+use lexopt::prelude::*;
+use rateclust::clip::{ClipModel, EmbedOptions};
+use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::params::FitParams;
+use rateclust::label::{default_vocabulary, label_clusters, prompts, LabelParams};
+use rateclust::progress::{NoProgress, Progress};
+use rateclust::{Device, DeviceKind, Error};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+const HELP: &str = "rateclust cluster IMAGES_DIR --model CLIP_DIR --out OUT_DIR [options]
+  Clusters every .jpg/.jpeg/.png/.webp under IMAGES_DIR (recursive) and names the clusters.
+  --model DIR       Hugging Face CLIP directory (config.json, model.safetensors, vocab.json, merges.txt)
+  --out DIR         created if missing; receives assignments.csv, clusters.json, report.html,
+                    model.safetensors, features.npy + files.txt (the cache), skipped.txt
+  --k K | --k auto  number of clusters (default auto: chosen by coding length, 2..=k-max)
+  --k-max N         largest k tried by --k auto (default min(20, sqrt(n)))
+  --vocab FILE      candidate names, one per line (default: the ImageNet-1k class names)
+  --template T      caption template (default 'a photo of a {}.')
+  --seed N          fit seed (default 42)   --batch N  images per forward pass (default 32)
+  --device auto|cpu|cuda (default auto)     --quiet    no progress output
+  Files that cannot be decoded are listed in skipped.txt and left out; they never stop the run.";
+
+/// Most central images shown per cluster (report) and listed (clusters.json).
+const CENTRAL: usize = 12;
+
+pub fn run(args: Vec<OsString>) -> CliResult {
+    let mut p = parser(args);
+    let (mut images, mut model, mut out, mut vocab) = (None, None, None, None);
+    let mut k = 0usize;
+    let mut k_max = 0usize;
+    let mut seed = 42u64;
+    let mut template = "a photo of a {}.".to_string();
+    let mut device = DeviceKind::Auto;
+    let mut quiet = false;
+    let mut opts = EmbedOptions::default();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Value(v) if images.is_none() => images = Some(PathBuf::from(v)),
+            Long("model") => model = Some(path(&mut p)?),
+            Long("out") => out = Some(path(&mut p)?),
+            Long("k") | Short('k') => {
+                let v: String = value(&mut p, "k")?;
+                k = if v == "auto" { 0 } else { v.parse().map_err(|_| usage(format!("--k: '{v}' is not a number or 'auto'")))? };
+            }
+            Long("k-max") => k_max = value(&mut p, "k-max")?,
+            Long("vocab") => vocab = Some(path(&mut p)?),
+            Long("template") => template = value(&mut p, "template")?,
+            Long("seed") => seed = value(&mut p, "seed")?,
+            Long("batch") => {
+                opts.batch_size = value(&mut p, "batch")?;
+                if opts.batch_size == 0 {
+                    return Err(usage("--batch must be positive"));
+                }
+            }
+            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("quiet") => quiet = true,
+            Long("help") | Short('h') => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let images = images.ok_or_else(|| usage(format!("IMAGES_DIR is required\n\n{HELP}")))?;
+    let model_dir = required(model, "model")?;
+    let out = required(out, "out")?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let log = |msg: String| {
+        if !quiet {
+            eprintln!("{msg}");
+        }
+    };
+    let mut bar_or_none: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(Bar::new()) };
+
+    let paths = list_images(&images)?;
+    log(format!("found {} images under {}", paths.len(), images.display()));
+    let clip = ClipModel::load_on(&model_dir, device)?;
+    let fingerprint = fingerprint(&model_dir, &images, &paths)?;
+    let (x, kept, skipped) = match read_cache(&out, &fingerprint) {
+        Some(c) => {
+            log(format!("reusing the cached features in {} ({} images)", out.display(), c.1.len()));
+            c
+        }
+        None => {
+            let (x, kept, skipped) = embed_skipping(&clip, &images, &paths, &opts, bar_or_none.as_mut())?;
+            write_cache(&out, &fingerprint, &x, &kept, &skipped, clip.output_dim(true, &opts))?;
+            (x, kept, skipped)
+        }
+    };
+    if !skipped.is_empty() {
+        log(format!("skipped {} files that could not be decoded (listed in skipped.txt)", skipped.len()));
+    }
+    let n = kept.len();
+    let dim = if n == 0 { 0 } else { x.len() / n };
+    if n < 2 {
+        return Err(rateclust::invalid_arg!("{} decodable images found; clustering needs at least 2", n).into());
+    }
+
+    let params = FitParams { k, k_max, seed, ..FitParams::default() };
+    let dev = Device::open(device, 0)?;
+    log(format!("fitting {n} × {dim} features (k = {})", if k == 0 { "auto".to_string() } else { k.to_string() }));
+    let t0 = std::time::Instant::now();
+    let model = Clusterer::fit(&x, n, dim, &params, &dev, bar_or_none.as_mut())?;
+    log(format!("fitted k = {} in {:.1} s", model.k(), t0.elapsed().as_secs_f64()));
+    let assignment = model.assign(&x, n, bar_or_none.as_mut())?;
+    let labels: Vec<usize> = assignment.labels.iter().map(|&l| l as usize).collect();
+    let k = model.k();
+
+    let owned_vocab;
+    let names: Vec<&str> = match &vocab {
+        Some(path) => {
+            owned_vocab = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            owned_vocab.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+        }
+        None => default_vocabulary(),
+    };
+    if names.is_empty() {
+        return Err(usage("the vocabulary is empty"));
+    }
+    let captions = prompts(&names, &template)?;
+    let caption_refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    let text = clip.embed_texts(&caption_refs, &EmbedOptions::default(), bar_or_none.as_mut())?;
+    let named = label_clusters(&x, n, dim, &labels, k, &text, captions.len(), &LabelParams::default())?;
+    drop(bar_or_none);
+
+    let central = central_members(&x, n, dim, &labels, k, CENTRAL);
+    let clusters: Vec<ClusterSummary> = (0..k)
+        .map(|j| ClusterSummary {
+            name: named[j].caption.map(|c| names[c].to_string()),
+            score: named[j].score,
+            size: named[j].members,
+            runners_up: named[j].runners_up.iter().map(|&(c, s)| (names[c].to_string(), s)).collect(),
+            central: central[j].clone(),
+        })
+        .collect();
+    let report = Report {
+        images_dir: images.display().to_string(),
+        model_dir: model_dir.display().to_string(),
+        files: kept,
+        labels,
+        confidence: assignment.confidence,
+        clusters,
+        skipped,
+        k_curve: model.k_curve.as_ref().map(|c| c.candidates.iter().copied().zip(c.coding_length.iter().copied()).collect()),
+    };
+    model.save(&out.join("model.safetensors"))?;
+    write_atomic(&out.join("assignments.csv"), report::assignments_csv(&report).as_bytes())?;
+    write_atomic(&out.join("clusters.json"), report::clusters_json(&report)?.as_bytes())?;
+    write_atomic(&out.join("report.html"), report::html(&report, &images).as_bytes())?;
+    for (j, c) in report.clusters.iter().enumerate() {
+        log(format!("cluster {j}: {} ({} images, score {:.2})", c.name.as_deref().unwrap_or("(empty)"), c.size, c.score));
+    }
+    log(format!("wrote assignments.csv, clusters.json, report.html and model.safetensors to {}", out.display()));
+    Ok(())
+}
+
+/// Every image file under `dir` (recursive, not following directory links), as paths relative to `dir`,
+/// sorted.
+fn list_images(dir: &Path) -> CliResult<Vec<PathBuf>> {
+    fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) -> rateclust::Result<()> {
+        if depth > 64 {
+            return Ok(());
+        }
+        let here = root.join(rel);
+        for entry in std::fs::read_dir(&here).map_err(|e| Error::io(&here, e))? {
+            let entry = entry.map_err(|e| Error::io(&here, e))?;
+            let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            let rel = rel.join(entry.file_name());
+            if kind.is_dir() {
+                walk(root, &rel, depth + 1, out)?;
+            } else if is_image_name(&rel) && !rel.to_string_lossy().contains(['\n', '\r']) {
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !meta.is_dir() {
+        return Err(usage(format!("{} is not a directory", dir.display())));
+    }
+    let mut out = Vec::new();
+    walk(dir, Path::new(""), 0, &mut out)?;
+    out.sort();
+    if out.is_empty() {
+        return Err(rateclust::invalid_arg!("{}: no images found (.jpg, .jpeg, .png, .webp)", dir.display()).into());
+    }
+    Ok(out)
+}
+
+fn is_image_name(p: &Path) -> bool {
+    let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png" | "webp"))
+}
+
+/// FNV-1a over the model's config and weight file sizes and times, and every image's path, size and
+/// modification time: a changed model or file set gives a different fingerprint.
+fn fingerprint(model_dir: &Path, root: &Path, files: &[PathBuf]) -> CliResult<String> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    let stamp = |p: &Path| -> (u64, u128) {
+        std::fs::metadata(p)
+            .map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())))
+            .unwrap_or((0, 0))
+    };
+    for name in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+        let (len, t) = stamp(&model_dir.join(name));
+        eat(name.as_bytes());
+        eat(&len.to_le_bytes());
+        eat(&t.to_le_bytes());
+    }
+    for f in files {
+        let (len, t) = stamp(&root.join(f));
+        eat(f.to_string_lossy().as_bytes());
+        eat(&[0]);
+        eat(&len.to_le_bytes());
+        eat(&t.to_le_bytes());
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// The cache of an earlier run with the same fingerprint: (features, files, skipped).
+fn read_cache(out: &Path, fingerprint: &str) -> Option<Embedded> {
+    let stored = std::fs::read_to_string(out.join("features.fingerprint")).ok()?;
+    if stored.trim() != fingerprint {
+        return None;
+    }
+    let (x, n, _) = read_features(&out.join("features.npy")).ok()?;
+    let files: Vec<PathBuf> = std::fs::read_to_string(out.join("files.txt")).ok()?.lines().map(PathBuf::from).collect();
+    if files.len() != n {
+        return None;
+    }
+    let skipped = std::fs::read_to_string(out.join("skipped.txt"))
+        .ok()?
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(p, e)| (PathBuf::from(p), e.to_string())))
+        .collect();
+    Some((x, files, skipped))
+}
+
+fn write_cache(out: &Path, fingerprint: &str, x: &[f32], files: &[PathBuf], skipped: &[(PathBuf, String)], dim: usize) -> CliResult {
+    rateclust::io::npy::write_npy_f32(&out.join("features.npy"), x, &[files.len(), dim])?;
+    let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+    write_atomic(&out.join("files.txt"), list.as_bytes())?;
+    let bad: String = skipped.iter().map(|(f, e)| format!("{}\t{}\n", f.display(), e.replace(['\n', '\t'], " "))).collect();
+    write_atomic(&out.join("skipped.txt"), bad.as_bytes())?;
+    // Written last: a cache whose fingerprint is present is complete.
+    write_atomic(&out.join("features.fingerprint"), format!("{fingerprint}\n").as_bytes())
+}
+
+/// Per cluster, up to `top` member rows closest (cosine) to the cluster's mean embedding, closest first.
+fn central_members(x: &[f32], n: usize, dim: usize, labels: &[usize], k: usize, top: usize) -> Vec<Vec<usize>> {
+    let unit = rateclust::cluster::model::l2_normalize_rows(x, dim);
+    let mut mean = vec![0.0f64; k * dim];
+    for (i, &l) in labels.iter().enumerate().take(n) {
+        mean[l * dim..(l + 1) * dim].iter_mut().zip(&unit[i * dim..(i + 1) * dim]).for_each(|(m, &v)| *m += v as f64);
+    }
+    let mut members: Vec<Vec<(f64, usize)>> = vec![Vec::new(); k];
+    for (i, &l) in labels.iter().enumerate().take(n) {
+        let cos: f64 = mean[l * dim..(l + 1) * dim].iter().zip(&unit[i * dim..(i + 1) * dim]).map(|(m, &v)| m * v as f64).sum();
+        members[l].push((cos, i));
+    }
+    members
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            v.into_iter().take(top).map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
+/// Writes through a temporary file and a rename (nothing half-written under the final name).
+fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
+    Ok(rateclust::io::write_atomically(path, bytes)?)
+}
