@@ -162,8 +162,10 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
 }
 
 /// The default fit parameters, the recommended path: k and the head's sizes, batch, steps, warm-up, η and
-/// learning rates automatic (0, resolved from the data at fit time), L2-normalised input, prototype-z
-/// assignment, the reference's MLC and SGD constants, seed 42. Set `k` unless k should be chosen.
+/// learning rates automatic (0, resolved from the data at fit time), L2-normalised input, the head's partition
+/// competing with the consensus of 30 k-means runs and the winner refined on the neighbour graph (the model
+/// then labels with RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT), the reference's MLC and SGD constants, seed 42.
+/// Set `k` unless k should be chosen.
 #[no_mangle]
 pub extern "C" fn rateclust_fit_default_params() -> rateclust_fit_params {
     (&FitParams::default()).into()
