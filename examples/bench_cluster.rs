@@ -11,8 +11,12 @@
 //!   hidden-4096/d-128 head (head forward in eval mode + subspace rule). The input is generated chunk by chunk
 //!   (3.9 GB would not fit comfortably next to other work), so the time is the sum over chunks of `assign`
 //!   alone. `--assign-n N` times N points instead and scales to 1.28 M (printed as such).
+//! - `assign_1.28M_768_k1000_neighbors-x`: the same points labelled by the default fit's rule: projection
+//!   onto 128 principal directions, then the majority of the 10 nearest of 10,000 labelled reference points.
 
-use rateclust::cluster::assign::AssignModel;
+use rateclust::cluster::assign::{AssignModel, InputSpaceModel};
+use rateclust::cluster::input_space::InputSpace;
+use rateclust::cluster::params::AssignRule;
 use rateclust::cluster::head::{Head, HeadDims};
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::FitParams;
@@ -97,5 +101,31 @@ fn main() -> rateclust::Result<()> {
         eprintln!("assign: timed {n} points, scaled to {total}");
     }
     println!("BENCH\tassign_1.28M_768_k1000\t{ms:.0}");
+
+    // The default fit's rule: the vote of the 10 nearest of 10,000 reference points in the 128-d input space.
+    let (refs, space_rank) = (10_000usize, 128usize);
+    let mut r2 = Rng::new(2);
+    let mut unit = |len: usize| -> Vec<f32> { (0..len).map(|_| r2.normal() as f32).collect() };
+    let space = InputSpace { dim: input, rank: space_rank, mean: unit(input), basis: unit(input * space_rank) };
+    let mut reference = unit(refs * space_rank);
+    rateclust::linalg::rows::l2_normalize_rows(&mut reference, space_rank);
+    let reference_labels: Vec<u32> = (0..refs).map(|i| (i % k) as u32).collect();
+    let input_model = InputSpaceModel { space, prototypes: unit(k * space_rank), reference, reference_labels };
+    let mut am = model.assign_model.clone();
+    am.input = Some(input_model);
+    let params = FitParams { k, hidden, zdim, assign_rule: AssignRule::NeighborsInput, ..FitParams::default() };
+    let model = Clusterer::from_parts(params, head.clone(), am);
+    let (mut secs, mut done) = (0.0, 0);
+    while done < n {
+        let rows = chunk.min(n - done);
+        let xc: Vec<f32> = (0..rows * input).map(|_| rng.uniform() as f32).collect();
+        let t = Instant::now();
+        let a = model.assign(&xc, rows, &mut NoProgress)?;
+        secs += t.elapsed().as_secs_f64();
+        assert_eq!(a.labels.len(), rows);
+        done += rows;
+        eprintln!("  neighbors-x: assigned {done}/{n} ({:.1} s so far)", secs);
+    }
+    println!("BENCH\tassign_1.28M_768_k1000_neighbors-x\t{:.0}", secs * 1e3 * total as f64 / n as f64);
     Ok(())
 }

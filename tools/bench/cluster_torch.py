@@ -8,6 +8,9 @@ Prints BENCH<TAB><case><TAB><ms per op> with the same case names as the Rust ben
   restatement in tools/golden/cpp_head_torch.py (also behind the goldens).
 - assign_1.28M_768_k1000: eval-mode head forward + subspace scores (GEMM against 1000 clusters' bases) and
   argmax, over 1.28 M random points in chunks of 65536 (time of the compute only), scaled if --assign-n < 1.28 M.
+- assign_1.28M_768_k1000_neighbors-x: the same points labelled by the default fit's rule: L2-normalise, centre,
+  project onto 128 directions, L2-normalise, similarities to 10,000 unit reference rows, top-10, majority
+  label (torch.mode).
 """
 import argparse
 import os
@@ -68,3 +71,23 @@ with torch.no_grad():
         secs += time.perf_counter() - t
         done += rows
 print(f"BENCH\tassign_1.28M_768_k1000\t{secs * 1e3 * TOTAL / n:.0f}", flush=True)
+
+REFS, RANK = 10_000, 128
+mean = torch.randn(IN, device=dev)
+basis = torch.randn(IN, RANK, device=dev)
+ref = F.normalize(torch.randn(REFS, RANK, device=dev), dim=1)
+ref_labels = torch.arange(REFS, device=dev) % K
+secs, done = 0.0, 0
+with torch.no_grad():
+    while done < n:
+        rows = min(65536, n - done)
+        xc = torch.rand(rows, IN, device=dev)
+        sync()
+        t = time.perf_counter()
+        p = F.normalize((F.normalize(xc) - mean) @ basis)
+        idx = (p @ ref.T).topk(10, dim=1).indices
+        lab = ref_labels[idx].mode(dim=1).values
+        sync()
+        secs += time.perf_counter() - t
+        done += rows
+print(f"BENCH\tassign_1.28M_768_k1000_neighbors-x\t{secs * 1e3 * TOTAL / n:.0f}", flush=True)

@@ -183,7 +183,7 @@ pub fn html(r: &Report, root: &Path) -> String {
     s.push_str("<h2>Cluster sizes</h2>");
     s.push_str(&svg_sizes(r));
     if let Some(curve) = &r.k_curve {
-        s.push_str("<h2>Coding length over k</h2><p class=\"muted\">k was chosen at the knee of this curve (fewer nats: the partition codes the features more briefly).</p>");
+        s.push_str("<h2>Coding length over k</h2><p class=\"muted\">k was chosen at the minimum of this curve: the partition that codes the features in the fewest nats.</p>");
         let pts: Vec<(f64, f64)> = curve.iter().map(|&(k, l)| (k as f64, l)).collect();
         s.push_str(&svg_line(&pts, "k", "nats"));
     }
