@@ -43,7 +43,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     imgs = read_idx(f"{SRC}/train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)[: a.rows]
-    labels = read_idx(f"{SRC}/train-labels-idx1-ubyte.gz", 8)[: a.rows].astype(np.int64)
+    # All 60,000 labels whatever --rows is: the file is shared by every model's features (a --rows 10000
+    # run used to overwrite the full label file with 10,000 labels).
+    labels = read_idx(f"{SRC}/train-labels-idx1-ubyte.gz", 8).astype(np.int64)
     model = load_model(a.model)
     feats = []
     t0 = time.time()
