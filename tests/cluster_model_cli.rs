@@ -56,6 +56,10 @@ fn fit_assign_select_k_eval_end_to_end() {
     ok(&["assign", "--model", s(&m2), "--features", s(&x), "--out", s(&lab)]);
     let ev2: serde_json::Value = serde_json::from_str(&ok(&["eval", "--pred", s(&lab), "--truth", s(&y)])).unwrap();
     assert!(ev2["acc"].as_f64().unwrap() <= 0.51, "2 clusters cannot label 4 balanced classes better than 0.5: {ev2}");
+    // Labels and confidences into one file would lose the labels: refused, and the labels stay.
+    let before = std::fs::read(&lab).unwrap();
+    fails(&["assign", "--model", s(&m2), "--features", s(&x), "--out", s(&lab), "--confidence", s(&lab)], "same file");
+    assert_eq!(std::fs::read(&lab).unwrap(), before);
 }
 
 #[test]

@@ -140,6 +140,17 @@ fn bad_input_gives_clear_errors() {
     let other = vec![0.5f32; 10 * (s.dim + 2)];
     let e = model.assign(&other, 10, &mut NoProgress).unwrap_err();
     assert!(e.to_string().contains("fitted on dimension"), "{e}");
+    // Features of magnitude 1e30: normalised, the same fit as at magnitude 1 (their squares overflow f32,
+    // which used to zero every row); raw, the head overflows and the fit says so instead of saving a
+    // model that cannot be loaded.
+    let huge: Vec<f32> = x.iter().map(|v| v * 1e30).collect();
+    let normed = FitParams { normalize_input: true, ..p.clone() };
+    let a = fit(&x, s.n, s.dim, &normed).unwrap().assign(&x, s.n, &mut NoProgress).unwrap();
+    let b = fit(&huge, s.n, s.dim, &normed).unwrap().assign(&huge, s.n, &mut NoProgress).unwrap();
+    assert_eq!(a.labels, b.labels);
+    let raw = FitParams { normalize_input: false, ..p.clone() };
+    let r = fit(&huge, s.n, s.dim, &raw);
+    assert!(matches!(r, Err(Error::Numerical(_))), "{:?}", r.map(|m| m.losses));
 }
 
 #[test]

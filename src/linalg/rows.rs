@@ -34,7 +34,9 @@ macro_rules! simd {
 pub(crate) use simd;
 
 simd! {
-    /// x ← x / ‖x‖₂ for each row of width `d` (rows of zero norm are left as they are).
+    /// x ← x / ‖x‖₂ for each row of width `d` (rows of zero norm are left as they are). Rows whose squares
+    /// overflow or underflow f32 (entries beyond about 1e19 or below 1e-19) are scaled by their largest
+    /// entry first, so features of any finite magnitude come out as unit rows.
     pub fn l2_normalize_rows(x: &mut [f32], d: usize) {
         for row in x.chunks_exact_mut(d) {
             let mut acc = [0.0f32; 16];
@@ -48,12 +50,38 @@ simd! {
             for a in acc {
                 s += a;
             }
-            if s > 0.0 {
-                let inv = 1.0 / s.sqrt();
-                for v in row.iter_mut() {
-                    *v *= inv;
+            if !(s.is_finite() && s > 1e-30) {
+                // f64 holds the square of any finite f32.
+                let s64: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
+                if s64 > 0.0 && s64.is_finite() {
+                    let inv = 1.0 / s64.sqrt();
+                    row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
                 }
+                continue;
+            }
+            let inv = 1.0 / s.sqrt();
+            for v in row.iter_mut() {
+                *v *= inv;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Rows of any finite magnitude become unit rows (their squares overflow or underflow in f32).
+    #[test]
+    fn normalises_huge_and_tiny_rows() {
+        for scale in [1.0f32, 1e20, 1e38, 1e-20, 1e-40] {
+            let mut x: Vec<f32> = (0..40).map(|i| scale * ((i % 7) as f32 - 3.0)).collect();
+            super::l2_normalize_rows(&mut x, 20);
+            for row in x.chunks(20) {
+                let n: f64 = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+                assert!((n - 1.0).abs() < 1e-5, "scale {scale}: norm {n}");
+            }
+        }
+        let mut zero = vec![0.0f32; 8];
+        super::l2_normalize_rows(&mut zero, 4);
+        assert!(zero.iter().all(|&v| v == 0.0));
     }
 }

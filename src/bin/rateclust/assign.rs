@@ -33,6 +33,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let model = Clusterer::load(&required(model, "model")?)?;
     let features = required(features, "features")?;
     let out = required(out, "out")?;
+    if conf.as_ref() == Some(&out) {
+        return Err(usage("--out and --confidence name the same file: the confidences would replace the labels"));
+    }
     let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open(device, 0)?;
     let a = model.assign_on(&dev, model.params.assign_rule, &x, n, &mut Bar::new())?;
