@@ -204,6 +204,9 @@ fn unsupported_preprocessor_configs_are_clear_errors() {
         (r#"{"image_mean": [0.5, 0.5]}"#, "image_mean"),
         (r#"{"image_std": [0.5, 0.0, 0.5]}"#, "std"),
         (r#"{"size": 0}"#, "size"),
+        // Finite but absurd: pixel values of 1e300 overflow the tower (all-NaN embeddings before).
+        (r#"{"rescale_factor": 1e300}"#, "within ±1e4"),
+        (r#"{"image_std": [1e-9, 0.5, 0.5]}"#, "within ±1e4"),
         ("not json", "JSON"),
     ] {
         let err = PreprocessConfig::from_preprocessor_config_json(json).unwrap_err().to_string();

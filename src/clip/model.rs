@@ -326,13 +326,13 @@ impl ClipModel {
         crate::error::check_finite("pixels", pixels)?;
         if let Some(c) = &self.cuda {
             let rows = c.embed_pixels(pixels, n, opts.batch_size, opts.pooled)?;
-            return Ok(Self::normalized(rows, n, opts));
+            return Self::normalized(rows, n, opts);
         }
         let dim = self.output_dim(true, opts);
         let chunks = split_work(n, opts.batch_size);
         let rows = run_chunks(&chunks, &mut NoProgress, "embed images", |r| {
             let pooled = v.forward(&pixels[r.start * per..r.end * per], r.len(), None);
-            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+            self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts)
         })?;
         debug_assert_eq!(rows.len(), n * dim);
         Ok(rows)
@@ -353,7 +353,7 @@ impl ClipModel {
             progress::report(progress, "embed texts", 0, total)?;
             let rows = c.embed_token_ids(ids, &pools, opts.batch_size, opts.pooled)?;
             progress::report(progress, "embed texts", total, total)?;
-            return Ok(Self::normalized(rows, ids.len(), opts));
+            return Self::normalized(rows, ids.len(), opts);
         }
         let dim = self.output_dim(false, opts);
         // Batch sequences of similar length together: each batch computes up to its own longest one.
@@ -363,7 +363,7 @@ impl ClipModel {
         let sorted_rows = run_chunks(&chunks, progress, "embed texts", |r| {
             let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
             let (pooled, _) = t.forward(&batch, None)?;
-            Ok(self.finish(pooled, r.len(), self.text_projection.as_ref(), opts))
+            self.finish(pooled, r.len(), self.text_projection.as_ref(), opts)
         })?;
         let mut out = vec![0.0f32; ids.len() * dim];
         for (r, &i) in order.iter().enumerate() {
@@ -444,27 +444,34 @@ impl ClipModel {
                 out.extend(c.embed_pixels(&pixels, r.len(), bs, opts.pooled)?);
                 progress::report(progress, "embed images", r.end as u64, n as u64)?;
             }
-            return Ok(Self::normalized(out, n, opts));
+            return Self::normalized(out, n, opts);
         }
         let chunks = split_work(n, opts.batch_size);
         run_chunks(&chunks, progress, "embed images", |r| {
             let pixels = preprocess(r.clone())?;
             let pooled = v.forward(&pixels, r.len(), None);
-            Ok(self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts))
+            self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts)
         })
     }
 
-    /// L2-normalises each of the `n` rows if `opts.normalize` asks for it.
-    fn normalized(mut rows: Vec<f32>, n: usize, opts: &EmbedOptions) -> Vec<f32> {
+    /// L2-normalises each of the `n` rows if `opts.normalize` asks for it. Non-finite values are an error:
+    /// extreme inputs or weights must not come back as embeddings with success.
+    fn normalized(mut rows: Vec<f32>, n: usize, opts: &EmbedOptions) -> Result<Vec<f32>> {
+        if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(crate::Error::Numerical(format!(
+                "embedding value {i} is {} (the input or the weights overflow the tower in f32)",
+                rows[i]
+            )));
+        }
         if opts.normalize && n > 0 {
             let d = rows.len() / n;
             l2_normalize_rows(&mut rows, d);
         }
-        rows
+        Ok(rows)
     }
 
     /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.
-    fn finish(&self, pooled: Vec<f32>, n: usize, projection: Option<&Linear>, opts: &EmbedOptions) -> Vec<f32> {
+    fn finish(&self, pooled: Vec<f32>, n: usize, projection: Option<&Linear>, opts: &EmbedOptions) -> Result<Vec<f32>> {
         let rows = match projection {
             Some(p) if !opts.pooled => {
                 let mut y = vec![0.0f32; n * p.out_dim];

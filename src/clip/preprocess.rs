@@ -134,6 +134,20 @@ impl PreprocessConfig {
         if !(self.rescale.is_finite() && self.rescale > 0.0) {
             return Err(invalid_arg!("preprocess rescale {} must be positive", self.rescale));
         }
+        // Pixel values the tower sees: (v · rescale − mean) / std for v in 0..=255. CLIP's are within ±3;
+        // beyond ±1e4 the tower's sums overflow f32 (rescale_factor 1e300 gave all-NaN embeddings).
+        for c in 0..3 {
+            let extreme = [0.0, 255.0].map(|v| ((v * self.rescale - self.mean[c] as f64) / self.std[c] as f64).abs());
+            if extreme.iter().any(|x| !(*x <= 1e4)) {
+                return Err(invalid_arg!(
+                    "preprocess maps pixel values of channel {c} to up to {:e} (rescale {}, mean {}, std {}); the tower needs values within ±1e4",
+                    extreme[0].max(extreme[1]),
+                    self.rescale,
+                    self.mean[c],
+                    self.std[c]
+                ));
+            }
+        }
         Ok(())
     }
 
