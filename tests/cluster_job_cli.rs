@@ -101,4 +101,27 @@ fn bad_folders_are_clear_errors() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("no images found"), "{}", String::from_utf8_lossy(&r.stderr));
     let r = run(&["cluster", "--model", &s(&model)]);
     assert_eq!(r.status.code(), Some(2));
+
+    // A folder whose images are all corrupt, --out naming a file, a vocabulary that is not UTF-8, k above
+    // the number of images: each a clear message, and what the user had in the output folder stays.
+    let junk = dir.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    for i in 0..3 {
+        std::fs::write(junk.join(format!("{i}.jpg")), b"garbage").unwrap();
+    }
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("mine.txt"), b"keep me").unwrap();
+    let expect = |args: &[&str], code: i32, needle: &str| {
+        let r = run(args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: message should mention '{needle}': {err}");
+    };
+    expect(&["cluster", &s(&junk), "--model", &s(&model), "--out", &s(&out), "--quiet"], 1, "0 of the 3 images decode");
+    expect(&["cluster", &s(&junk), "--model", &s(&model), "--out", &s(&out.join("mine.txt"))], 2, "not a directory");
+    std::fs::write(dir.join("bad_vocab.txt"), b"cat\n\xff\xfe dog\n").unwrap();
+    expect(&["cluster", &s(&junk), "--model", &s(&model), "--out", &s(&out), "--vocab", &s(&dir.join("bad_vocab.txt"))], 2, "not UTF-8");
+    expect(&["cluster", &s(&junk), "--model", &s(&model), "--out", &s(&out), "--k", "5"], 2, "more than the 3 images");
+    assert_eq!(std::fs::read(out.join("mine.txt")).unwrap(), b"keep me");
 }

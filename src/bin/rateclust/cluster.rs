@@ -76,7 +76,28 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let images = images.ok_or_else(|| usage(format!("IMAGES_DIR is required\n\n{HELP}")))?;
     let model_dir = required(model, "model")?;
     let out = required(out, "out")?;
+    // Everything that can be checked before hours of embedding is checked first.
+    if out.exists() && !out.is_dir() {
+        return Err(usage(format!("--out {} exists and is not a directory", out.display())));
+    }
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let probe = out.join(format!(".rateclust-write-test{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| Error::io(&out, e))?;
+    let _ = std::fs::remove_file(&probe);
+    let vocab_text = match &vocab {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            Some(String::from_utf8(bytes).map_err(|e| usage(format!("--vocab {}: not UTF-8 text ({e})", path.display())))?)
+        }
+        None => None,
+    };
+    let names: Vec<&str> = match &vocab_text {
+        Some(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+        None => default_vocabulary(),
+    };
+    if names.is_empty() {
+        return Err(usage("the vocabulary is empty"));
+    }
     let log = |msg: String| {
         if !quiet {
             eprintln!("{msg}");
@@ -86,6 +107,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
 
     let paths = list_images(&images)?;
     log(format!("found {} images under {}", paths.len(), images.display()));
+    if k > paths.len() {
+        return Err(usage(format!("--k {k} is more than the {} images found", paths.len())));
+    }
     let clip = ClipModel::load_on(&model_dir, device)?;
     let fingerprint = fingerprint(&model_dir, &images, &paths)?;
     let (x, kept, skipped) = match read_cache(&out, &fingerprint) {
@@ -104,8 +128,8 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     }
     let n = kept.len();
     let dim = if n == 0 { 0 } else { x.len() / n };
-    if n < 2 {
-        return Err(rateclust::invalid_arg!("{} decodable images found; clustering needs at least 2", n).into());
+    if n < 2.max(k) {
+        return Err(rateclust::invalid_arg!("{n} of the {} images decode; clustering into k = {} needs at least {}", paths.len(), k.max(2), 2.max(k)).into());
     }
 
     let params = FitParams { k, k_max, seed, ..FitParams::default() };
@@ -118,17 +142,6 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let labels: Vec<usize> = assignment.labels.iter().map(|&l| l as usize).collect();
     let k = model.k();
 
-    let owned_vocab;
-    let names: Vec<&str> = match &vocab {
-        Some(path) => {
-            owned_vocab = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            owned_vocab.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
-        }
-        None => default_vocabulary(),
-    };
-    if names.is_empty() {
-        return Err(usage("the vocabulary is empty"));
-    }
     let captions = prompts(&names, &template)?;
     let caption_refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     let text = clip.embed_texts(&caption_refs, &EmbedOptions::default(), bar_or_none.as_mut())?;
