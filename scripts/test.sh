@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
   apt-get update -qq && apt-get install -y -qq gcc g++ >/dev/null
 fi
+# pkg-config and patchelf for the install test (tests/install_pkgconfig.rs: scripts/install.sh into a prefix).
+if ! command -v pkg-config >/dev/null || ! command -v patchelf >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq pkg-config patchelf >/dev/null
+fi
 # Go runs the cgo binding example (tests/bindings_go.rs); python3 runs the ctypes one and is already here.
 if ! command -v go >/dev/null; then
   apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
