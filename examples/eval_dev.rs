@@ -133,7 +133,7 @@ fn main() -> rateclust::Result<()> {
         Ok(())
     };
     eval_rows("ours, spectral on the fitted sample", sample_rows(n, params.spectral_sample, params.seed))?;
-    eval_rows("reference: spectral of one batch's Π", shuffled_batches(n, &params)[0].clone())?;
+    eval_rows("reference: spectral of one batch's Π", shuffled_batches(n, &params).next().expect("n ≥ 1 gives a batch"))?;
     let xn = l2_normalize_rows(&x, dim);
     let km = kmeans(&xn, n, dim, &KMeansParams { k: params.k, n_init: 10, seed: params.seed, ..Default::default() })?;
     show("k-means on L2-normalised input", &scores(&to_i64(&km.labels), &truth)?, n);

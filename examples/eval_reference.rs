@@ -41,7 +41,7 @@ fn main() -> rateclust::Result<()> {
     let params = FitParams { batch, steps: 15 * (n / batch), ..base };
     let mut head = Head::<f32>::new(HeadDims { input: dim, hidden: params.hidden, zdim: params.zdim }, seed)?;
     train(&mut head, &x, n, &params, &Device::Cpu, BatchOrder::Shuffled, &mut NoProgress)?;
-    let first = shuffled_batches(n, &params)[0].clone();
+    let first = shuffled_batches(n, &params).next().expect("n ≥ 1 gives a batch");
     let s = spectral_scores_of_rows(&head, &params, &x, dim, &first, &truth)?;
     println!(
         "{{\"acc\": {:.4}, \"nmi\": {:.4}, \"ari\": {:.4}, \"n\": {}, \"seconds\": {:.1}}}",

@@ -17,7 +17,7 @@
 use super::head::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAMS, GAMMA, N_PARAMS, PARAM_NAMES, W1, W2, WC, WS};
 use super::params::FitParams;
 use super::sgd::SgdGroup;
-use super::train::{check_loss, sgd_groups};
+use super::train::{check_loss, sgd_groups, Batches};
 use crate::device::cuda::nn::i32_of;
 use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::device::Device;
@@ -482,7 +482,7 @@ pub(crate) fn train_cuda<T: crate::linalg::Real>(
     n: usize,
     params: &FitParams,
     dev: &Arc<CudaDevice>,
-    batches: &[Vec<usize>],
+    batches: Batches<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Vec<f64>> {
     train_on(&**dev, head, x, n, params, batches, progress)
@@ -495,7 +495,7 @@ pub(crate) fn train_on<T: crate::linalg::Real>(
     x: &[T],
     n: usize,
     params: &FitParams,
-    batches: &[Vec<usize>],
+    batches: Batches<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Vec<f64>> {
     let input = head.dims.input;
@@ -507,11 +507,11 @@ pub(crate) fn train_on<T: crate::linalg::Real>(
     drop(x32);
     let mut dh = DeviceHead::upload(g, &head.cast::<f32>())?;
     let cfg = StepConfig::new(params);
-    let total = batches.len() as u64;
-    let mut losses = Vec::with_capacity(batches.len());
+    let total = batches.total as u64;
+    let mut losses = Vec::with_capacity(batches.total);
     let xi = i32_of(input, "input")?;
     report(progress, "train", 0, total)?;
-    for (step, rows) in batches.iter().enumerate() {
+    for (step, rows) in batches.iter.enumerate() {
         let m = rows.len();
         let idx = rows
             .iter()

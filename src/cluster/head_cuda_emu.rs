@@ -294,7 +294,7 @@ mod tests {
         let log = train(&mut cpu, &x, n, &params, &Device::Cpu, BatchOrder::Explicit(&batches), &mut NoProgress).unwrap();
         let emu = Emu::new();
         let mut dev = start.clone();
-        let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, &batches, &mut NoProgress).unwrap();
+        let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, crate::cluster::train::Batches { total: batches.len(), iter: Box::new(batches.iter().cloned()) }, &mut NoProgress).unwrap();
         for (s, (a, b)) in losses.iter().zip(&log.losses).enumerate() {
             assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {s}: loss {a} vs CPU {b}");
         }

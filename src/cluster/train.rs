@@ -30,19 +30,51 @@ pub struct TrainLog {
 
 /// The batches of every step for n points under `params` (resolved: `steps` and `batch` set): passes of
 /// seeded shuffles, each cut into full batches (drop_last), until there are `steps` batches. A batch
-/// larger than n is cut down to n.
-pub fn shuffled_batches(n: usize, params: &FitParams) -> Vec<Vec<usize>> {
-    let mut rng = Rng::new(params.seed.wrapping_add(0x5EED_0F_BA7C4));
+/// larger than n is cut down to n. Lazy: one pass of n indices is held at a time, whatever `steps` is
+/// (building every step's batch up front asked for steps × batch indices: 40 GB at 10 M steps).
+pub fn shuffled_batches(n: usize, params: &FitParams) -> ShuffledBatches {
     let batch = params.batch.min(n).max(1);
-    let mut out = Vec::with_capacity(params.steps);
-    // n = 0 gives no batch at all (and must not loop forever looking for one).
-    while n > 0 && out.len() < params.steps {
-        let mut idx: Vec<usize> = (0..n).collect();
-        rng.shuffle(&mut idx);
-        let left = params.steps - out.len();
-        out.extend(idx.chunks_exact(batch).take(left).map(|c| c.to_vec()));
+    // n = 0 gives no batch at all.
+    let left = if n == 0 { 0 } else { params.steps };
+    ShuffledBatches { rng: Rng::new(params.seed.wrapping_add(0x5EED_0F_BA7C4)), n, batch, left, pass: Vec::new(), pos: 0 }
+}
+
+/// The iterator of [`shuffled_batches`].
+pub struct ShuffledBatches {
+    rng: Rng,
+    n: usize,
+    batch: usize,
+    left: usize,
+    pass: Vec<usize>,
+    pos: usize,
+}
+
+impl Iterator for ShuffledBatches {
+    type Item = Vec<usize>;
+    fn next(&mut self) -> Option<Vec<usize>> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.pos + self.batch > self.pass.len() {
+            self.pass = (0..self.n).collect();
+            self.rng.shuffle(&mut self.pass);
+            self.pos = 0;
+        }
+        let b = self.pass[self.pos..self.pos + self.batch].to_vec();
+        self.pos += self.batch;
+        self.left -= 1;
+        Some(b)
     }
-    out
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// The batches a training run steps through, one at a time, and how many there are.
+pub struct Batches<'a> {
+    pub total: usize,
+    pub iter: Box<dyn Iterator<Item = Vec<usize>> + 'a>,
 }
 
 /// The two SGD groups of `params`: (MLP + subspace head, cluster head).
@@ -124,21 +156,24 @@ pub fn train<T: Real>(
         return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
     }
     let batches = match order {
-        BatchOrder::Shuffled => shuffled_batches(n, params),
-        BatchOrder::Explicit(b) => b.to_vec(),
+        BatchOrder::Shuffled => {
+            let b = shuffled_batches(n, params);
+            Batches { total: b.size_hint().0, iter: Box::new(b) }
+        }
+        BatchOrder::Explicit(b) => Batches { total: b.len(), iter: Box::new(b.iter().cloned()) },
     };
     if let Device::Cuda(dev) = device {
-        let losses = super::head_cuda::train_cuda(head, x, n, params, dev, &batches, progress)?;
+        let losses = super::head_cuda::train_cuda(head, x, n, params, dev, batches, progress)?;
         return Ok(TrainLog { losses });
     }
     let mut trainer = Trainer::new(params, device);
-    let total = batches.len() as u64;
+    let total = batches.total as u64;
     let mut log = TrainLog::default();
     let mut xb: Vec<T> = Vec::new();
     report(progress, "train", 0, total)?;
-    for (step, rows) in batches.iter().enumerate() {
+    for (step, rows) in batches.iter.enumerate() {
         xb.clear();
-        for &r in rows {
+        for &r in &rows {
             if r >= n {
                 return Err(crate::invalid_arg!("batch row {r} out of range (n = {n})"));
             }
@@ -155,5 +190,34 @@ pub(crate) fn check_loss(loss: f64, step: usize) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Numerical(format!("the training loss became {loss} at step {step} (lower `lr` or raise `eta`)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passes of shuffles cut into full batches, the last partial batch of each pass dropped, `steps` in
+    /// all; n = 0 gives none; 10 M steps cost nothing until they are taken.
+    #[test]
+    fn shuffled_batches_are_lazy_full_passes() {
+        let p = FitParams { batch: 4, steps: 7, seed: 3, ..FitParams::default() };
+        let b: Vec<Vec<usize>> = shuffled_batches(10, &p).collect();
+        assert_eq!(b.len(), 7);
+        assert!(b.iter().all(|x| x.len() == 4));
+        // Each pass of 10 gives 2 batches of 4 distinct rows.
+        for pass in b.chunks(2) {
+            let mut rows: Vec<usize> = pass.concat();
+            rows.sort();
+            rows.dedup();
+            assert_eq!(rows.len(), 4 * pass.len());
+        }
+        assert_ne!(b[0], b[2], "a new shuffle per pass");
+        assert_eq!(shuffled_batches(0, &p).count(), 0);
+        assert_eq!(shuffled_batches(3, &p).next().unwrap().len(), 3, "a batch larger than n is cut to n");
+        let huge = FitParams { batch: 512, steps: 10_000_000, ..FitParams::default() };
+        let it = shuffled_batches(1000, &huge);
+        assert_eq!(it.size_hint(), (10_000_000, Some(10_000_000)));
+        assert_eq!(it.take(3).count(), 3);
     }
 }
