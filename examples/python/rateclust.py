@@ -35,7 +35,7 @@ OK, INVALID_ARGUMENT, NON_FINITE, IO, FORMAT, DEVICE, NUMERICAL, CANCELLED, OUT_
 
 # rateclust_device_kind, rateclust_assign_rule, rateclust_pixel_format values (passed as uint32_t).
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
-ASSIGN_RULES = {"subspace": 0, "prototype_z": 1, "prototype_c": 2, "prototype_input": 3}
+ASSIGN_RULES = {"subspace": 0, "prototype_z": 1, "prototype_c": 2, "prototype_input": 3, "neighbors_input": 4}
 PIXEL_FORMATS = {"rgb8": 0, "rgba8": 1, "bgr8": 2, "bgra8": 3, "gray8": 4, "rgbx8": 5, "bgrx8": 6}
 
 
