@@ -113,17 +113,19 @@ fn bad_arguments_fail_with_a_message() {
     let dir = tmp("bad");
     let model = fixture("clip_model/tiny");
     let out = dir.join("x.npy");
-    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
-        (vec!["--images".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()], "--model"),
-        (vec!["--model".as_ref(), model.as_os_str(), "--out".as_ref(), out.as_os_str()], "--images or --texts"),
-        (vec!["--model".as_ref(), model.as_os_str(), "--images".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()], "no images"),
-        (vec!["--model".as_ref(), dir.as_os_str(), "--texts".as_ref(), out.as_os_str(), "--out".as_ref(), out.as_os_str()], "config.json"),
-        (vec!["--bogus".as_ref()], "bogus"),
+    // Usage errors exit 2 like every other subcommand's; failures of the work itself exit 1.
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str, i32)> = vec![
+        (vec!["--images".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()], "--model", 2),
+        (vec!["--model".as_ref(), model.as_os_str(), "--out".as_ref(), out.as_os_str()], "--images or --texts", 2),
+        (vec!["--model".as_ref(), model.as_os_str(), "--images".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()], "no images", 1),
+        (vec!["--model".as_ref(), dir.as_os_str(), "--texts".as_ref(), out.as_os_str(), "--out".as_ref(), out.as_os_str()], "config.json", 1),
+        (vec!["--bogus".as_ref()], "bogus", 2),
     ];
-    for (args, needle) in cases {
+    for (args, needle, code) in cases {
         let r = rateclust(&args);
         let err = String::from_utf8_lossy(&r.stderr);
-        assert!(!r.status.success() && err.contains(needle), "{args:?}: expected failure mentioning {needle:?}, got: {err}");
+        assert!(r.status.code() == Some(code) && err.contains(needle), "{args:?}: expected exit {code} mentioning {needle:?}, got {:?}: {err}", r.status.code());
+        assert!(!err.contains("--no-normalize"), "{args:?}: a usage error prints the message, not the whole help: {err}");
     }
     assert!(!out.exists());
 }

@@ -2,7 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rateclust::clip::{ClipModel, EmbedOptions};
-use rateclust::{invalid_arg, DeviceKind, Error, Result};
+use crate::common::{required, usage, CliResult};
+use rateclust::{invalid_arg, DeviceKind, Error};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -31,14 +32,14 @@ enum Input {
 }
 
 /// Runs `rateclust embed` with the arguments after `embed`.
-pub fn run(args: Vec<OsString>) -> Result<()> {
+pub fn run(args: Vec<OsString>) -> CliResult {
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
     let (mut model, mut input, mut out) = (None, None, None);
     let mut opts = EmbedOptions::default();
     let mut device = DeviceKind::Auto;
     let mut quiet = false;
-    let bad = |e: lexopt::Error| invalid_arg!("{e}\n\n{USAGE}");
+    let bad = |e: lexopt::Error| usage(format!("{e} (rateclust embed --help lists the options)"));
     while let Some(arg) = parser.next().map_err(bad)? {
         match arg {
             Long("model") => model = Some(PathBuf::from(parser.value().map_err(bad)?)),
@@ -48,7 +49,7 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
             Long("batch") => {
                 let v: usize = parser.value().map_err(bad)?.parse().map_err(bad)?;
                 if v == 0 {
-                    return Err(invalid_arg!("--batch must be positive"));
+                    return Err(usage("--batch must be positive"));
                 }
                 opts.batch_size = v;
             }
@@ -63,9 +64,9 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
             other => return Err(bad(other.unexpected())),
         }
     }
-    let model_dir = model.ok_or_else(|| invalid_arg!("--model is required\n\n{USAGE}"))?;
-    let input = input.ok_or_else(|| invalid_arg!("one of --images or --texts is required\n\n{USAGE}"))?;
-    let out = out.ok_or_else(|| invalid_arg!("--out is required\n\n{USAGE}"))?;
+    let model_dir = required(model, "model")?;
+    let input = input.ok_or_else(|| usage("one of --images or --texts is required"))?;
+    let out = required(out, "out")?;
 
     let model = ClipModel::load_on(&model_dir, device)?;
     let (rows, n, images) = match &input {
@@ -89,7 +90,7 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
                 eprintln!("skipped {} files that could not be decoded (listed in {})", skipped.len(), skipped_path.display());
             }
             if kept.is_empty() {
-                return Err(invalid_arg!("none of the {} images could be decoded", paths.len()));
+                return Err(invalid_arg!("none of the {} images could be decoded", paths.len()).into());
             }
             let n = kept.len();
             (rows, n, true)
@@ -114,9 +115,9 @@ pub fn run(args: Vec<OsString>) -> Result<()> {
     Ok(())
 }
 
-fn set_input(slot: &mut Option<Input>, v: Input) -> Result<()> {
+fn set_input(slot: &mut Option<Input>, v: Input) -> CliResult {
     if slot.is_some() {
-        return Err(invalid_arg!("give exactly one of --images or --texts"));
+        return Err(usage("give exactly one of --images or --texts"));
     }
     *slot = Some(v);
     Ok(())
@@ -134,7 +135,7 @@ fn bar(n: usize, what: &str, quiet: bool) -> ProgressBar {
 }
 
 /// The images of a directory (sorted by path) or the paths listed in a file.
-fn image_paths(p: &Path) -> Result<Vec<PathBuf>> {
+fn image_paths(p: &Path) -> rateclust::Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
     let mut paths = if meta.is_dir() {
         let mut v = Vec::new();

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     };
     let rest: Vec<std::ffi::OsString> = args.collect();
     let result = match cmd.to_string_lossy().as_ref() {
-        "embed" => embed::run(rest).map_err(common::CliError::Lib),
+        "embed" => embed::run(rest),
         "fit" => fit::run(rest),
         "cluster" => cluster::run(rest),
         "assign" => assign::run(rest),
