@@ -149,6 +149,9 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
     // Before any pixel is allocated: a small file can claim a huge image (a decompression bomb).
     let (w, h) = decoder.dimensions();
     check_pixel_count(w as u64, h as u64)?;
+    if is_jpeg {
+        check_jpeg_size_plausible(bytes, w as u64, h as u64)?;
+    }
     // A broken EXIF block should not make a decodable image unusable: fall back to no rotation.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
@@ -233,6 +236,47 @@ fn jpeg_has_eoi_after_scan(b: &[u8]) -> bool {
         i += 2 + len;
     }
     false
+}
+
+/// The start-of-frame marker of a JPEG stream (0xC0..=0xCF except DHT/JPG/DAC), walking the marker
+/// segments after SOI; `None` if there is none before the data ends or the first scan.
+fn jpeg_frame_marker(b: &[u8]) -> Option<u8> {
+    let mut i = 2; // after SOI
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return None;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            return Some(marker);
+        }
+        if marker == 0xDA {
+            return None;
+        }
+        i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+    }
+    None
+}
+
+/// A Huffman-coded JPEG spends at least one bit on every 8×8 block of its first component (the DC code of
+/// the first scan has length ≥ 1), so a w×h frame needs at least w·h / 512 bytes. A 3–10 KB file whose
+/// frame header claims tens of thousands of pixels a side is truncated or lies; decoding it invented
+/// gigabytes of gray pixels where Pillow reports a broken stream. (Arithmetic coding can go below a bit
+/// per block and is not checked.)
+fn check_jpeg_size_plausible(bytes: &[u8], w: u64, h: u64) -> Result<()> {
+    let huffman = matches!(jpeg_frame_marker(bytes), Some(0xC0..=0xC3 | 0xC5..=0xC7));
+    if huffman && w.saturating_mul(h) > 512 * bytes.len() as u64 {
+        return Err(Error::Format(format!(
+            "JPEG frame header claims {w}×{h} pixels, but the file has only {} bytes (a Huffman-coded JPEG of that size needs at least {}): the file is truncated or its header is wrong",
+            bytes.len(),
+            w * h / 512
+        )));
+    }
+    Ok(())
 }
 
 fn check_dims(width: usize, height: usize) -> Result<()> {
@@ -345,5 +389,23 @@ mod bomb_tests {
         assert_eq!((ok.width, ok.height), (16, 8));
         assert!(check_pixel_count(13_377, 13_377).is_ok());
         assert!(check_pixel_count(13_378, 13_378).is_err());
+    }
+
+    /// A real 64×48 JPEG whose frame header is patched to claim 10,000 × 10,000 (under the pixel limit) is refused as implausible
+    /// (it was decoded into 300 MB of invented pixels); the unpatched file decodes.
+    #[test]
+    fn jpeg_with_a_lying_frame_header_is_refused() {
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+        let ok = decode_bytes(&jpeg).unwrap();
+        assert_eq!((ok.width, ok.height), (64, 48));
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline frame header");
+        // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+        jpeg[sof + 5..sof + 7].copy_from_slice(&10_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&10_000u16.to_be_bytes());
+        let e = decode_bytes(&jpeg).unwrap_err();
+        assert_eq!(e.status(), crate::Status::Format);
+        assert!(e.to_string().contains("truncated or its header is wrong"), "{e}");
     }
 }
