@@ -215,51 +215,40 @@ pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, f
     RgbImage8::new(width, height, out)
 }
 
+/// The marker segments of a JPEG stream after SOI, up to and including its first start-of-scan: (marker,
+/// index of the segment's length field). Ends early where the stream is not a marker (malformed) or ends.
+fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize)> + '_ {
+    let mut i = 2; // after SOI
+    let mut done = false;
+    std::iter::from_fn(move || {
+        while !done && i + 4 <= b.len() && b[i] == 0xFF {
+            let marker = b[i + 1];
+            if marker == 0xFF {
+                i += 1; // fill byte
+                continue;
+            }
+            let at = i + 2;
+            i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            done = marker == 0xDA;
+            return Some((marker, at));
+        }
+        None
+    })
+}
+
 /// Whether a JPEG stream has an end-of-image marker (`FF D9`) after its first start-of-scan. Walks the
 /// marker segments before the scan (an EXIF thumbnail inside APP1 carries its own `FF D9`); inside
 /// entropy-coded data `FF` is always followed by `00` or a restart marker, so `FF D9` there is the EOI.
 fn jpeg_has_eoi_after_scan(b: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
-            return false;
-        }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-        if marker == 0xDA {
-            return b[i + 2 + len.min(b.len() - i - 2)..].windows(2).any(|w| w == [0xFF, 0xD9]);
-        }
-        i += 2 + len;
-    }
-    false
+    jpeg_segments(b).find(|&(m, _)| m == 0xDA).is_some_and(|(_, at)| {
+        let len = u16::from_be_bytes([b[at], b[at + 1]]) as usize;
+        b[(at + len).min(b.len())..].windows(2).any(|w| w == [0xFF, 0xD9])
+    })
 }
 
-/// The start-of-frame marker of a JPEG stream (0xC0..=0xCF except DHT/JPG/DAC), walking the marker
-/// segments after SOI; `None` if there is none before the data ends or the first scan.
+/// The start-of-frame marker of a JPEG stream (0xC0..=0xCF except DHT/JPG/DAC) before its first scan.
 fn jpeg_frame_marker(b: &[u8]) -> Option<u8> {
-    let mut i = 2; // after SOI
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
-            return None;
-        }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
-            return Some(marker);
-        }
-        if marker == 0xDA {
-            return None;
-        }
-        i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-    }
-    None
+    jpeg_segments(b).map(|(m, _)| m).find(|m| (0xC0..=0xCF).contains(m) && ![0xC4, 0xC8, 0xCC].contains(m))
 }
 
 /// A Huffman-coded JPEG spends at least one bit on every 8×8 block of its first component (the DC code of
