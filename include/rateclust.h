@@ -643,6 +643,12 @@ rateclust_status rateclust_clusterer_load(const char *path, rateclust_clusterer 
 const char *rateclust_version(void);
 
 /**
+ * The name of a `rateclust_status` value as a static string ("RATECLUST_STATUS_OK", …), for logs;
+ * "RATECLUST_STATUS_UNKNOWN" for a value that is not one (do not free). Never fails.
+ */
+const char *rateclust_status_name(int32_t status);
+
+/**
  * The ABI version: incremented on any incompatible change to this header.
  */
 uint32_t rateclust_abi_version(void);

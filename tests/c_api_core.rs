@@ -66,3 +66,23 @@ fn header_compiles_as_cpp() {
         .expect("g++");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `rateclust_status_name` gives every status the name the header declares for its value, and a fixed
+/// name for values that are not a status.
+#[test]
+fn status_names_match_the_header() {
+    let name = |s: i32| unsafe { std::ffi::CStr::from_ptr(rateclust::ffi::core::rateclust_status_name(s)) }.to_str().unwrap().to_string();
+    let mut seen = 0;
+    for line in rateclust::GENERATED_HEADER.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("RATECLUST_STATUS_") {
+            let (ident, value) = rest.split_once(" = ").unwrap();
+            let value: i32 = value.trim_end_matches(',').parse().unwrap();
+            assert_eq!(name(value), format!("RATECLUST_STATUS_{ident}"));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 10);
+    assert_eq!(name(-1), "RATECLUST_STATUS_UNKNOWN");
+    assert_eq!(name(10), "RATECLUST_STATUS_UNKNOWN");
+}

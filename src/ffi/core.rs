@@ -11,6 +11,26 @@ pub extern "C" fn rateclust_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
+/// The name of a `rateclust_status` value as a static string ("RATECLUST_STATUS_OK", …), for logs;
+/// "RATECLUST_STATUS_UNKNOWN" for a value that is not one (do not free). Never fails.
+#[no_mangle]
+pub extern "C" fn rateclust_status_name(status: i32) -> *const c_char {
+    let name: &'static str = match status {
+        0 => "RATECLUST_STATUS_OK\0",
+        1 => "RATECLUST_STATUS_INVALID_ARGUMENT\0",
+        2 => "RATECLUST_STATUS_NON_FINITE\0",
+        3 => "RATECLUST_STATUS_IO\0",
+        4 => "RATECLUST_STATUS_FORMAT\0",
+        5 => "RATECLUST_STATUS_DEVICE\0",
+        6 => "RATECLUST_STATUS_NUMERICAL\0",
+        7 => "RATECLUST_STATUS_CANCELLED\0",
+        8 => "RATECLUST_STATUS_OUT_OF_MEMORY\0",
+        9 => "RATECLUST_STATUS_INTERNAL\0",
+        _ => "RATECLUST_STATUS_UNKNOWN\0",
+    };
+    name.as_ptr() as *const c_char
+}
+
 /// The ABI version: incremented on any incompatible change to this header.
 #[no_mangle]
 pub extern "C" fn rateclust_abi_version() -> u32 {
