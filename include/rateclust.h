@@ -17,6 +17,12 @@
 /** Incremented on any incompatible change to this API; compare with rateclust_abi_version() at run time. */
 #define RATECLUST_ABI_VERSION 1
 
+/** The version this header belongs to, for compile-time checks (`#if RATECLUST_VERSION_MINOR >= 1`);
+ *  rateclust_version() gives the loaded library's. Kept equal to Cargo.toml's by a test. */
+#define RATECLUST_VERSION_MAJOR 0
+#define RATECLUST_VERSION_MINOR 1
+#define RATECLUST_VERSION_PATCH 0
+
 /**
  * Status codes returned by every C entry point (C: `rateclust_status`, `RATECLUST_STATUS_*`). Values are part of the stable ABI: never renumber,
  * only append.

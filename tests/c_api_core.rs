@@ -39,6 +39,11 @@ fn header_defines_are_prefixed_and_abi_version_matches() {
     }
     let want = format!("#define RATECLUST_ABI_VERSION {}", rateclust::RATECLUST_ABI_VERSION);
     assert!(rateclust::GENERATED_HEADER.contains(&want), "header ABI macro differs from the crate's: {want}");
+    let version: Vec<&str> = env!("CARGO_PKG_VERSION").split('.').collect();
+    for (part, value) in ["MAJOR", "MINOR", "PATCH"].iter().zip(&version) {
+        let want = format!("#define RATECLUST_VERSION_{part} {value}");
+        assert!(rateclust::GENERATED_HEADER.contains(&want), "header version macro differs from Cargo.toml: {want}");
+    }
 }
 
 #[test]
