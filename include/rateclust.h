@@ -683,6 +683,15 @@ rateclust_status rateclust_device_info(uint32_t kind,
 rateclust_status rateclust_cpu_threads(uint32_t *out);
 
 /**
+ * Sets the number of CPU threads every rateclust call uses (0 = one per core, the default; the
+ * `RAYON_NUM_THREADS` environment variable does the same without code). The pool is built once per
+ * process: call this before any other rateclust call that computes. Later, it succeeds only if `n` is
+ * what the running pool has, and otherwise fails with `RATECLUST_STATUS_INVALID_ARGUMENT` naming the
+ * running count.
+ */
+rateclust_status rateclust_set_cpu_threads(uint32_t n);
+
+/**
  * The default vote parameters (logit scale 100, top 5).
  */
 rateclust_label_params rateclust_label_default_params(void);

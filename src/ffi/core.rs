@@ -77,3 +77,26 @@ pub extern "C" fn rateclust_cpu_threads(out: *mut u32) -> Status {
         Ok(())
     })
 }
+
+/// Sets the number of CPU threads every rateclust call uses (0 = one per core, the default; the
+/// `RAYON_NUM_THREADS` environment variable does the same without code). The pool is built once per
+/// process: call this before any other rateclust call that computes. Later, it succeeds only if `n` is
+/// what the running pool has, and otherwise fails with `RATECLUST_STATUS_INVALID_ARGUMENT` naming the
+/// running count.
+#[no_mangle]
+pub extern "C" fn rateclust_set_cpu_threads(n: u32) -> Status {
+    guard(|| {
+        if rayon::ThreadPoolBuilder::new().num_threads(n as usize).build_global().is_ok() {
+            return Ok(());
+        }
+        let running = rayon::current_num_threads();
+        let wanted = if n == 0 { std::thread::available_parallelism().map_or(running, |p| p.get()) } else { n as usize };
+        if wanted == running {
+            Ok(())
+        } else {
+            Err(crate::invalid_arg!(
+                "the thread pool already runs {running} threads (it is built by the first call that computes); call rateclust_set_cpu_threads first, or set RAYON_NUM_THREADS"
+            ))
+        }
+    })
+}
