@@ -551,9 +551,12 @@ rateclust_status rateclust_fit_preset_params(const char *name,
 /**
  * Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,
  * not retained) and writes a new handle into `*out` (free it with `rateclust_clusterer_free`).
- * `params` may be NULL for the defaults. `progress` may be NULL. Errors: NaN/Inf features
- * (RATECLUST_STATUS_NON_FINITE), n < k, k < 2, n < batch, bad parameters (INVALID_ARGUMENT),
- * cancellation (CANCELLED), no usable CUDA device when `device` is CUDA (DEVICE).
+ * `params` may be NULL for the defaults. `progress` may be NULL; its stages, in order: "train" (one count
+ * per optimiser step across all head restarts), "select-k" (k = 0 only, one per candidate), "cluster",
+ * "consensus" (per k-means run, once per consensus replicate) and "refine" (the last two unless
+ * `kmeans_candidates` is 0). Errors: NaN/Inf features (RATECLUST_STATUS_NON_FINITE), n < k, n < 2, k = 1,
+ * bad parameters (INVALID_ARGUMENT), a diverged training (NUMERICAL), cancellation (CANCELLED), no usable
+ * CUDA device when `device` is CUDA (DEVICE). On failure `*out` is set to NULL.
  */
 rateclust_status rateclust_fit(const float *x,
                                size_t n,

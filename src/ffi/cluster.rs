@@ -190,9 +190,12 @@ fn features<'a>(x: *const f32, n: usize, dim: usize) -> Result<&'a [f32]> {
 
 /// Fits a clusterer on `n` feature vectors of dimension `dim` (`x`: n×dim float32, row-major; read only,
 /// not retained) and writes a new handle into `*out` (free it with `rateclust_clusterer_free`).
-/// `params` may be NULL for the defaults. `progress` may be NULL. Errors: NaN/Inf features
-/// (RATECLUST_STATUS_NON_FINITE), n < k, k < 2, n < batch, bad parameters (INVALID_ARGUMENT),
-/// cancellation (CANCELLED), no usable CUDA device when `device` is CUDA (DEVICE).
+/// `params` may be NULL for the defaults. `progress` may be NULL; its stages, in order: "train" (one count
+/// per optimiser step across all head restarts), "select-k" (k = 0 only, one per candidate), "cluster",
+/// "consensus" (per k-means run, once per consensus replicate) and "refine" (the last two unless
+/// `kmeans_candidates` is 0). Errors: NaN/Inf features (RATECLUST_STATUS_NON_FINITE), n < k, n < 2, k = 1,
+/// bad parameters (INVALID_ARGUMENT), a diverged training (NUMERICAL), cancellation (CANCELLED), no usable
+/// CUDA device when `device` is CUDA (DEVICE). On failure `*out` is set to NULL.
 #[no_mangle]
 pub extern "C" fn rateclust_fit(
     x: *const f32,
