@@ -39,3 +39,19 @@ fn mismatched_or_empty_inputs_are_errors() {
     assert!(e.to_string().contains("3") && e.to_string().contains("2"), "{e}");
     assert_eq!(accuracy(&[], &[]).unwrap_err().status(), Status::InvalidArgument);
 }
+
+/// 100,000 distinct labels on each side would need a 10¹⁰-cell table (80 GB, which aborted the process):
+/// a clear error instead, for every metric, before anything is allocated.
+#[test]
+fn too_many_distinct_labels_is_an_error_not_an_abort() {
+    let pred: Vec<i64> = (0..100_000).collect();
+    let truth: Vec<i64> = (0..100_000).rev().collect();
+    for r in [accuracy(&pred, &truth), nmi(&pred, &truth), ari(&pred, &truth)] {
+        let e = r.unwrap_err();
+        assert_eq!(e.status(), Status::InvalidArgument);
+        assert!(e.to_string().contains("contingency table"), "{e}");
+    }
+    // Many labels on one side only still fit: 100,000 × 2.
+    let two: Vec<i64> = (0..100_000).map(|i| i % 2).collect();
+    assert!(ari(&pred, &two).is_ok());
+}

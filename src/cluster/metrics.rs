@@ -23,6 +23,9 @@ struct Contingency {
     n: usize,
 }
 
+/// Largest clusters × classes table the metrics build (64 M cells, 512 MB).
+pub const MAX_TABLE_CELLS: usize = 1 << 26;
+
 impl Contingency {
     fn new(pred: &[i64], truth: &[i64]) -> Result<Self> {
         if pred.len() != truth.len() {
@@ -33,6 +36,13 @@ impl Contingency {
         }
         let (pi, clusters) = dense_ids(pred);
         let (ti, classes) = dense_ids(truth);
+        // The table is dense (and ACC's matching is cubic in it): 100,000 distinct labels on each side asked
+        // for 80 GB and aborted the process. Clustering metrics over that many groups mean little anyway.
+        if clusters.saturating_mul(classes) > MAX_TABLE_CELLS {
+            return Err(invalid_arg!(
+                "{clusters} distinct predicted labels × {classes} distinct true labels exceed the {MAX_TABLE_CELLS}-cell contingency table the metrics support"
+            ));
+        }
         let mut counts = vec![0u64; clusters * classes];
         for (&a, &b) in pi.iter().zip(&ti) {
             counts[a * classes + b] += 1;
