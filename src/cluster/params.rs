@@ -185,6 +185,9 @@ pub const PRESETS: [&str; 3] = ["auto", "cifar10", "imagenet"];
 /// an error instead of an allocation that takes the process down.
 const MAX_WIDTH: usize = 1 << 16;
 const MAX_STEPS: usize = 10_000_000;
+/// Points whose m×m membership Π (batch) or affinity (spectral sample) is built: 16,384² f32 is 1 GB; the
+/// MAX_WIDTH bound allowed 17 GB matrices that abort where memory is short.
+pub const MAX_PAIRWISE_POINTS: usize = crate::rate::MAX_MEMBERSHIP_POINTS;
 
 impl FitParams {
     /// Named settings: `auto` (= default, the recommended path), and the paper's settings for reproducing it:
@@ -303,7 +306,7 @@ impl FitParams {
         for (v, max, name) in [
             (self.hidden, MAX_WIDTH, "hidden"),
             (self.zdim, MAX_WIDTH, "zdim"),
-            (self.batch, MAX_WIDTH, "batch"),
+            (self.batch, MAX_PAIRWISE_POINTS, "batch"),
             (self.k, MAX_WIDTH, "k"),
             (self.k_max, MAX_WIDTH, "k_max"),
             (self.steps, MAX_STEPS, "steps"),
@@ -312,7 +315,7 @@ impl FitParams {
             (self.sinkhorn_half_iters, 1000, "sinkhorn_half_iters"),
             (self.kmeans_restarts, 1000, "kmeans_restarts"),
             (self.kmeans_candidates, 1000, "kmeans_candidates"),
-            (self.spectral_sample, MAX_WIDTH, "spectral_sample"),
+            (self.spectral_sample, MAX_PAIRWISE_POINTS, "spectral_sample"),
         ] {
             if v > max {
                 return Err(crate::invalid_arg!("`{name}` = {v} is above the limit {max}"));

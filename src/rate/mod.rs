@@ -131,6 +131,17 @@ fn require_f32_for_cuda<T: Real>() -> Result<()> {
     Ok(())
 }
 
+/// Most points the membership Π (m×m) is computed for: 16,384² f32 is 1 GB. A larger m (100,000 asked for
+/// 40 GB) is an error instead of an allocation that aborts the process.
+pub const MAX_MEMBERSHIP_POINTS: usize = 1 << 14;
+
+fn check_membership_size(m: usize) -> Result<()> {
+    if m > MAX_MEMBERSHIP_POINTS {
+        return Err(crate::invalid_arg!("m = {m} points: the m×m membership is limited to m ≤ {MAX_MEMBERSHIP_POINTS}"));
+    }
+    Ok(())
+}
+
 /// The MLC (or, for `Objective::Tcr`, the TCR warm-up) loss and its gradients with respect to Z and C.
 ///
 /// `z`, `c`: m×d row-major (m ≥ 2, d ≥ 1, finite). For `Objective::Tcr`, `c` is ignored and may be empty.
@@ -148,6 +159,7 @@ pub fn mlc_loss<T: Real>(
     check_matrix("Z", z, m, d, 2)?;
     if objective == Objective::Mlc {
         check_matrix("C", c, m, d, 2)?;
+        check_membership_size(m)?;
     }
     match device {
         Device::Cpu => mlc::mlc_loss_cpu(z, c, m, d, params, objective),
@@ -170,6 +182,7 @@ pub fn mlc_loss<T: Real>(
 pub fn membership<T: Real>(device: &Device, c: &[T], m: usize, d: usize, params: &RateParams) -> Result<Vec<T>> {
     params.validate()?;
     check_matrix("C", c, m, d, 2)?;
+    check_membership_size(m)?;
     match device {
         Device::Cpu => Ok(mlc::membership_trace(c, m, d, params).2.pi),
         Device::Cuda(dev) => {
@@ -186,4 +199,22 @@ pub fn coding_rate<T: Real>(z: &[T], m: usize, d: usize, eps_sq: f64) -> Result<
     }
     check_matrix("Z", z, m, d, 1)?;
     Ok(coding::rate_with_grad(z, m, d, eps_sq, false)?.0)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// m above the membership limit is refused before the m×m matrix exists (m = 100,000 asked for 40 GB);
+    /// the limit itself and the TCR objective (no membership) are accepted.
+    #[test]
+    fn membership_size_is_bounded() {
+        let m = MAX_MEMBERSHIP_POINTS + 1;
+        let z: Vec<f64> = (0..m).map(|i| (i % 7) as f64 + 1.0).collect();
+        let p = RateParams::default();
+        let e = mlc_loss(&Device::Cpu, &z, &z, m, 1, &p, Objective::Mlc).unwrap_err();
+        assert!(e.to_string().contains("m ≤ 16384"), "{e}");
+        assert!(membership(&Device::Cpu, &z, m, 1, &p).is_err());
+        assert!(mlc_loss(&Device::Cpu, &z, &[], m, 1, &p, Objective::Tcr).is_ok());
+    }
 }
