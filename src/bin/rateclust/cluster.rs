@@ -7,7 +7,8 @@
 //! with CLIP text (self-labeling) → write the outputs (each through a temporary file and a rename).
 
 use crate::common::*;
-use crate::images::{embed_skipping, Embedded};
+use crate::images::{embed_skipping, read_file_list, read_skipped, write_file_list, write_skipped, Embedded};
+use rateclust::io::write_atomically;
 use crate::report::{self, ClusterSummary, Report};
 use lexopt::prelude::*;
 use rateclust::clip::{ClipModel, EmbedOptions};
@@ -169,9 +170,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         k_curve: model.k_curve.as_ref().map(|c| c.candidates.iter().copied().zip(c.coding_length.iter().copied()).collect()),
     };
     model.save(&out.join("model.safetensors"))?;
-    write_atomic(&out.join("assignments.csv"), report::assignments_csv(&report).as_bytes())?;
-    write_atomic(&out.join("clusters.json"), report::clusters_json(&report)?.as_bytes())?;
-    write_atomic(&out.join("report.html"), report::html(&report, &images).as_bytes())?;
+    write_atomically(&out.join("assignments.csv"), report::assignments_csv(&report).as_bytes())?;
+    write_atomically(&out.join("clusters.json"), report::clusters_json(&report)?.as_bytes())?;
+    write_atomically(&out.join("report.html"), report::html(&report, &images).as_bytes())?;
     for (j, c) in report.clusters.iter().enumerate() {
         log(format!("cluster {j}: {} ({} images, score {:.2})", c.name.as_deref().unwrap_or("(empty)"), c.size, c.score));
     }
@@ -254,26 +255,19 @@ fn read_cache(out: &Path, fingerprint: &str) -> Option<Embedded> {
         return None;
     }
     let (x, n, _) = read_features(&out.join("features.npy")).ok()?;
-    let files: Vec<PathBuf> = std::fs::read_to_string(out.join("files.txt")).ok()?.lines().map(PathBuf::from).collect();
+    let files = read_file_list(&out.join("files.txt"))?;
     if files.len() != n {
         return None;
     }
-    let skipped = std::fs::read_to_string(out.join("skipped.txt"))
-        .ok()?
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(p, e)| (PathBuf::from(p), e.to_string())))
-        .collect();
-    Some((x, files, skipped))
+    Some((x, files, read_skipped(&out.join("skipped.txt"))?))
 }
 
 fn write_cache(out: &Path, fingerprint: &str, x: &[f32], files: &[PathBuf], skipped: &[(PathBuf, String)], dim: usize) -> CliResult {
     rateclust::io::npy::write_npy_f32(&out.join("features.npy"), x, &[files.len(), dim])?;
-    let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
-    write_atomic(&out.join("files.txt"), list.as_bytes())?;
-    let bad: String = skipped.iter().map(|(f, e)| format!("{}\t{}\n", f.display(), e.replace(['\n', '\t'], " "))).collect();
-    write_atomic(&out.join("skipped.txt"), bad.as_bytes())?;
+    write_file_list(&out.join("files.txt"), files)?;
+    write_skipped(&out.join("skipped.txt"), skipped)?;
     // Written last: a cache whose fingerprint is present is complete.
-    write_atomic(&out.join("features.fingerprint"), format!("{fingerprint}\n").as_bytes())
+    Ok(write_atomically(&out.join("features.fingerprint"), format!("{fingerprint}\n").as_bytes())?)
 }
 
 /// Per cluster, up to `top` member rows closest (cosine) to the cluster's mean embedding, closest first.
@@ -295,9 +289,4 @@ fn central_members(x: &[f32], n: usize, dim: usize, labels: &[usize], k: usize, 
             v.into_iter().take(top).map(|(_, i)| i).collect()
         })
         .collect()
-}
-
-/// Writes through a temporary file and a rename (nothing half-written under the final name).
-fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
-    Ok(rateclust::io::write_atomically(path, bytes)?)
 }

@@ -79,14 +79,12 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             });
             bar.finish_and_clear();
             let (rows, kept, skipped) = embedded?;
-            let list: String = kept.iter().map(|f| format!("{}\n", f.display())).collect();
-            rateclust::io::write_atomically(&out.with_extension("files.txt"), list.as_bytes())?;
+            crate::images::write_file_list(&out.with_extension("files.txt"), &kept)?;
             let skipped_path = out.with_extension("skipped.txt");
             if skipped.is_empty() {
                 let _ = std::fs::remove_file(&skipped_path);
             } else {
-                let bad: String = skipped.iter().map(|(f, e)| format!("{}\t{}\n", f.display(), e.replace(['\n', '\t'], " "))).collect();
-                rateclust::io::write_atomically(&skipped_path, bad.as_bytes())?;
+                crate::images::write_skipped(&skipped_path, &skipped)?;
                 eprintln!("skipped {} files that could not be decoded (listed in {})", skipped.len(), skipped_path.display());
             }
             if kept.is_empty() {

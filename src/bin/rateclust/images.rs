@@ -37,3 +37,26 @@ pub fn embed_skipping(clip: &ClipModel, root: &Path, files: &[PathBuf], opts: &E
     Ok((x, kept, skipped))
 }
 
+/// Writes `files` to `path`, one per line in row order (the `files.txt` beside features).
+pub fn write_file_list(path: &Path, files: &[PathBuf]) -> rateclust::Result<()> {
+    let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+    rateclust::io::write_atomically(path, list.as_bytes())
+}
+
+/// The list written by [`write_file_list`]; `None` if it cannot be read.
+pub fn read_file_list(path: &Path) -> Option<Vec<PathBuf>> {
+    Some(std::fs::read_to_string(path).ok()?.lines().map(PathBuf::from).collect())
+}
+
+/// Writes the skipped files to `path`, `path<TAB>reason` per line (tabs and line breaks in the reason
+/// become spaces, so each entry stays one line).
+pub fn write_skipped(path: &Path, skipped: &[(PathBuf, String)]) -> rateclust::Result<()> {
+    let bad: String = skipped.iter().map(|(f, e)| format!("{}\t{}\n", f.display(), e.replace(['\n', '\t'], " "))).collect();
+    rateclust::io::write_atomically(path, bad.as_bytes())
+}
+
+/// The list written by [`write_skipped`]; `None` if it cannot be read.
+pub fn read_skipped(path: &Path) -> Option<Vec<(PathBuf, String)>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.lines().filter_map(|l| l.split_once('\t').map(|(p, e)| (PathBuf::from(p), e.to_string()))).collect())
+}
