@@ -158,7 +158,6 @@ impl Clusterer {
                 _ => progress.report(stage, done, total),
             };
             let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, &mut across)?;
-            check_trained(&head, &losses)?;
             let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![], input: None };
             let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
             let k = if params.k == 0 {
@@ -420,19 +419,6 @@ impl Clusterer {
         }
         Ok(())
     }
-}
-
-/// A head whose loss or weights became non-finite cannot be saved or used: say so instead of returning it.
-fn check_trained(head: &Head<f32>, losses: &[f64]) -> Result<()> {
-    let step = losses.iter().position(|l| !l.is_finite());
-    let weights_ok = head.p.iter().chain([&head.running_mean, &head.running_var]).all(|t| t.iter().all(|v| v.is_finite()));
-    if step.is_some() || !weights_ok {
-        return Err(crate::Error::Numerical(format!(
-            "training diverged ({}); with raw (unnormalised) input, features this large overflow the head: keep the default L2 normalisation or scale the features down",
-            step.map_or("the head's weights became non-finite".to_string(), |s| format!("non-finite loss at step {s}"))
-        )));
-    }
-    Ok(())
 }
 
 /// The scoring sample of the (input-normalised) n×dim rows `x`: up to [`SCORE_SAMPLE`] rows chosen by the

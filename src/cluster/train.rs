@@ -164,6 +164,7 @@ pub fn train<T: Real>(
     };
     if let Device::Cuda(dev) = device {
         let losses = super::head_cuda::train_cuda(head, x, n, params, dev, batches, progress)?;
+        check_weights(head)?;
         return Ok(TrainLog { losses });
     }
     let mut trainer = Trainer::new(params, device);
@@ -182,7 +183,22 @@ pub fn train<T: Real>(
         log.losses.push(trainer.step(head, &xb, rows.len(), step)?);
         report(progress, "train", step as u64 + 1, total)?;
     }
+    check_weights(head)?;
     Ok(log)
+}
+
+/// Every step's loss is checked ([`check_loss`]), but BatchNorm's running statistics are not part of the
+/// loss: with raw features of magnitude 1e30 the loss stayed finite while the running variance overflowed,
+/// and the head was saved into a model `assign` then refused as corrupt.
+fn check_weights<T: Real>(head: &Head<T>) -> Result<()> {
+    let finite = head.p.iter().chain([&head.running_mean, &head.running_var]).all(|t| t.iter().all(|v| v.to_f64().is_finite()));
+    if finite {
+        Ok(())
+    } else {
+        Err(Error::Numerical(
+            "training diverged (the head's weights or running statistics became non-finite); with raw (unnormalised) input, features this large overflow the head: keep the default L2 normalisation or scale the features down".into(),
+        ))
+    }
 }
 
 pub(crate) fn check_loss(loss: f64, step: usize) -> Result<()> {
