@@ -1,12 +1,7 @@
 //! `k` = 0 (automatic) chooses the number of clusters in the same fit, by the minimum of the input-space
-//! coding length (src/cluster/select_k.rs): the true k of unions of k ∈ {3, 6, 10, 20} random subspaces,
-//! from 3 seeds each, with every other setting at its default.
-//!
-//! NOT MET YET, so ignored (reported as skipped by scripts/test.sh). The input-space criterion chose
-//! 2, 2, 2 / 5, 6, 5 / 10, 10, 10 / 19, 20, 18 (the knee of Z's curve it replaced: 8, 8, 8 / 10, 9, 11 /
-//! 10, 9, 9 / 15, 10, 12). Where it fails, the head's partitions themselves are poor: these sets have 80
-//! points per subspace, and the default head partitions 240 points into 3 with ACC 0.62. About 2 minutes
-//! on 2 cores: `cargo test --release --test cluster_select_k -- --ignored --nocapture`.
+//! coding length (src/cluster/select_k.rs): the true k of unions of k ∈ {3, 6, 10, 20} random subspaces
+//! (80 points each), from 3 seeds each, with every other setting at its default. The acceptance test of
+//! issue 13's automatic k; about 2.5 minutes on 2 cores in release.
 
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::FitParams;
@@ -15,7 +10,6 @@ use rateclust::progress::NoProgress;
 use rateclust::Device;
 
 #[test]
-#[ignore = "acceptance target of issue 13 not met yet (see the module doc); ~5 min"]
 fn auto_k_finds_the_number_of_subspaces() {
     let mut wrong = Vec::new();
     for k in [3usize, 6, 10, 20] {

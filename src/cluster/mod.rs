@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod kmeans;
 pub mod spectral;
 pub mod coding_length;
+pub mod coding_refine;
 pub mod restart_select;
 pub mod input_space;
 pub mod consensus;

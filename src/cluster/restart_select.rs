@@ -61,6 +61,15 @@ impl PartitionScorer {
         Ok(PartitionScorer { space, proj, m, scored, score_rank, eps_sq })
     }
 
+    /// The coordinates the score codes: m×[`Self::score_rank`] row-major, row-normalised.
+    pub fn scored(&self) -> &[f32] {
+        &self.scored
+    }
+
+    pub fn score_rank(&self) -> usize {
+        self.score_rank
+    }
+
     /// Coding length (nats) of the sample grouped by `labels` (one per sample row): lower is better.
     pub fn score(&self, labels: &[usize]) -> Result<f64> {
         coding_length(&self.scored, self.m, self.score_rank, labels, self.eps_sq)
