@@ -3,6 +3,7 @@
 pub mod config;
 pub mod cuda;
 pub mod encoder;
+pub mod hub;
 pub mod image;
 pub mod jpeg;
 pub mod layers;

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 const HELP: &str = "rateclust cluster IMAGES_DIR --model CLIP_DIR --out OUT_DIR [options]
   Clusters every .jpg/.jpeg/.png/.webp under IMAGES_DIR (recursive) and names the clusters.
-  --model DIR       Hugging Face CLIP directory (config.json, model.safetensors, vocab.json, merges.txt)
+  --model DIR|ID    Hugging Face CLIP directory (config.json, model.safetensors, vocab.json, merges.txt),
+                    or a Hub id (openai/clip-vit-base-patch32) downloaded once into the HF cache
   --out DIR         created if missing; receives assignments.csv, clusters.json, report.html,
                     model.safetensors, features.npy + files.txt (the cache), skipped.txt
   --k K | --k auto  number of clusters (default auto: chosen by coding length, 2..=k-max)
@@ -75,7 +76,6 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         }
     }
     let images = images.ok_or_else(|| usage(format!("IMAGES_DIR is required\n\n{HELP}")))?;
-    let model_dir = required(model, "model")?;
     let out = required(out, "out")?;
     // Everything that can be checked before hours of embedding is checked first.
     if out.exists() && !out.is_dir() {
@@ -111,6 +111,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     if k > paths.len() {
         return Err(usage(format!("--k {k} is more than the {} images found", paths.len())));
     }
+    let model_dir = clip_dir(model, quiet)?;
     let clip = ClipModel::load_on(&model_dir, device)?;
     let fingerprint = fingerprint(&model_dir, &images, &paths)?;
     let (x, kept, skipped) = match read_cache(&out, &fingerprint) {

@@ -45,6 +45,16 @@ pub fn required<T>(v: Option<T>, name: &str) -> CliResult<T> {
     v.ok_or_else(|| usage(format!("--{name} is required")))
 }
 
+/// The CLIP directory named by `--model`: a local directory, or a Hugging Face Hub id downloaded into the HF
+/// cache (src/clip/hub.rs; `HF_HOME`, `HF_ENDPOINT`, `HF_HUB_OFFLINE`).
+pub fn clip_dir(model: Option<PathBuf>, quiet: bool) -> CliResult<PathBuf> {
+    let model = required(model, "model")?;
+    match model.to_str() {
+        Some(spec) => Ok(rateclust::clip::hub::resolve_model_dir(spec, !quiet)?),
+        None => Ok(model),
+    }
+}
+
 pub fn parser(args: Vec<OsString>) -> lexopt::Parser {
     lexopt::Parser::from_args(args)
 }

@@ -2,7 +2,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rateclust::clip::{ClipModel, EmbedOptions};
-use crate::common::{required, usage, CliResult};
+use crate::common::{clip_dir, required, usage, CliResult};
 use rateclust::{invalid_arg, DeviceKind, Error};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,10 @@ pub const USAGE: &str = "\
 rateclust embed --model DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy [options]
 
 Writes an n × d float32 .npy of CLIP embeddings (L2-normalised projected embeddings by default).
-  --model DIR       Hugging Face CLIP directory: config.json, model.safetensors (f32/f16/bf16),
-                    vocab.json + merges.txt for texts, optional preprocessor_config.json
+  --model DIR|ID    Hugging Face CLIP directory: config.json, model.safetensors (f32/f16/bf16),
+                    vocab.json + merges.txt for texts, optional preprocessor_config.json; or a Hub id
+                    (openai/clip-vit-base-patch32), downloaded once into the HF cache (HF_HOME,
+                    HF_ENDPOINT and HF_HUB_OFFLINE=1 honoured)
   --images PATH     a directory (its .jpg/.jpeg/.png/.webp files, sorted by path; not recursive) or a
                     text file listing image paths, one per line (relative to the current directory).
                     The rows' files are written to X.files.txt (one path per line, row order); files
@@ -64,7 +66,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             other => return Err(bad(other.unexpected())),
         }
     }
-    let model_dir = required(model, "model")?;
+    let model_dir = clip_dir(model, quiet)?;
     let input = input.ok_or_else(|| usage("one of --images or --texts is required"))?;
     let out = required(out, "out")?;
 

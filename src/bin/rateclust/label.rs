@@ -64,7 +64,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let captions = prompts(&names, &template)?;
     let caption_refs: Vec<&str> = captions.iter().map(String::as_str).collect();
 
-    let clip = ClipModel::load_on(required(model, "model")?, device)?;
+    let clip = ClipModel::load_on(clip_dir(model, false)?, device)?;
     let text = clip.embed_texts(&caption_refs, &EmbedOptions::default(), &mut Bar::new())?;
     if text.len() != captions.len() * dim {
         return Err(usage(format!(
