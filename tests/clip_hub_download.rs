@@ -22,6 +22,13 @@ const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 /// Serves `dir`'s files as repository `repo` at revision `main` until the process ends; returns the
 /// endpoint URL and a counter of requests answered.
 fn serve(dir: PathBuf, repo: &'static str) -> (String, Arc<AtomicUsize>) {
+    serve_cutting(dir, repo, 0)
+}
+
+/// [`serve`], but the first `cuts` full-body responses of model.safetensors stop halfway and close the
+/// connection (a dropped download).
+fn serve_cutting(dir: PathBuf, repo: &'static str, cuts: usize) -> (String, Arc<AtomicUsize>) {
+    let cuts = Arc::new(AtomicUsize::new(cuts));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
@@ -29,13 +36,13 @@ fn serve(dir: PathBuf, repo: &'static str) -> (String, Arc<AtomicUsize>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             seen.fetch_add(1, Ordering::SeqCst);
-            let _ = answer(stream, &dir, repo);
+            let _ = answer(stream, &dir, repo, &cuts);
         }
     });
     (url, count)
 }
 
-fn answer(mut stream: TcpStream, dir: &Path, repo: &str) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, dir: &Path, repo: &str, cuts: &AtomicUsize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
@@ -71,6 +78,10 @@ fn answer(mut stream: TcpStream, dir: &Path, repo: &str) -> std::io::Result<()> 
         end + 1 - start
     );
     stream.write_all(head.as_bytes())?;
+    let cut = end > start && file.ends_with("model.safetensors") && cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1)).is_ok();
+    if cut {
+        return stream.write_all(&body[start..start + (end - start) / 2]);
+    }
     stream.write_all(&body[start..=end])
 }
 
@@ -140,6 +151,35 @@ fn downloads_into_the_hf_cache_then_works_offline() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && err.contains("test-org/missing") && err.contains("404"), "{err}");
     assert!(!dir.join("x.npy").exists(), "no output on failure");
+}
+
+/// A download dropped halfway (twice) resumes from where it stopped (Range requests) and the result is
+/// byte-identical; no partial file is left in the snapshot.
+#[test]
+fn a_dropped_download_resumes() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clip_hub_resume");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let texts = dir.join("texts.txt");
+    std::fs::write(&texts, "a photo of a dog\n").unwrap();
+    let hf_home = dir.join("hf");
+    let local_out = dir.join("local.npy");
+    let r = embed(fixture("clip_model/tiny").to_str().unwrap(), &texts, &local_out, &[]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+
+    let (endpoint, _) = serve_cutting(fixture("clip_model/tiny"), "test-org/tiny-clip", 2);
+    let hub_out = dir.join("hub.npy");
+    let r = embed("test-org/tiny-clip", &texts, &hub_out, &[("HF_HOME", hf_home.to_str().unwrap()), ("HF_ENDPOINT", &endpoint)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(std::fs::read(&hub_out).unwrap(), std::fs::read(&local_out).unwrap());
+    let snapshot = hf_home.join("hub/models--test-org--tiny-clip/snapshots").join(COMMIT);
+    assert_eq!(
+        std::fs::read(snapshot.join("model.safetensors")).unwrap(),
+        std::fs::read(fixture("clip_model/tiny/model.safetensors")).unwrap()
+    );
+    let blobs = hf_home.join("hub/models--test-org--tiny-clip/blobs");
+    let parts: Vec<_> = std::fs::read_dir(&blobs).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "part")).collect();
+    assert!(parts.is_empty(), "partial downloads left behind: {parts:?}");
 }
 
 #[test]

@@ -17,6 +17,9 @@ pub const REQUIRED_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 /// Files fetched when the repository has them (the tokenizer and the preprocessing config).
 pub const OPTIONAL_FILES: [&str; 3] = ["vocab.json", "merges.txt", "preprocessor_config.json"];
 
+/// Attempts after a dropped download, each resuming from the bytes already written.
+pub const RETRIES: usize = 3;
+
 /// Whether `spec` reads as a Hub id (`owner/name` or `owner/name@revision`) rather than a path.
 pub fn is_hub_id(spec: &str) -> bool {
     let id = spec.split('@').next().unwrap_or("");
@@ -72,7 +75,8 @@ fn fetch(spec: &str, progress: bool) -> Result<PathBuf> {
             dir = file.parent().map(Path::to_path_buf);
         }
     } else {
-        let api = ApiBuilder::from_env().with_progress(progress).build().map_err(|e| Error::Device(format!("Hugging Face Hub client: {e}")))?;
+        // Retries resume a dropped download where it stopped (Range requests on the partial file).
+        let api = ApiBuilder::from_env().with_progress(progress).with_retries(RETRIES).build().map_err(|e| Error::Device(format!("Hugging Face Hub client: {e}")))?;
         let remote = api.repo(repo);
         let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
         for name in REQUIRED_FILES {
