@@ -12,6 +12,11 @@ fi
 if ! command -v pkg-config >/dev/null || ! command -v patchelf >/dev/null; then
   apt-get update -qq && apt-get install -y -qq pkg-config patchelf >/dev/null
 fi
+# FFmpeg and GStreamer for the media-pipeline examples (tests/media_pipelines.rs).
+if ! command -v ffmpeg >/dev/null || ! command -v gst-launch-1.0 >/dev/null || ! pkg-config --exists gstreamer-app-1.0 gstreamer-video-1.0; then
+  apt-get update -qq && apt-get install -y -qq ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev >/dev/null
+fi
 # Go runs the cgo binding example (tests/bindings_go.rs); python3 runs the ctypes one and is already here.
 if ! command -v go >/dev/null; then
   apt-get update -qq && apt-get install -y -qq golang-go >/dev/null

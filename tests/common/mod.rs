@@ -80,6 +80,11 @@ fn lib_file(name: &str) -> PathBuf {
 
 /// Compiles `examples/<rel>` (C if it ends in `.c`, C++ if `.cpp`) against the library; returns the executable.
 pub fn build_example(rel: &str, link: Link) -> PathBuf {
+    build_example_with(rel, link, &[])
+}
+
+/// [`build_example`] with extra compiler arguments after the library (e.g. `pkg-config --cflags --libs` output).
+pub fn build_example_with(rel: &str, link: Link, extra: &[String]) -> PathBuf {
     let src = repo().join("examples").join(rel);
     let is_cpp = rel.ends_with(".cpp");
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples");
@@ -101,7 +106,7 @@ pub fn build_example(rel: &str, link: Link) -> PathBuf {
             cmd.arg(lib_file("librateclust.a")).args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s", "-lc"]);
         }
     }
-    cmd.arg("-lm");
+    cmd.arg("-lm").args(extra);
     let out = cmd.output().expect("running the C compiler (gcc/g++ must be installed)");
     assert!(
         out.status.success(),
