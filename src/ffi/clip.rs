@@ -2,7 +2,7 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CProgress};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
 use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result, Status};
@@ -22,10 +22,10 @@ pub struct rateclust_model {
 #[derive(Debug, Clone, Copy)]
 pub struct rateclust_embed_params {
     /// L2-normalise every output row (default true).
-    pub normalize: bool,
+    pub normalize: CBool,
     /// Return the tower's pooled output before the projection (width = the tower's hidden size, see
     /// `rateclust_model_output_dim`) instead of the projected embedding (default false).
-    pub pooled: bool,
+    pub pooled: CBool,
     /// Items per forward pass (default 32); bounds memory, larger is faster up to a point.
     pub batch_size: u32,
     /// Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
@@ -53,8 +53,8 @@ pub struct rateclust_frame {
 pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
     let d = EmbedOptions::default();
     rateclust_embed_params {
-        normalize: d.normalize,
-        pooled: d.pooled,
+        normalize: d.normalize.into(),
+        pooled: d.pooled.into(),
         batch_size: d.batch_size as u32,
         progress: None,
         progress_user_data: std::ptr::null_mut(),
@@ -106,14 +106,14 @@ pub extern "C" fn rateclust_model_embed_dim(model: *const rateclust_model, out: 
 #[no_mangle]
 pub extern "C" fn rateclust_model_output_dim(
     model: *const rateclust_model,
-    images: bool,
+    images: CBool,
     params: *const rateclust_embed_params,
     out: *mut usize,
 ) -> Status {
     guard(|| {
         let m = &arg_ref(model, "model")?.inner;
         let (opts, _) = options(params)?;
-        *arg_mut(out, "out")? = m.output_dim(images, &opts);
+        *arg_mut(out, "out")? = m.output_dim(images.get(), &opts);
         Ok(())
     })
 }
@@ -288,7 +288,7 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
         return Err(invalid_arg!("params.batch_size must be positive"));
     }
     Ok((
-        EmbedOptions { normalize: p.normalize, pooled: p.pooled, batch_size: p.batch_size as usize },
+        EmbedOptions { normalize: p.normalize.get(), pooled: p.pooled.get(), batch_size: p.batch_size as usize },
         CProgress { f: p.progress, user_data: p.progress_user_data },
     ))
 }
@@ -324,4 +324,37 @@ fn output<'a>(m: &ClipModel, images: bool, opts: &EmbedOptions, n: usize, out: *
         return Err(invalid_arg!("out_len = {out_len} floats, but {n} rows × {} = {need} are needed", m.output_dim(images, opts)));
     }
     arg_slice_mut(out, need, "out")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    /// C `bool`s holding 2 (any non-zero byte) read as true, without undefined behaviour: `pooled` = 2 gives
+    /// the pooled width, `normalize` = 2 unit rows, `images` = 2 the image width.
+    #[test]
+    fn c_bools_other_than_0_and_1_read_as_true() {
+        let dir = CString::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_model/tiny")).unwrap();
+        let mut model = std::ptr::null_mut();
+        assert_eq!(rateclust_model_load(dir.as_ptr(), crate::DeviceKind::Cpu as u32, &mut model), Status::Ok);
+        let mut params = rateclust_embed_default_params();
+        let (mut plain, mut pooled) = (0usize, 0usize);
+        assert_eq!(rateclust_model_output_dim(model, CBool(2), &params, &mut plain), Status::Ok);
+        params.pooled = CBool(2);
+        assert_eq!(rateclust_model_output_dim(model, CBool(2), &params, &mut pooled), Status::Ok);
+        let m = unsafe { &(*model).inner };
+        assert_eq!(plain, m.output_dim(true, &EmbedOptions::default()));
+        assert_eq!(pooled, m.output_dim(true, &EmbedOptions { pooled: true, ..EmbedOptions::default() }));
+        assert_ne!(plain, pooled);
+
+        params.pooled = CBool(0);
+        params.normalize = CBool(2);
+        let text = CString::new("a photo of a cat").unwrap();
+        let mut out = vec![0.0f32; plain];
+        assert_eq!(rateclust_embed_texts(model, &text.as_ptr(), 1, &params, out.as_mut_ptr(), out.len()), Status::Ok);
+        let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        rateclust_model_free(model);
+    }
 }

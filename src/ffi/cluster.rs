@@ -3,7 +3,7 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CProgress};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
@@ -45,7 +45,7 @@ pub struct rateclust_fit_params {
     /// Sinkhorn half-iterations (5).
     pub sinkhorn_half_iters: usize,
     /// Use the exact Sinkhorn gradient instead of the reference's (v detached).
-    pub exact_sinkhorn_gradient: bool,
+    pub exact_sinkhorn_gradient: CBool,
     /// Minibatch size (cut down to n; an incomplete last batch of each pass is dropped), optimiser steps,
     /// warm-up steps (0..=warmup use TCR only); 0 = automatic for each.
     pub batch: usize,
@@ -63,9 +63,9 @@ pub struct rateclust_fit_params {
     pub weight_decay_cluster: f64,
     pub seed: u64,
     /// Membership Π from Z instead of the cluster head.
-    pub single_head: bool,
+    pub single_head: CBool,
     /// L2-normalise each input row before the head (also at assign time).
-    pub normalize_input: bool,
+    pub normalize_input: CBool,
     /// Points sampled for spectral clustering of Π, and k-means restarts there.
     pub spectral_sample: usize,
     pub kmeans_restarts: usize,
@@ -94,7 +94,7 @@ impl From<&FitParams> for rateclust_fit_params {
             gamma: p.gamma,
             lambda: p.lambda,
             sinkhorn_half_iters: p.sinkhorn_half_iters,
-            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
+            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient.into(),
             batch: p.batch,
             steps: p.steps,
             warmup: p.warmup,
@@ -105,8 +105,8 @@ impl From<&FitParams> for rateclust_fit_params {
             weight_decay: p.weight_decay,
             weight_decay_cluster: p.weight_decay_cluster,
             seed: p.seed,
-            single_head: p.single_head,
-            normalize_input: p.normalize_input,
+            single_head: p.single_head.into(),
+            normalize_input: p.normalize_input.into(),
             spectral_sample: p.spectral_sample,
             kmeans_restarts: p.kmeans_restarts,
             assign_rule: p.assign_rule as u32,
@@ -138,7 +138,7 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             gamma: p.gamma,
             lambda: p.lambda,
             sinkhorn_half_iters: p.sinkhorn_half_iters,
-            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient,
+            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient.get(),
             batch: p.batch,
             steps: p.steps,
             warmup: p.warmup,
@@ -149,8 +149,8 @@ impl TryFrom<&rateclust_fit_params> for FitParams {
             weight_decay: p.weight_decay,
             weight_decay_cluster: p.weight_decay_cluster,
             seed: p.seed,
-            single_head: p.single_head,
-            normalize_input: p.normalize_input,
+            single_head: p.single_head.get(),
+            normalize_input: p.normalize_input.get(),
             spectral_sample: p.spectral_sample,
             kmeans_restarts: p.kmeans_restarts,
             assign_rule,

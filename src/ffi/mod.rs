@@ -22,6 +22,26 @@ use crate::progress::Progress;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// A C `bool` as the library reads it: one byte, any non-zero value true. Rust's `bool` may only hold 0 or 1,
+/// so a caller's struct field or argument holding 2 (uninitialised memory, a `char` flag) would be undefined
+/// behaviour if read as `bool`; this type makes every byte value defined. The header still says `bool`
+/// (cbindgen.toml renames it), which has the same size and ABI.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CBool(pub u8);
+
+impl CBool {
+    pub fn get(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl From<bool> for CBool {
+    fn from(b: bool) -> Self {
+        CBool(b as u8)
+    }
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
