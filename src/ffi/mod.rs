@@ -51,9 +51,39 @@ fn set_last_error(msg: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
+thread_local! {
+    /// Depth of [`guard`] calls on this thread: panics inside one are caught and reported as a status, so the
+    /// panic hook stays quiet for them (and records where they happened).
+    static IN_GUARD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static PANIC_LOCATION: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Installs, once per process, a panic hook that is silent for panics [`guard`] will catch: without it the
+/// default hook prints the message and a backtrace on the host process's stderr although the caller gets a
+/// clean `RATECLUST_STATUS_INTERNAL`. Panics anywhere else (a Rust host's own code, other threads) still
+/// go to the hook that was installed before.
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_GUARD.with(|g| g.get()) > 0 {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                PANIC_LOCATION.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs an export's body: catches panics, records the error message, returns the status code.
 pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> Status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    install_quiet_panic_hook();
+    IN_GUARD.with(|g| g.set(g.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    IN_GUARD.with(|g| g.set(g.get() - 1));
+    match result {
         Ok(Ok(())) => {
             set_last_error("");
             Status::Ok
@@ -68,7 +98,8 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> Status {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("internal error (panic caught at the C boundary): {what}"));
+            let at = PANIC_LOCATION.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            set_last_error(&format!("internal error (panic caught at the C boundary, {at}): {what}"));
             Status::Internal
         }
     }
@@ -187,4 +218,21 @@ pub(crate) fn write_c_string(s: &str, buf: *mut c_char, cap: usize, needed: *mut
     out[..end].copy_from_slice(&s.as_bytes()[..end]);
     out[end] = 0;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic inside an export becomes INTERNAL with the message and its location, and the thread's next
+    /// successful call clears the message.
+    #[test]
+    fn a_caught_panic_is_a_status_with_its_location() {
+        let status = guard(|| panic!("boom {}", 7));
+        assert_eq!(status, Status::Internal);
+        let msg = unsafe { CStr::from_ptr(rateclust_last_error()) }.to_string_lossy().into_owned();
+        assert!(msg.contains("boom 7") && msg.contains("src/ffi/mod.rs:"), "{msg}");
+        assert_eq!(guard(|| Ok(())), Status::Ok);
+        assert_eq!(unsafe { CStr::from_ptr(rateclust_last_error()) }.to_bytes(), b"");
+    }
 }
