@@ -113,11 +113,11 @@ def _save_npz(path: str, **arrays: np.ndarray) -> None:
     write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
-def _test_delay() -> None:
-    # Test hook: seconds to sleep per shard, so that tests can kill a worker or the driver mid-run.
-    delay = float(os.environ.get("RATECLUST_RAY_TEST_DELAY", "0") or 0)
-    if delay > 0:
-        time.sleep(delay)
+def _test_delay(seconds: float) -> None:
+    # Test hook (--test-delay, not in --help): sleep per shard, so that tests can kill a worker or the driver
+    # mid-run. Passed as an argument, not an environment variable: a cluster's workers do not see the driver's.
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def _set_threads(n: int) -> None:
@@ -140,13 +140,13 @@ class EmbedWorker:
         self.model = rateclust.Model(model_dir, device=device)
         self.batch_size = batch_size
 
-    def embed_shard(self, out: str, i: int, paths: List[str]) -> Tuple[int, int]:
+    def embed_shard(self, out: str, i: int, paths: List[str], delay: float = 0.0) -> Tuple[int, int]:
         """Embeds ``paths`` (shard ``i``) into OUT/embed/shard-i.npz; returns (i, rows that decoded)."""
         import rateclust
         path = embed_shard_path(out, i)
         if os.path.exists(path):  # a retried task whose first attempt finished
             return i, int(np.load(path)["ok"].sum())
-        _test_delay()
+        _test_delay(delay)
         try:
             emb = self.model.embed_image_files(paths, batch_size=self.batch_size)
             ok = np.ones(len(paths), bool)
@@ -180,14 +180,14 @@ class AssignWorker:
         self.clusterer = rateclust.Clusterer.load(model_path)
         self.device = device
 
-    def assign_shard(self, out: str, i: int, paths: List[str]) -> Tuple[int, List[int]]:
+    def assign_shard(self, out: str, i: int, paths: List[str], delay: float = 0.0) -> Tuple[int, List[int]]:
         """Labels shard ``i`` into OUT/assignments/part-i.parquet; returns (i, members per cluster)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         path = assign_part_path(out, i)
         if os.path.exists(path):
             return i, _part_counts(path)
-        _test_delay()
+        _test_delay(delay)
         k = self.clusterer.k
         shard = np.load(embed_shard_path(out, i))
         emb, ok = shard["emb"], shard["ok"]
@@ -308,7 +308,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         Embed = ray.remote(EmbedWorker).options(**worker_opts)
         actors = [Embed.remote(args.model, args.device, args.threads_per_worker, args.batch_size)
                   for _ in range(min(args.workers, len(todo)))]
-        _run_pool(ray, actors, "embed_shard", [(out, i, paths[shards[i][0]:shards[i][1]]) for i in todo], "embed")
+        _run_pool(ray, actors, "embed_shard",
+                  [(out, i, paths[shards[i][0]:shards[i][1]], args.test_delay) for i in todo], "embed")
         for a in actors:
             ray.kill(a)
     timings["embed_s"] = time.perf_counter() - t
@@ -351,7 +352,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         actors = [Assign.remote(model_path, args.device, args.threads_per_worker)
                   for _ in range(min(args.workers, len(todo)))]
         for i, c in _run_pool(ray, actors, "assign_shard",
-                              [(out, i, paths[shards[i][0]:shards[i][1]]) for i in todo], "assign"):
+                              [(out, i, paths[shards[i][0]:shards[i][1]], args.test_delay) for i in todo],
+                              "assign"):
             counts[i] = c
         for a in actors:
             ray.kill(a)
@@ -425,6 +427,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-names", action="store_true", help="skip naming the clusters")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
+    p.add_argument("--test-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     return p
 
 
