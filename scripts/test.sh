@@ -50,6 +50,34 @@ if [ "$run_time_skips" -gt 0 ]; then
   echo "skipped at run time ($run_time_skips; counted as skipped, not passed):"
   sed 's/^/  SKIPPED /' "$RATECLUST_SKIP_LOG"
 fi
+# The Python package and its pytest suite (issue 11; python/README.md): a virtual environment under target/, the
+# package installed with pip from this checkout (setup.py's cargo step reuses this target dir's release build),
+# then pytest. Its counts join the closing line as one more cargo-style "test result:" line (skipped = ignored).
+PYENV="$PWD/target/pyenv"
+set +e
+(
+  set -e
+  [ -x "$PYENV/bin/python" ] || python3 -m venv "$PYENV"
+  "$PYENV/bin/pip" install -q --disable-pip-version-check numpy pytest pyarrow "ray[data]"
+  CARGO_TARGET_DIR="$PWD/target" "$PYENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps .
+  rm -f target/pytest.xml
+  "$PYENV/bin/python" -m pytest -rfEs -p no:cacheprovider --junitxml=target/pytest.xml python/tests
+)
+pystatus=$?
+set -e
+if [ -f target/pytest.xml ]; then
+  counts=$("$PYENV/bin/python" -c 'import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot(); s = r if r.tag == "testsuite" else r.find("testsuite")
+t, f, e, k = (int(s.get(a, 0)) for a in ("tests", "failures", "errors", "skipped"))
+print(t - f - e - k, f + e, k)' target/pytest.xml)
+else
+  counts="0 1 0"  # the environment or the package could not be installed: one failure
+fi
+read -r py_passed py_failed py_skipped <<<"$counts"
+if [ "$pystatus" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi
+echo "test result: python. $py_passed passed; $py_failed failed; $py_skipped ignored; 0 measured; 0 filtered out (pytest python/tests)" | tee -a "$log"
+[ "$pystatus" -eq 0 ] || status=1
+
 # One closing line for the whole run (cargo's last summary is the doc-tests' and usually counts 0 tests).
 # Ignored tests (#[ignore]: not runnable here, or a target not met yet) count as skipped, never as passed.
 awk -v rts="$run_time_skips" '/^test result:/ { passed += $4; failed += $6; skipped += $8 } END { printf "%d passed, %d failed, %d skipped\n", passed - rts, failed, skipped + rts }' "$log"
