@@ -1,55 +1,39 @@
-"""Clustering (and, given a CLIP model directory, embedding) from Python through examples/python/rateclust.py:
+"""The rateclust Python package (python/rateclust; `pip install .` from the repository root) in one script:
 fit on a synthetic union of 4 random 3-dimensional subspaces of R^24 → assign → metrics → save → load → same
-labels → select k, errors raised as RateclustError; then texts and an image embedded and the cluster named.
-Needs only python3 and the shared library (no numpy). From the repository root, after `cargo build --release`:
+labels → select k → set k, errors raised as RateclustError; then texts, image files, encoded bytes and raw
+pixel arrays embedded with a CLIP model and the cluster named. The same walk-through as the C++ and Go demos.
 
-    python3 examples/python/demo.py [WORK_DIR [CLIP_MODEL_DIR IMAGE]]
+    pip install .                      # once, from the repository root (builds librateclust.so with cargo)
+    python examples/python/demo.py [WORK_DIR [CLIP_MODEL_DIR IMAGE]]
 
-(RATECLUST_LIB=/path/to/librateclust.so overrides where the library is loaded from.)
+(RATECLUST_LIB=/path/to/librateclust.so overrides the library shipped in the package.)
+For collections too big for one process, see `python -m rateclust.ray_pipeline --help`.
 """
-import math
 import os
-import random
 import sys
-from array import array
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import rateclust  # noqa: E402
+import numpy as np
+
+import rateclust
 
 N, DIM, K, RANK = 800, 24, 4, 3
 
 
 def union_of_subspaces(seed=12345):
-    """Row-major float32 points on subspace i % K (orthonormal bases by Gram–Schmidt) plus a little noise."""
-    rng = random.Random(seed)
-    bases = []
-    for _ in range(K):
-        basis = []
-        for _ in range(RANK):
-            v = [rng.gauss(0, 1) for _ in range(DIM)]
-            for u in basis:
-                dot = sum(a * b for a, b in zip(v, u))
-                v = [a - dot * b for a, b in zip(v, u)]
-            norm = math.sqrt(sum(a * a for a in v))
-            basis.append([a / norm for a in v])
-        bases.append(basis)
-    x, truth = array("f"), array("q")
-    for i in range(N):
-        j = i % K
-        row = [0.02 * rng.gauss(0, 1) for _ in range(DIM)]
-        for u in bases[j]:
-            a = rng.gauss(0, 1) / math.sqrt(RANK)
-            row = [r + a * b for r, b in zip(row, u)]
-        x.extend(row)
-        truth.append(j)
-    return x, truth
+    """float32 points on subspace i % K (orthonormal bases from QR) plus a little noise, and their truth."""
+    rng = np.random.default_rng(seed)
+    bases = [np.linalg.qr(rng.standard_normal((DIM, RANK)))[0] for _ in range(K)]
+    truth = np.arange(N) % K
+    coef = rng.standard_normal((N, RANK)) / np.sqrt(RANK)
+    x = np.stack([bases[j] @ c for j, c in zip(truth, coef)]) + 0.02 * rng.standard_normal((N, DIM))
+    return x.astype(np.float32), truth
 
 
 def expect_error(status, call, *args):
     try:
         call(*args)
     except rateclust.RateclustError as e:
-        assert e.status == status, "expected status %d, got %r" % (status, e)
+        assert e.status == status, "expected status %s, got %r" % (status, e)
         print("expected error (%s): %s" % (e.status_name, e.message))
         return
     raise AssertionError("%s did not fail" % call.__name__)
@@ -59,31 +43,28 @@ def embed_and_name(model_dir, image):
     captions = ["a photo of a cat", "a photo of a dog", "a diagram"]
     with rateclust.Model(model_dir, device="cpu") as model:
         calls = []
-        texts, n_text, dim = model.embed_texts(captions, progress=lambda stage, done, total: calls.append(stage))
-        images, n_img, _ = model.embed_image_files([image, image])
+        texts = model.embed_texts(captions, progress=lambda stage, done, total: calls.append(stage))
+        images = model.embed_image_files([image, image])
         with open(image, "rb") as f:
-            encoded, _, _ = model.embed_images_encoded([f.read()])
+            encoded = model.embed_images_encoded([f.read()])
         # Same image; only the batch composition differs (1 vs 2 rows), so rounding may differ by an ulp.
-        assert max(abs(a - b) for a, b in zip(encoded, images[:dim])) < 1e-5, "encoded bytes and file differ"
-        # Raw frames as a media pipeline hands them over: the same picture as RGB8 (rows padded to a larger
-        # stride) and as BGR8 embeds identically.
-        w, h, stride = 50, 40, 50 * 3 + 7
-        rgb, bgr = bytearray(h * stride), bytearray(h * stride)
-        for yy in range(h):
-            for xx in range(w):
-                r, g, b = xx * 5 % 256, yy * 6 % 256, xx * yy % 256
-                o = yy * stride + 3 * xx
-                rgb[o:o + 3], bgr[o:o + 3] = bytes((r, g, b)), bytes((b, g, r))
-        fr, n_fr, _ = model.embed_frames([(rgb, w, h, stride, "rgb8"), (bgr, w, h, stride, "bgr8")])
-        assert fr[:dim] == fr[dim:], "RGB8 and BGR8 frames of one picture embed differently"
-        print("embedded %d raw frames (RGB8 == BGR8)" % n_fr)
+        assert np.abs(encoded[0] - images[0]).max() < 1e-5, "encoded bytes and file differ"
+        # Raw pixels as a media pipeline hands them over: the same picture as RGB (rows padded to a larger
+        # stride, read in place) and as BGR embeds identically.
+        yy, xx = np.mgrid[0:40, 0:50]
+        rgb = np.stack([xx * 5 % 256, yy * 6 % 256, xx * yy % 256], axis=2).astype(np.uint8)
+        padded = np.zeros((40, 57, 3), np.uint8)
+        padded[:, :50] = rgb
+        fr = model.embed_image_arrays([padded[:, :50]])
+        fr_bgr = model.embed_image_arrays([rgb[:, :, ::-1]], channel_order="bgr")
+        assert np.array_equal(fr, fr_bgr), "RGB8 and BGR8 frames of one picture embed differently"
+        print("embedded %d raw frames (RGB8 == BGR8)" % (len(fr) + len(fr_bgr)))
         print("embedded %d texts and %d images of dim %d (progress stages: %s)"
-              % (n_text, n_img, dim, ",".join(sorted(set(calls)))))
-        for c, caption in enumerate(captions):
-            cos = sum(images[t] * texts[c * dim + t] for t in range(dim))
+              % (len(texts), len(images), images.shape[1], ",".join(sorted(set(calls)))))
+        for caption, cos in zip(captions, texts @ images[0]):
             print('cos(image, "%s") = %.4f' % (caption, cos))
-        (caption, score), = rateclust.label_clusters(images, dim, [0, 0], 1, texts)
-        print('cluster 0 is named "%s" (vote share %.3f)' % (captions[caption], score))
+        caption, score = rateclust.label_clusters(images, [0, 0], 1, texts)
+        print('cluster 0 is named "%s" (vote share %.3f)' % (captions[caption[0]], score[0]))
 
         # An exception raised in a progress callback cancels the call and reaches the caller unchanged.
         def stop(stage, done, total):
@@ -93,7 +74,7 @@ def embed_and_name(model_dir, image):
             raise AssertionError("the raising callback did not stop embed_texts")
         except KeyboardInterrupt as e:
             print("callback exception propagated: %s" % e)
-        expect_error(rateclust.IO, model.embed_image_files, ["/nonexistent/image.png"])
+        expect_error(rateclust.Status.IO, model.embed_image_files, ["/nonexistent/image.png"])
 
 
 def main():
@@ -104,23 +85,23 @@ def main():
     x, truth = union_of_subspaces()
 
     # Small head and few steps: this toy problem needs nothing like the CIFAR-10 defaults.
-    params = rateclust.fit_params(k=K, hidden=96, zdim=24, batch=200, steps=120, warmup=8, lr=1e-3,
-                                  lr_cluster=1e-3, spectral_sample=400)
+    params = rateclust.FitParams.defaults(k=K, hidden=96, zdim=24, batch=200, steps=120, warmup=8, lr=1e-3,
+                                          lr_cluster=1e-3, spectral_sample=400)
     stages = []
-    with rateclust.Clusterer.fit(x, DIM, params, device="cpu",
+    with rateclust.Clusterer.fit(x, params=params, device="cpu",
                                  progress=lambda stage, done, total: stages.append(stage)) as clusterer:
         print("fitted: k = %d, dim = %d, progress calls: %d" % (clusterer.k, clusterer.dim, len(stages)))
-        labels, confidence = clusterer.assign(x)
+        labels, confidence = clusterer.assign(x)  # x is C-contiguous float32: read in place
         acc, nmi, ari = rateclust.metrics(labels, truth)
         print("metrics: acc %.4f nmi %.4f ari %.4f" % (acc, nmi, ari))
-        print("confidence: min %.4f mean %.4f" % (min(confidence), sum(confidence) / len(confidence)))
+        print("confidence: min %.4f mean %.4f" % (confidence.min(), confidence.mean()))
 
         path = os.path.join(work, "rateclust_python_demo.safetensors")
         clusterer.save(path)
     with rateclust.Clusterer.load(path) as loaded:
         os.remove(path)
-        again, _ = loaded.assign(memoryview(x))  # any float32 buffer works, used in place
-        assert again == labels, "the loaded clusterer labels differently"
+        again, _ = loaded.assign(x.astype(np.float64))  # other dtypes and layouts are converted
+        assert np.array_equal(again, labels), "the loaded clusterer labels differently"
         print("save/load: same labels for all %d points" % len(again))
         curve, best = loaded.select_k(x, [2, 4, 6], device="cpu")
         print("select-k: L(2) %.1f L(4) %.1f L(6) %.1f best %d" % (curve[0], curve[1], curve[2], best))
@@ -128,11 +109,11 @@ def main():
         assert loaded.k == best
         print("set_k: now %d clusters" % loaded.k)
 
-        expect_error(rateclust.INVALID_ARGUMENT, loaded.assign, array("f", bytes(4 * 10 * (DIM + 1))), DIM + 1)
-        bad = array("f", x)
-        bad[5] = float("nan")
-        expect_error(rateclust.NON_FINITE, rateclust.Clusterer.fit, bad, DIM, params)
-    expect_error(rateclust.IO, rateclust.Clusterer.load, os.path.join(work, "does-not-exist.safetensors"))
+        expect_error(rateclust.Status.INVALID_ARGUMENT, loaded.assign, np.zeros((10, DIM + 1), np.float32))
+        bad = x.copy()
+        bad.flat[5] = np.nan
+        expect_error(rateclust.Status.NON_FINITE, rateclust.Clusterer.fit, bad, None)
+    expect_error(rateclust.Status.IO, rateclust.Clusterer.load, os.path.join(work, "does-not-exist.safetensors"))
     try:
         loaded.k
         raise AssertionError("a closed clusterer was usable")
