@@ -1,7 +1,7 @@
 //! The reference CPP protocol on any feature set, for the evaluation table (tools/eval/run_eval.py): train
 //! with the paper's CIFAR-10 settings (preset `cifar10`: h 4096, d 128, η 0.175, batch 1024, lr 1e-4,
 //! warm-up 50) for 15 epochs, then spectral clustering of Π of one training batch, scored on that batch
-//! only — what LeslieTrue/CPP reports (DESIGN §2). Sets above 10,000 points train on a seeded 10,000-point
+//! only — what LeslieTrue/CPP reports (docs/design.md §2). Sets above 10,000 points train on a seeded 10,000-point
 //! sample (15 epochs of 60k points at h 4096 take about 10 minutes on 2 cores); the batch is cut to n.
 //!
 //!     cargo run --release --example eval_reference -- FEATURES.npy TRUTH.npy K [SEED]

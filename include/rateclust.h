@@ -5,6 +5,10 @@
  * Conventions: every function returns rateclust_status (RATECLUST_STATUS_OK on success) unless it says
  * otherwise; on failure rateclust_last_error() gives a message for the calling thread. Handles are opaque
  * and freed with their *_free function, which accepts NULL. Arrays are row-major (C order).
+ * Threads: calls on different handles never interfere; calls taking a const handle may share it across
+ * threads; calls taking a non-const handle (set_k, *_free) need it to themselves. rateclust_last_error()
+ * is per thread and valid until that thread's next rateclust call. On failure, *out handles are NULL and
+ * output buffers hold unspecified values.
  */
 
 #ifndef RATECLUST_H
@@ -89,7 +93,7 @@ typedef enum {
  */
 typedef enum {
   /**
-   * As the reference code: through u and the final exp, v detached at each column step (DESIGN §1).
+   * As the reference code: through u and the final exp, v detached at each column step (docs/design.md §1).
    */
   RATECLUST_SINKHORN_GRADIENT_REFERENCE = 0,
   /**
@@ -117,7 +121,7 @@ typedef enum {
 } rateclust_device_kind;
 
 /**
- * How points outside the spectral sample get their label (DESIGN §2). All are linear in n.
+ * How points outside the spectral sample get their label (docs/design.md §2). All are linear in n.
  */
 typedef enum {
   /**
@@ -149,7 +153,7 @@ typedef enum {
  */
 typedef enum {
   /**
-   * Spectral clustering of Π (the CPP protocol, DESIGN §1.4).
+   * Spectral clustering of Π (the CPP protocol, docs/design.md §1.4).
    */
   RATECLUST_SAMPLE_CLUSTERING_SPECTRAL_PI = 0,
   /**
@@ -199,12 +203,16 @@ typedef enum {
 
 /**
  * A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
- * `rateclust_clusterer_free`. Not safe to use from two threads at once.
+ * `rateclust_clusterer_free`. Thread safety: the calls that take `const rateclust_clusterer *` (assign,
+ * select_k, info, save) may run on one handle from several threads at once; `rateclust_clusterer_set_k`
+ * and `rateclust_clusterer_free` need the handle to themselves (no other call on it meanwhile).
  */
 typedef struct rateclust_clusterer rateclust_clusterer;
 
 /**
- * A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
+ * A loaded CLIP model (opaque). Thread safety: immutable once loaded, so several threads may embed with one
+ * model at once (on CUDA their forward passes take turns on the model's device workspace);
+ * `rateclust_model_free` needs the handle to itself.
  */
 typedef struct rateclust_model rateclust_model;
 
@@ -736,7 +744,7 @@ rateclust_status rateclust_default_vocabulary_name(size_t index,
 rateclust_rate_params rateclust_rate_default_params(void);
 
 /**
- * The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
+ * The MLC or TCR loss of float32 Z and C and its gradients (docs/design.md §1).
  *
  * - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
  * - `kind` (a `rateclust_device_kind`), `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).

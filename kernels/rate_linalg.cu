@@ -1,4 +1,4 @@
-// Batched small-matrix kernels for the coding rates R(Z) and R_c(Z, Pi) (DESIGN §1).
+// Batched small-matrix kernels for the coding rates R(Z) and R_c(Z, Pi) (docs/design.md §1).
 //
 // Plain CUDA C compiled by NVRTC (no CUDA headers). Every matrix is float32, row-major.
 //

@@ -1,4 +1,4 @@
-// Log-domain Sinkhorn on K = |C C^T| and its backward pass (DESIGN §1; mirrors LeslieTrue/CPP
+// Log-domain Sinkhorn on K = |C C^T| and its backward pass (docs/design.md §1; mirrors LeslieTrue/CPP
 // model/sink_distance.py, where the cost is -K, mu = nu = 1/n and M(u, v) = (K + u 1^T + 1 v^T) / eta).
 //
 // The host keeps only A = C C^T (signed, n×n, one cuBLAS GEMM); K_ij = |A_ij| is taken on the fly and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine (this is what CI runs, through .ci/run).
 # Installs what the tests need: a C/C++ compiler for the C API tests, Go for the cgo example, and the pinned
-# NVRTC wheel so that every CUDA kernel is compiled for sm_80 and sm_90 even without a GPU (DESIGN §4).
+# NVRTC wheel so that every CUDA kernel is compiled for sm_80 and sm_90 even without a GPU (docs/design.md §4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,10 @@ fi
 if ! command -v ffmpeg >/dev/null || ! command -v gst-launch-1.0 >/dev/null || ! pkg-config --exists gstreamer-app-1.0 gstreamer-video-1.0; then
   apt-get update -qq && apt-get install -y -qq ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev >/dev/null
+fi
+# Headless Chromium renders cluster's report.html (tests/report_chromium.rs).
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 # Go runs the cgo binding example (tests/bindings_go.rs); python3 runs the ctypes one and is already here.
 if ! command -v go >/dev/null; then

@@ -1,5 +1,5 @@
 //! The reference CPP protocol's labelling, shared by the evaluation examples: spectral clustering of Π of
-//! given rows (DESIGN §1.4), with Π from a trained head's eval-mode outputs.
+//! given rows (docs/design.md §1.4), with Π from a trained head's eval-mode outputs.
 
 use rateclust::cluster::head::Head;
 use rateclust::cluster::metrics::{scores, Scores};

@@ -1,4 +1,4 @@
-//! Out-of-sample assignment (DESIGN §2): after spectral clustering of Π on a sample, every point — seen in
+//! Out-of-sample assignment (docs/design.md §2): after spectral clustering of Π on a sample, every point — seen in
 //! training or not — gets a label from per-cluster summaries of the sample, in time linear in n
 //! (one GEMM of the points' Z against all clusters' bases or prototypes).
 //!

@@ -1,4 +1,4 @@
-//! Coding length of a clustering (DESIGN §1 step 5; Ma et al. 2007, as CPP uses it to choose k):
+//! Coding length of a clustering (docs/design.md §1 step 5; Ma et al. 2007, as CPP uses it to choose k):
 //!
 //!   L = Σ_j [ (n_j + d)/2 · logdet(I + d/(ε² n_j) Z_jᵀ Z_j) + n_j · (−log(n_j / n)) ]
 //!

@@ -1,4 +1,4 @@
-//! The CPP head (DESIGN §1.2), forward and hand-written backward, generic over f32 (training speed) and
+//! The CPP head (docs/design.md §1.2), forward and hand-written backward, generic over f32 (training speed) and
 //! f64 (gradient goldens).
 //!
 //! Mirrors the reference (LeslieTrue/CPP) module:
@@ -147,7 +147,7 @@ impl<T: Real> Head<T> {
         Ok(Head { dims, p, running_mean, running_var })
     }
 
-    /// Copies the subspace head into the cluster head (end of the TCR warm-up, DESIGN §1).
+    /// Copies the subspace head into the cluster head (end of the TCR warm-up, docs/design.md §1).
     pub fn copy_subspace_to_cluster(&mut self) {
         self.p[WC] = self.p[WS].clone();
         self.p[BC] = self.p[BS].clone();

@@ -1,10 +1,10 @@
-//! Every setting of a fit, with the reference's CIFAR-10 values as defaults (DESIGN §1) and named presets.
+//! Every setting of a fit, with the reference's CIFAR-10 values as defaults (docs/design.md §1) and named presets.
 
 use crate::error::Result;
 use crate::rate::{RateParams, SinkhornGradient};
 use serde::{Deserialize, Serialize};
 
-/// How points outside the spectral sample get their label (DESIGN §2). All are linear in n.
+/// How points outside the spectral sample get their label (docs/design.md §2). All are linear in n.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AssignRule {
@@ -54,7 +54,7 @@ impl AssignRule {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SampleClustering {
-    /// Spectral clustering of Π (the CPP protocol, DESIGN §1.4).
+    /// Spectral clustering of Π (the CPP protocol, docs/design.md §1.4).
     #[default]
     SpectralPi = 0,
     /// k-means++ (with restarts) on the sample's Z rows.

@@ -1,5 +1,5 @@
 //! SGD with momentum, exactly PyTorch's `torch.optim.SGD` (dampening 0, no Nesterov) for trajectory parity
-//! (DESIGN §1): g ← ∇ + wd·p; buf ← g on a parameter's first update, else μ·buf + g; p ← p − lr·buf.
+//! (docs/design.md §1): g ← ∇ + wd·p; buf ← g on a parameter's first update, else μ·buf + g; p ← p − lr·buf.
 //! A parameter whose gradient is `None` is skipped entirely: no decay, no momentum update.
 
 use super::head::{HeadGrads, CLUSTER_PARAMS, N_PARAMS};

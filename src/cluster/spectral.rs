@@ -1,4 +1,4 @@
-//! Spectral clustering of a membership / affinity matrix (DESIGN §1 step 4): symmetrise A = (Π + Πᵀ)/2,
+//! Spectral clustering of a membership / affinity matrix (docs/design.md §1 step 4): symmetrise A = (Π + Πᵀ)/2,
 //! normalise M = D^{-1/2} A D^{-1/2} (the normalised Laplacian L = I − M, whose smallest eigenvectors are
 //! M's largest), take the top-k eigenvectors, normalise each row to unit length (Ng, Jordan & Weiss 2001),
 //! and run k-means++ with restarts on the rows.
@@ -8,7 +8,7 @@
 //! largest similarity), and the sharper Π gets (small η, a trained head) the more these self-loops swamp
 //! the graph. Measured on 2048-point Sinkhorn plans of the raw dev-set features, keeping the diagonal
 //! costs up to 0.3–0.4 ACC at η ≤ 0.05 and is never better. (scikit-learn skips the row normalisation;
-//! we keep it, DESIGN §1.)
+//! we keep it, docs/design.md §1.)
 
 use super::kmeans::{kmeans, KMeansParams};
 use crate::error::{check_finite, Error, Result};

@@ -1,4 +1,4 @@
-//! Training the CPP head (DESIGN §1): `steps` batches cut from seeded shuffles with `drop_last`, TCR warm-up for steps
+//! Training the CPP head (docs/design.md §1): `steps` batches cut from seeded shuffles with `drop_last`, TCR warm-up for steps
 //! 0..=warmup, then the subspace head copied into the cluster head and the MLC loss; SGD with two groups.
 //! Mirrors the reference training loop (LeslieTrue/CPP `main.py`), restated in
 //! tools/golden/cluster_head_goldens.py.

@@ -2,7 +2,7 @@
 //!
 //! `Device::open(DeviceKind::Auto, 0)` picks CUDA when it is usable and otherwise falls back to the CPU;
 //! why CUDA was not usable stays available through [`cuda_unavailable_reason`]. Opening CUDA never
-//! panics or aborts: cudarc panics when libcuda is absent (DESIGN §4), so every probe is guarded.
+//! panics or aborts: cudarc panics when libcuda is absent (docs/design.md §4), so every probe is guarded.
 
 pub mod cuda;
 

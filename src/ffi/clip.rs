@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
-/// A loaded CLIP model (opaque). Immutable once loaded: several threads may embed with one model at once.
+/// A loaded CLIP model (opaque). Thread safety: immutable once loaded, so several threads may embed with one
+/// model at once (on CUDA their forward passes take turns on the model's device workspace);
+/// `rateclust_model_free` needs the handle to itself.
 pub struct rateclust_model {
     inner: ClipModel,
 }
@@ -330,6 +332,15 @@ fn output<'a>(m: &ClipModel, images: bool, opts: &EmbedOptions, n: usize, out: *
 mod tests {
     use super::*;
     use std::ffi::CString;
+
+    /// What the handles' thread-safety notes promise, checked by the compiler: shared references to the
+    /// engines behind them may cross threads.
+    #[test]
+    fn handles_are_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<ClipModel>();
+        shareable::<crate::cluster::model::Clusterer>();
+    }
 
     /// C `bool`s holding 2 (any non-zero byte) read as true, without undefined behaviour: `pooled` = 2 gives
     /// the pooled width, `normalize` = 2 unit rows, `images` = 2 the image width.

@@ -14,7 +14,9 @@ use std::ffi::{c_char, c_void};
 use std::path::Path;
 
 /// A fitted clusterer (opaque). Create with `rateclust_fit` or `rateclust_clusterer_load`, free with
-/// `rateclust_clusterer_free`. Not safe to use from two threads at once.
+/// `rateclust_clusterer_free`. Thread safety: the calls that take `const rateclust_clusterer *` (assign,
+/// select_k, info, save) may run on one handle from several threads at once; `rateclust_clusterer_set_k`
+/// and `rateclust_clusterer_free` need the handle to themselves (no other call on it meanwhile).
 pub struct rateclust_clusterer {
     inner: Clusterer,
 }

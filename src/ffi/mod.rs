@@ -1,4 +1,4 @@
-//! The C ABI. Conventions (DESIGN §3), followed by every export in this folder:
+//! The C ABI. Conventions (docs/design.md §3), followed by every export in this folder:
 //!
 //! - every symbol starts with `rateclust_`; every function returns `rateclust_status`;
 //! - the message of the last failed call on the calling thread is kept for `rateclust_last_error()`;

@@ -142,7 +142,7 @@ fn mlc_loss_c<T: Real>(
     Ok(())
 }
 
-/// The MLC or TCR loss of float32 Z and C and its gradients (DESIGN §1).
+/// The MLC or TCR loss of float32 Z and C and its gradients (docs/design.md §1).
 ///
 /// - `params`: the constants, or NULL for `rateclust_rate_default_params()`.
 /// - `kind` (a `rateclust_device_kind`), `ordinal`: where to compute (`RATECLUST_DEVICE_KIND_AUTO` uses CUDA if usable, else the CPU).

@@ -1,4 +1,4 @@
-//! Self-labeling: naming clusters with CLIP's text encoder (DESIGN §1 step 6, as in CPP's
+//! Self-labeling: naming clusters with CLIP's text encoder (docs/design.md §1 step 6, as in CPP's
 //! `label_clusters`): every member image votes for the captions it matches best, the caption with the most
 //! votes names the cluster.
 //!

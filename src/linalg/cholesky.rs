@@ -1,7 +1,7 @@
 //! Cholesky factorisation, log-determinants and inverses of symmetric positive-definite (SPD) matrices,
 //! one at a time and batched (rayon over the batch, each factorisation sequential on its thread).
 //!
-//! The coding rates (DESIGN §1) are log-dets of I + αZᵀDZ; their gradients need the inverse
+//! The coding rates (docs/design.md §1) are log-dets of I + αZᵀDZ; their gradients need the inverse
 //! (d logdet M = tr(M⁻¹ dM)), so the batched form returns both. Built on faer's blocked left-looking LLᵀ.
 
 use super::Real;

@@ -1,4 +1,4 @@
-//! Coding rates and their analytic gradients (DESIGN §1).
+//! Coding rates and their analytic gradients (docs/design.md §1).
 //!
 //! Mirrors LeslieTrue/CPP `loss/loss_fn.py`, `MLCLoss`: `compute_discrimn_loss` is R(Z) (W = Zᵀ,
 //! scalar = d/(m ε²)) and `compute_compress_loss` is R_c(Z, Π) (trPi = column sums of Π + 1e-8, the

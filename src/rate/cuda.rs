@@ -1,4 +1,4 @@
-//! CUDA implementation of the rate-reduction core (DESIGN §1), f32, kernels in `kernels/rate_linalg.cu`
+//! CUDA implementation of the rate-reduction core (docs/design.md §1), f32, kernels in `kernels/rate_linalg.cu`
 //! and `kernels/sinkhorn.cu`. Inputs go to the device once; only the loss parts and the gradients come back.
 //!
 //! # How the m log-dets of R_c are organised

@@ -1,4 +1,4 @@
-//! Rate reduction (MCR² / MLC, DESIGN §1): coding rates R(Z) and R_c(Z, Π), the Sinkhorn membership Π,
+//! Rate reduction (MCR² / MLC, docs/design.md §1): coding rates R(Z) and R_c(Z, Π), the Sinkhorn membership Π,
 //! the MLC loss and its gradients with respect to Z and C, on the CPU and on CUDA.
 //!
 //! Shapes: Z and C are m×d row-major (m samples, d features, rows L2-normalised by the caller); Π is m×m.
@@ -23,7 +23,7 @@ use crate::linalg::Real;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SinkhornGradient {
-    /// As the reference code: through u and the final exp, v detached at each column step (DESIGN §1).
+    /// As the reference code: through u and the final exp, v detached at each column step (docs/design.md §1).
     #[default]
     Reference = 0,
     /// The exact derivative of the unrolled iterations (nothing detached).

@@ -11,12 +11,12 @@ References, none of them ours:
               (#clusters != #classes) and degenerate (one cluster, all singletons) cases.
   * eigh_*.npy    numpy.linalg.eigh (LAPACK) of random symmetric matrices, float64.
   * kmeans_blobs.npy + kmeans.json  sklearn KMeans(n_init=10) inertia on Gaussian blobs.
-  * coding_length.json  DESIGN §1 step 5 recomputed in numpy float64 (slogdet).
-  * spectral_*.npy  the row-normalised NJW spectral embedding (DESIGN §1 step 4, diagonal ignored) of a
+  * coding_length.json  docs/design.md §1 step 5 recomputed in numpy float64 (slogdet).
+  * spectral_*.npy  the row-normalised NJW spectral embedding (docs/design.md §1 step 4, diagonal ignored) of a
               noisy, nonsymmetric block affinity, from numpy.linalg.eigh in float64.
   * spectral_ref_*  the reference CPP protocol (LeslieTrue/CPP metrics/clustering.py:
               spectral_clustering_metrics: scipy csgraph.laplacian(normed=True), eigsh of 2I − L, row
-              normalisation, sklearn KMeans(n_init=10)) on a Sinkhorn plan Π (DESIGN §1, η = 0.1) of noisy
+              normalisation, sklearn KMeans(n_init=10)) on a Sinkhorn plan Π (docs/design.md §1, η = 0.1) of noisy
               union-of-subspaces features: its mean ACC/NMI/ARI over 10 k-means seeds, and its labels.
 Tested by tests/cluster_core_*.rs.
 """
@@ -203,7 +203,7 @@ def spectral():
 
 
 def sinkhorn_plan(c, eta, half_iters=5):
-    """n · Sinkhorn_eta(|C Cᵀ|) exactly as DESIGN §1 states the reference's log-domain iteration."""
+    """n · Sinkhorn_eta(|C Cᵀ|) exactly as docs/design.md §1 states the reference's log-domain iteration."""
     from scipy.special import logsumexp
     n = len(c)
     k = np.abs(c @ c.T)

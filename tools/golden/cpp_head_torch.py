@@ -1,4 +1,4 @@
-"""The one PyTorch restatement of the CPP head, its MLC loss and its training step (DESIGN §1, mirroring
+"""The one PyTorch restatement of the CPP head, its MLC loss and its training step (docs/design.md §1, mirroring
 LeslieTrue/CPP), shared by the golden script and the reference benchmarks:
   tools/golden/cluster_head_goldens.py   float64 goldens (imports it directly: same folder)
   tools/bench/cluster_torch.py           CPU float32 benchmark
@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# DESIGN §1 defaults (the reference's): eps^2, gamma, lambda, Sinkhorn eta and half-iterations.
+# docs/design.md §1 defaults (the reference's): eps^2, gamma, lambda, Sinkhorn eta and half-iterations.
 EPS_SQ, GAMMA, LAM, ETA, HALF_ITERS = 0.1, 1.0, 0.05, 0.175, 5
 
 
