@@ -25,3 +25,28 @@ fn device_kind_parses_cli_names() {
     assert_eq!(DeviceKind::parse("cuda").unwrap(), DeviceKind::Cuda);
     assert!(DeviceKind::parse("tpu").is_err());
 }
+
+/// The process's GPU (C `rateclust_set_gpu`, CLI `--device cuda:N`): an ordinal beyond the usable count is a
+/// device error naming the count, through the Rust API, the C export and the CLI; an existing one is taken.
+#[test]
+fn choosing_a_gpu_that_does_not_exist_is_a_clear_error() {
+    use rateclust::device::{default_gpu, set_default_gpu};
+    let count = cuda_device_count();
+    let err = set_default_gpu(count).unwrap_err();
+    assert_eq!(err.status(), rateclust::Status::Device, "{err}");
+    assert!(err.to_string().contains(&format!("{count} usable CUDA device")), "{err}");
+    assert_eq!(rateclust::ffi::core::rateclust_set_gpu(count as u32), rateclust::Status::Device);
+    let msg = unsafe { std::ffi::CStr::from_ptr(rateclust::ffi::rateclust_last_error()) }.to_string_lossy().into_owned();
+    assert!(msg.contains(&format!("GPU {count} does not exist")), "{msg}");
+    if count > 0 {
+        set_default_gpu(count - 1).unwrap();
+        assert_eq!(default_gpu(), count - 1);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rateclust"))
+        .args(["fit", "--features", "missing.npy", "--k", "2", "--out", "m.safetensors", "--device"])
+        .arg(format!("cuda:{count}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(&format!("GPU {count} does not exist")), "{stderr}");
+}

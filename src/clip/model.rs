@@ -109,7 +109,7 @@ impl ClipModel {
     pub fn load_on(dir: impl AsRef<Path>, kind: DeviceKind) -> Result<Self> {
         // Open the device first so that a missing GPU gets the device layer's precise reason before the
         // (slow) weight loading.
-        let device = Device::open(kind, 0)?;
+        let device = Device::open_default(kind)?;
         let mut model = Self::load_cpu(dir.as_ref())?;
         model.place_on(device, kind)?;
         Ok(model)
@@ -118,7 +118,7 @@ impl ClipModel {
     /// Moves the towers to a device kind after loading (e.g. a model built with
     /// [`ClipModel::from_tensors`]): the same rules as [`ClipModel::load_on`]. `Cpu` drops GPU weights.
     pub fn use_device(&mut self, kind: DeviceKind) -> Result<()> {
-        let device = Device::open(kind, 0)?;
+        let device = Device::open_default(kind)?;
         self.place_on(device, kind)
     }
 

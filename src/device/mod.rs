@@ -34,6 +34,44 @@ impl DeviceKind {
     }
 }
 
+/// The GPU that calls without an explicit ordinal use (C `rateclust_set_gpu`, CLI `--device cuda:N`); 0 until
+/// set. Process-wide, like CUDA's own current device, so that a host picks its GPU once.
+static DEFAULT_GPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes `ordinal` the GPU of every later [`Device::open_default`] (fit, assign, select-k, CLIP model load).
+/// Fails with a device error naming the count if no such usable GPU exists.
+pub fn set_default_gpu(ordinal: usize) -> Result<()> {
+    let count = cuda_device_count();
+    if ordinal >= count {
+        return Err(Error::Device(format!("GPU {ordinal} does not exist: {count} usable CUDA device(s){}", match cuda_unavailable_reason() {
+            Some(why) if count == 0 => format!(" ({why})"),
+            _ => String::new(),
+        })));
+    }
+    DEFAULT_GPU.store(ordinal, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// The ordinal [`set_default_gpu`] chose (0 by default).
+pub fn default_gpu() -> usize {
+    DEFAULT_GPU.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl DeviceKind {
+    /// Parses a CLI device: `auto`, `cpu`, `cuda` / `gpu`, or `cuda:N` / `gpu:N` for GPU N (which also
+    /// becomes the process's default GPU, [`set_default_gpu`]).
+    pub fn parse_with_ordinal(s: &str) -> Result<Self> {
+        match s.split_once(':') {
+            Some((kind, n)) if matches!(kind.to_ascii_lowercase().as_str(), "cuda" | "gpu") => {
+                let ordinal: usize = n.parse().map_err(|_| Error::InvalidArgument(format!("device '{s}': expected cuda:N with N a GPU number")))?;
+                set_default_gpu(ordinal)?;
+                Ok(DeviceKind::Cuda)
+            }
+            _ => Self::parse(s),
+        }
+    }
+}
+
 /// An opened device. Cheap to clone; CUDA devices are shared per ordinal so that kernels compile once.
 #[derive(Clone)]
 pub enum Device {
@@ -55,6 +93,11 @@ impl Device {
             DeviceKind::Cuda => cuda::CudaDevice::shared(ordinal).map(Device::Cuda),
             DeviceKind::Auto => Ok(cuda::CudaDevice::shared(ordinal).map(Device::Cuda).unwrap_or(Device::Cpu)),
         }
+    }
+
+    /// [`Device::open`] on the process's default GPU ([`default_gpu`]).
+    pub fn open_default(kind: DeviceKind) -> Result<Device> {
+        Self::open(kind, default_gpu())
     }
 
     pub fn is_cuda(&self) -> bool {

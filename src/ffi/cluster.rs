@@ -214,7 +214,7 @@ pub extern "C" fn rateclust_fit(
         *out = std::ptr::null_mut();
         let x = features(x, n, dim)?;
         let p: FitParams = if params.is_null() { FitParams::default() } else { FitParams::try_from(arg_ref(params, "params")?)? };
-        let dev = Device::open(device_kind(device)?, 0)?;
+        let dev = Device::open_default(device_kind(device)?)?;
         let mut prog = CProgress { f: progress, user_data };
         let model = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
         *out = Box::into_raw(Box::new(rateclust_clusterer { inner: model }));
@@ -272,7 +272,7 @@ pub extern "C" fn rateclust_assign(
         let m = model(c)?;
         let x = features(x, n, dim)?;
         let labels = arg_slice_mut(labels, n, "labels")?;
-        let dev = Device::open(device_kind(device)?, 0)?;
+        let dev = Device::open_default(device_kind(device)?)?;
         let mut prog = CProgress { f: progress, user_data };
         let a = m.assign_on(&dev, m.params.assign_rule, x, n, &mut prog)?;
         labels.copy_from_slice(&a.labels);
@@ -307,7 +307,7 @@ pub extern "C" fn rateclust_select_k(
         let cands = arg_slice(candidates, n_candidates, "candidates")?;
         let curve = arg_slice_mut(curve, n_candidates, "curve")?;
         let best = arg_mut(best_k, "best_k")?;
-        let dev = Device::open(device_kind(device)?, 0)?;
+        let dev = Device::open_default(device_kind(device)?)?;
         let r = m.select_k(x, n, cands, &dev, &mut NoProgress)?;
         curve.copy_from_slice(&r.coding_length);
         *best = r.best_k;
@@ -322,7 +322,7 @@ pub extern "C" fn rateclust_clusterer_set_k(c: *mut rateclust_clusterer, x: *con
     guard(|| {
         let m = &mut arg_mut(c, "clusterer")?.inner;
         let x = features(x, n, dim)?;
-        let dev = Device::open(device_kind(device)?, 0)?;
+        let dev = Device::open_default(device_kind(device)?)?;
         m.set_k(x, n, k, &dev, &mut NoProgress)
     })
 }

@@ -43,6 +43,15 @@ pub extern "C" fn rateclust_device_count() -> u32 {
     std::panic::catch_unwind(device::cuda_device_count).unwrap_or(0) as u32
 }
 
+/// Makes GPU `ordinal` (0-based, below `rateclust_device_count()`) the device of every later call that runs on
+/// CUDA in this process: `rateclust_model_load`, `rateclust_fit`, `rateclust_assign`, `rateclust_select_k`,
+/// `rateclust_clusterer_set_k` (default 0). Handles already created keep their GPU. Fails with
+/// `RATECLUST_STATUS_DEVICE` naming the count if there is no such GPU.
+#[no_mangle]
+pub extern "C" fn rateclust_set_gpu(ordinal: u32) -> Status {
+    guard(|| device::set_default_gpu(ordinal as usize))
+}
+
 /// Describes the device a call with `kind` (a `rateclust_device_kind`) and `ordinal` would run on, as a NUL-terminated string
 /// written into `buf` (capacity `cap` bytes, truncated if too small; `*needed`, if not NULL, gets the full
 /// size). With `RATECLUST_DEVICE_KIND_AUTO` falling back to the CPU, the text says why CUDA was not used.

@@ -8,7 +8,7 @@ use rateclust::io::npy::{write_npy_f32, write_npy_i64};
 use std::ffi::OsString;
 
 const HELP: &str = "rateclust assign --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
-  [--device auto|cpu|cuda]
+  [--device auto|cpu|cuda[:N]]
   writes int64 labels (and float32 confidences: margin between the best and second-best cluster);
   on CUDA the head runs on the GPU (TF32 products: a few points near cluster boundaries may differ from cpu)";
 
@@ -22,7 +22,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("features") => features = Some(path(&mut p)?),
             Long("out") => out = Some(path(&mut p)?),
             Long("confidence") => conf = Some(path(&mut p)?),
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(());
@@ -37,7 +37,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         return Err(usage("--out and --confidence name the same file: the confidences would replace the labels"));
     }
     let (x, n) = read_features_for(&model, &features)?;
-    let dev = Device::open(device, 0)?;
+    let dev = Device::open_default(device)?;
     let a = model.assign_on(&dev, model.params.assign_rule, &x, n, &mut Bar::new())?;
     write_npy_i64(&out, &a.labels, &[n])?;
     if let Some(c) = conf {

@@ -31,7 +31,7 @@ const HELP: &str = "rateclust cluster IMAGES_DIR --model CLIP_DIR --out OUT_DIR 
   --vocab FILE      candidate names, one per line (default: the ImageNet-1k class names)
   --template T      caption template (default 'a photo of a {}.')
   --seed N          fit seed (default 42)   --batch N  images per forward pass (default 32)
-  --device auto|cpu|cuda (default auto)     --quiet    no progress output
+  --device auto|cpu|cuda[:N] (default auto)     --quiet    no progress output
   Files that cannot be decoded are listed in skipped.txt and left out; they never stop the run.";
 
 /// Most central images shown per cluster (report) and listed (clusters.json).
@@ -66,7 +66,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
                     return Err(usage("--batch must be positive"));
                 }
             }
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("quiet") => quiet = true,
             Long("help") | Short('h') => {
                 println!("{HELP}");
@@ -135,7 +135,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     }
 
     let params = FitParams { k, k_max, seed, ..FitParams::default() };
-    let dev = Device::open(device, 0)?;
+    let dev = Device::open_default(device)?;
     log(format!("fitting {n} × {dim} features (k = {})", if k == 0 { "auto".to_string() } else { k.to_string() }));
     let t0 = std::time::Instant::now();
     let model = Clusterer::fit(&x, n, dim, &params, &dev, bar_or_none.as_mut())?;

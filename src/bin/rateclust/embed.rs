@@ -55,7 +55,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
                 }
                 opts.batch_size = v;
             }
-            Long("device") => device = DeviceKind::parse(&parser.value().map_err(bad)?.string().map_err(bad)?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&parser.value().map_err(bad)?.string().map_err(bad)?)?,
             Long("no-normalize") => opts.normalize = false,
             Long("pooled") => opts.pooled = true,
             Long("quiet") => quiet = true,

@@ -20,7 +20,7 @@ const HELP: &str = "rateclust fit --features X.npy --k K|auto --out model.safete
   --consensus-runs N    k-means++ runs whose consensus partition competes with the head's by coding
                         length; the winner is refined on the neighbour graph and labels by rule
                         neighbors-x (default 30; 0 = the head's partition and --assign-rule only)
-  --device auto|cpu|cuda (default auto) --single-head --raw-input (skip the default L2 normalisation)
+  --device auto|cpu|cuda[:N] (default auto) --single-head --raw-input (skip the default L2 normalisation)
   --assign-rule subspace|prototype-z|prototype-c|prototype-x|neighbors-x (the head's rule with
                         --consensus-runs 0; default subspace) --spectral-sample N (default 2048)
   --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
@@ -57,7 +57,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("single-head") => edits.push(Box::new(|f| f.single_head = true)),
             Long("normalize-input") => edits.push(Box::new(|f| f.normalize_input = true)),
             Long("raw-input") => edits.push(Box::new(|f| f.normalize_input = false)),
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(());
@@ -73,7 +73,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         e(&mut params);
     }
     let (x, n, dim) = read_features(&features)?;
-    let dev = Device::open(device, 0)?;
+    let dev = Device::open_default(device)?;
     params.validate(n, dim)?;
     let r = params.resolve(n);
     let k_text = if r.k == 0 { format!("auto (2..={})", r.k_max) } else { r.k.to_string() };

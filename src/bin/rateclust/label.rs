@@ -12,7 +12,7 @@ use rateclust::DeviceKind;
 use std::ffi::OsString;
 
 const HELP: &str = "rateclust label --model CLIP_DIR --features EMB.npy --labels L.npy [--vocab FILE]
-                [--template 'a photo of a {}.'] [--top 5] [--device auto|cpu|cuda]
+                [--template 'a photo of a {}.'] [--top 5] [--device auto|cpu|cuda[:N]]
   EMB.npy: the images' CLIP embeddings (rateclust embed); L.npy: their clusters (rateclust assign).
   Prints one JSON object per cluster: {\"cluster\", \"name\", \"caption\", \"score\", \"members\"}.";
 
@@ -30,7 +30,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("vocab") => vocab = Some(path(&mut p)?),
             Long("template") => template = value(&mut p, "template")?,
             Long("top") => params.top = value(&mut p, "top")?,
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(());

@@ -26,7 +26,7 @@ commands:
   embed     --model CLIP_DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy   (CLIP embeddings)
   fit       --features X.npy --k K|auto --out model.safetensors [--k-max N --preset NAME --steps N
             --batch N --hidden N --zdim N --eta F --warmup N --lr F --seed N --head-restarts N
-            --consensus-runs N --device auto|cpu|cuda --single-head --raw-input --assign-rule RULE
+            --consensus-runs N --device auto|cpu|cuda[:N] --single-head --raw-input --assign-rule RULE
             --spectral-sample N]   (sizes, schedule, η and lr automatic unless given)
   assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
   select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]

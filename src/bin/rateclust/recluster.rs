@@ -19,7 +19,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("features") => features = Some(path(&mut p)?),
             Long("k") | Short('k') => k = Some(value::<usize>(&mut p, "k")?),
             Long("out") => out = Some(path(&mut p)?),
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(());
@@ -31,7 +31,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let features = required(features, "features")?;
     let (k, out) = (required(k, "k")?, required(out, "out")?);
     let (x, n) = read_features_for(&model, &features)?;
-    let dev = Device::open(device, 0)?;
+    let dev = Device::open_default(device)?;
     model.set_k(&x, n, k, &dev, &mut Bar::new())?;
     model.save(&out)?;
     eprintln!("saved {} (k = {})", out.display(), model.k());

@@ -25,7 +25,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
                     .collect::<CliResult<Vec<_>>>()?;
                 cands = Some(v);
             }
-            Long("device") => device = DeviceKind::parse(&value::<String>(&mut p, "device")?)?,
+            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
                 return Ok(());
@@ -37,7 +37,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let features = required(features, "features")?;
     let cands = required(cands, "candidates")?;
     let (x, n) = read_features_for(&model, &features)?;
-    let dev = Device::open(device, 0)?;
+    let dev = Device::open_default(device)?;
     let r = model.select_k(&x, n, &cands, &dev, &mut Bar::new())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| rateclust::Error::Internal(e.to_string()))?);
     Ok(())
