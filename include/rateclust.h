@@ -606,6 +606,24 @@ rateclust_status rateclust_assign(const rateclust_clusterer *c,
                                   void *user_data);
 
 /**
+ * Writes the per-cluster scores behind `rateclust_assign`'s labels into `scores` (n×k floats, row-major,
+ * caller-owned; `scores_len` is how many floats it holds, at least n·k): with the default rule
+ * (`RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT`) the fraction of each point's nearest fitted points in each
+ * cluster, a soft membership whose rows sum to 1; with the prototype rules the cosine with each cluster's
+ * prototype; with the subspace rule the squared norm of the projection on each cluster's basis. A row's
+ * argmax is the point's label. Runs on the CPU. Errors as `rateclust_assign`, and INVALID_ARGUMENT when
+ * `scores_len` < n·k.
+ */
+rateclust_status rateclust_assign_scores(const rateclust_clusterer *c,
+                                         const float *x,
+                                         size_t n,
+                                         size_t dim,
+                                         float *scores,
+                                         size_t scores_len,
+                                         rateclust_progress_fn progress,
+                                         void *user_data);
+
+/**
  * Chooses the number of clusters among `candidates` (n_candidates values, each ≥ 2) by coding length on a
  * sample of `x` (n×dim), without retraining. Writes L(k) for each candidate into `curve` (n_candidates
  * doubles, caller-owned) and the minimiser into `*best_k`.

@@ -148,20 +148,49 @@ impl AssignModel {
         best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence)
     }
 
-    /// Labels and confidences (the vote's margin) of n points given their projections into the input
-    /// space (n×rank), for `AssignRule::NeighborsInput`: the majority among the nearest
-    /// [`neighbors::NEIGHBORS`] reference points.
-    pub fn assign_neighbors(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+    /// Scores of n points given their projections into the input space (n×rank) into `out` (n×k): for
+    /// `NeighborsInput` the fraction of the nearest [`neighbors::NEIGHBORS`] reference points in each
+    /// cluster (rows sum to 1: a soft membership), for `PrototypeInput` the cosine with each prototype.
+    pub fn scores_input(&self, rule: AssignRule, p: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
+        if rule != AssignRule::NeighborsInput {
+            return score_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, out);
+        }
+        if out.len() != n * self.k {
+            return Err(crate::invalid_arg!("assign: expected {n}×{} score slots", self.k));
+        }
+        let (nbrs, kn) = self.neighbor_lists(p, n)?;
+        nbrs.par_chunks(kn).zip(out.par_chunks_mut(self.k)).for_each(|(list, row)| {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            // Whole counts first (exact in f32), then one division: ten additions of 0.1 overshoot 1.
+            for &j in list {
+                row[ip.reference_labels[j as usize] as usize] += 1.0;
+            }
+            row.iter_mut().for_each(|v| *v /= kn as f32);
+        });
+        Ok(())
+    }
+
+    /// The nearest reference points of n projected points: n lists of `kn` indices, and kn.
+    fn neighbor_lists(&self, p: &[f32], n: usize) -> Result<(Vec<u32>, usize)> {
         let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
         let m = ip.references();
         if m == 0 {
             return Err(crate::invalid_arg!("this model stores no reference points (a version 2 file); use rule prototype-x"));
         }
+        let kn = neighbors::NEIGHBORS.min(m);
+        Ok((neighbors::nearest(p, n, &ip.reference, m, ip.space.rank, kn)?, kn))
+    }
+
+    /// Labels and confidences (the vote's margin) of n points given their projections into the input
+    /// space (n×rank), for `AssignRule::NeighborsInput`: the majority among the nearest
+    /// [`neighbors::NEIGHBORS`] reference points.
+    pub fn assign_neighbors(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
         if labels.len() != n || confidence.len() != n {
             return Err(crate::invalid_arg!("assign: expected {n} output slots"));
         }
-        let kn = neighbors::NEIGHBORS.min(m);
-        let nbrs = neighbors::nearest(p, n, &ip.reference, m, ip.space.rank, kn)?;
+        let (nbrs, kn) = self.neighbor_lists(p, n)?;
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
         nbrs.par_chunks(kn).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each_init(
             || vec![0u32; self.k],
             |counts, ((list, l), c)| {
@@ -176,58 +205,76 @@ impl AssignModel {
     /// Labels and confidences of n points given their Z (and C for `PrototypeC`; otherwise `c` is ignored),
     /// written into `labels` and `confidence` (n each).
     pub fn assign(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
-        let (k, d, r) = (self.k, self.zdim, self.rank);
-        let (x, protos) = match rule {
-            AssignRule::PrototypeC => (c, &self.prototypes_c),
-            AssignRule::PrototypeZ => (z, &self.prototypes_z),
-            AssignRule::Subspace => (z, &self.bases),
+        let (x, protos, rank) = self.head_space_rule(rule, z, c)?;
+        best_of_rows(x, n, self.zdim, protos, self.k, rank, labels, confidence)
+    }
+
+    /// The per-cluster scores [`Self::assign`] compares, into `out` (n×k).
+    pub fn scores(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        let (x, protos, rank) = self.head_space_rule(rule, z, c)?;
+        score_rows(x, n, self.zdim, protos, self.k, rank, out)
+    }
+
+    /// What a head-space rule compares: which embedding, against which prototypes or bases, with which rank.
+    fn head_space_rule<'a>(&'a self, rule: AssignRule, z: &'a [f32], c: &'a [f32]) -> Result<(&'a [f32], &'a [f32], Option<usize>)> {
+        match rule {
+            AssignRule::PrototypeC => Ok((c, &self.prototypes_c, None)),
+            AssignRule::PrototypeZ => Ok((z, &self.prototypes_z, None)),
+            AssignRule::Subspace => Ok((z, &self.bases, Some(self.rank))),
             AssignRule::PrototypeInput | AssignRule::NeighborsInput => {
-                return Err(crate::invalid_arg!("assign: rule {} labels input projections (assign_input, assign_neighbors)", rule.name()))
+                Err(crate::invalid_arg!("assign: rule {} labels input projections (assign_input, assign_neighbors)", rule.name()))
             }
-        };
-        best_of_rows(x, n, d, protos, k, (rule == AssignRule::Subspace).then_some(r), labels, confidence)
+        }
     }
 }
 
-/// For each of the n rows of `x` (n×d), the best of k scores against `protos` — the cosine with each row
-/// (`rank` None), or with `rank` Some(r) the squared projection norm on each block of r basis rows — as
-/// label and margin over the second best.
-#[allow(clippy::too_many_arguments)]
-fn best_of_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
-    if x.len() != n * d || labels.len() != n || confidence.len() != n {
-        return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n} output slots"));
+/// The k scores of each of the n rows of `x` (n×d) against `protos`, into `out` (n×k): the cosine with each
+/// prototype row (`rank` None), or with `rank` Some(r) the squared projection norm on each block of r basis
+/// rows. Computed in blocks of rows, which bound the n×(k·r) product.
+fn score_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, out: &mut [f32]) -> Result<()> {
+    if x.len() != n * d || out.len() != n * k {
+        return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n}×{k} score slots"));
     }
     let r = rank.unwrap_or(1);
     let cols = k * r;
-    // Blocks of rows bound the n×cols score matrix.
     const BLOCK: usize = 4096;
-    let mut scores = vec![0.0f32; BLOCK.min(n) * cols];
+    let mut products = vec![0.0f32; BLOCK.min(n) * cols];
     for start in (0..n).step_by(BLOCK) {
         let rows = BLOCK.min(n - start);
-        let s = &mut scores[..rows * cols];
+        let s = &mut products[..rows * cols];
         gemm(rows, cols, d, 1.0, &x[start * d..(start + rows) * d], d, Trans::No, protos, d, Trans::Yes, 0.0, s, cols);
-        let lab = &mut labels[start..start + rows];
-        let conf = &mut confidence[start..start + rows];
-        s.par_chunks(cols).zip(lab.par_iter_mut()).zip(conf.par_iter_mut()).for_each(|((row, l), cf)| {
-            let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
-            for j in 0..k {
-                let v = if rank.is_some() {
-                    row[j * r..(j + 1) * r].iter().map(|p| p * p).sum::<f32>()
-                } else {
-                    row[j]
-                };
-                if v > best {
-                    second = best;
-                    best = v;
-                    arg = j;
-                } else if v > second {
-                    second = v;
-                }
+        s.par_chunks(cols).zip(out[start * k..(start + rows) * k].par_chunks_mut(k)).for_each(|(row, o)| {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = if rank.is_some() { row[j * r..(j + 1) * r].iter().map(|p| p * p).sum::<f32>() } else { row[j] };
             }
-            *l = arg as i64;
-            *cf = if second.is_finite() { best - second } else { best };
         });
     }
+    Ok(())
+}
+
+/// For each of the n rows of `x`, the best of its k scores ([`score_rows`]) as label and its margin over the
+/// second best as confidence.
+#[allow(clippy::too_many_arguments)]
+fn best_of_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+    if labels.len() != n || confidence.len() != n {
+        return Err(crate::invalid_arg!("assign: expected {n} output slots"));
+    }
+    let mut scores = vec![0.0f32; n * k];
+    score_rows(x, n, d, protos, k, rank, &mut scores)?;
+    scores.par_chunks(k).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each(|((row, l), cf)| {
+        let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
+        for (j, &v) in row.iter().enumerate() {
+            if v > best {
+                second = best;
+                best = v;
+                arg = j;
+            } else if v > second {
+                second = v;
+            }
+        }
+        *l = arg as i64;
+        *cf = if second.is_finite() { best - second } else { best };
+    });
     Ok(())
 }
 

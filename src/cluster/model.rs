@@ -336,6 +336,36 @@ impl Clusterer {
         })
     }
 
+    /// The per-cluster scores the model's assign rule compares, n×k row-major (the soft side of
+    /// [`Self::assign`]): with the default rule `neighbors-x` the fraction of each point's nearest fitted
+    /// points in each cluster (rows sum to 1); with `prototype-*` the cosine with each cluster's prototype;
+    /// with `subspace` the squared norm of the projection on each cluster's basis. The argmax of a row is the
+    /// point's label (ties aside). Computed on the CPU in chunks; progress stage "assign".
+    pub fn scores(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Vec<f32>> {
+        self.check_input(x, n)?;
+        let (dim, k, rule) = (self.input_dim(), self.k(), self.params.assign_rule);
+        let mut out = vec![0.0f32; n.checked_mul(k).ok_or_else(|| crate::invalid_arg!("n × k overflows"))?];
+        const CHUNK: usize = 16384;
+        report(progress, "assign", 0, n as u64)?;
+        for start in (0..n).step_by(CHUNK) {
+            let rows = CHUNK.min(n - start);
+            let xs = &x[start * dim..(start + rows) * dim];
+            let o = &mut out[start * k..(start + rows) * k];
+            if rule.uses_input_space() {
+                let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
+                let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
+                self.assign_model.scores_input(rule, &p, rows, o)?;
+            } else {
+                let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
+                let (z, c) = self.embed(xs, rows, want_c)?;
+                let c = if want_c { c } else { z.clone() };
+                self.assign_model.scores(rule, &z, &c, rows, o)?;
+            }
+            report(progress, "assign", (start + rows) as u64, n as u64)?;
+        }
+        Ok(out)
+    }
+
     /// Checks `x`, then labels it in chunks of 16384 rows (memory O(chunk)) with `label_chunk(rows of x,
     /// row count, labels out, confidences out)`. Progress stage "assign".
     fn assign_in_chunks(

@@ -283,6 +283,38 @@ pub extern "C" fn rateclust_assign(
     })
 }
 
+/// Writes the per-cluster scores behind `rateclust_assign`'s labels into `scores` (n×k floats, row-major,
+/// caller-owned; `scores_len` is how many floats it holds, at least n·k): with the default rule
+/// (`RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT`) the fraction of each point's nearest fitted points in each
+/// cluster, a soft membership whose rows sum to 1; with the prototype rules the cosine with each cluster's
+/// prototype; with the subspace rule the squared norm of the projection on each cluster's basis. A row's
+/// argmax is the point's label. Runs on the CPU. Errors as `rateclust_assign`, and INVALID_ARGUMENT when
+/// `scores_len` < n·k.
+#[no_mangle]
+pub extern "C" fn rateclust_assign_scores(
+    c: *const rateclust_clusterer,
+    x: *const f32,
+    n: usize,
+    dim: usize,
+    scores: *mut f32,
+    scores_len: usize,
+    progress: rateclust_progress_fn,
+    user_data: *mut c_void,
+) -> Status {
+    guard(|| {
+        let m = model(c)?;
+        let x = features(x, n, dim)?;
+        let need = checked_len(n, m.k(), "n × k")?;
+        if scores_len < need {
+            return Err(crate::invalid_arg!("scores_len = {scores_len} floats, but n × k = {n} × {} = {need} are needed", m.k()));
+        }
+        let out = arg_slice_mut(scores, need, "scores")?;
+        let mut prog = CProgress { f: progress, user_data };
+        out.copy_from_slice(&m.scores(x, n, &mut prog)?);
+        Ok(())
+    })
+}
+
 /// Chooses the number of clusters among `candidates` (n_candidates values, each ≥ 2) by coding length on a
 /// sample of `x` (n×dim), without retraining. Writes L(k) for each candidate into `curve` (n_candidates
 /// doubles, caller-owned) and the minimiser into `*best_k`.

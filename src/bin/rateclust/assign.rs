@@ -8,13 +8,15 @@ use rateclust::io::npy::{write_npy_f32, write_npy_i64};
 use std::ffi::OsString;
 
 const HELP: &str = "rateclust assign --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
-  [--device auto|cpu|cuda[:N]]
-  writes int64 labels (and float32 confidences: margin between the best and second-best cluster);
+  [--scores scores.npy] [--device auto|cpu|cuda[:N]]
+  writes int64 labels (and float32 confidences: margin between the best and second-best cluster;
+  and n×k float32 per-cluster scores: with the default rule, the fraction of each point's nearest fitted
+  points in each cluster, rows summing to 1);
   on CUDA the head runs on the GPU (TF32 products: a few points near cluster boundaries may differ from cpu)";
 
 pub fn run(args: Vec<OsString>) -> CliResult {
     let mut p = parser(args);
-    let (mut model, mut features, mut out, mut conf) = (None, None, None, None);
+    let (mut model, mut features, mut out, mut conf, mut scores) = (None, None, None, None, None);
     let mut device = DeviceKind::Auto;
     while let Some(arg) = p.next()? {
         match arg {
@@ -22,6 +24,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
             Long("features") => features = Some(path(&mut p)?),
             Long("out") => out = Some(path(&mut p)?),
             Long("confidence") => conf = Some(path(&mut p)?),
+            Long("scores") => scores = Some(path(&mut p)?),
             Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
             Long("help") | Short('h') => {
                 println!("{HELP}");
@@ -33,8 +36,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let model = Clusterer::load(&required(model, "model")?)?;
     let features = required(features, "features")?;
     let out = required(out, "out")?;
-    if conf.as_ref() == Some(&out) {
-        return Err(usage("--out and --confidence name the same file: the confidences would replace the labels"));
+    let outputs: Vec<&std::path::PathBuf> = [Some(&out), conf.as_ref(), scores.as_ref()].into_iter().flatten().collect();
+    if (1..outputs.len()).any(|i| outputs[..i].contains(&outputs[i])) {
+        return Err(usage("two of --out, --confidence and --scores name the same file: one would replace the other"));
     }
     let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open_default(device)?;
@@ -42,6 +46,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     write_npy_i64(&out, &a.labels, &[n])?;
     if let Some(c) = conf {
         write_npy_f32(&c, &a.confidence, &[n])?;
+    }
+    if let Some(path) = scores {
+        write_npy_f32(&path, &model.scores(&x, n, &mut Bar::new())?, &[n, model.k()])?;
     }
     eprintln!("labelled {n} points into {} clusters → {}", model.k(), out.display());
     Ok(())
