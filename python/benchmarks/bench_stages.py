@@ -6,7 +6,7 @@
   3. assign: points per second on N × 768 features, the package's call vs the same call from C (assign_c.c);
   4. the Ray pipeline on a local cluster vs the single-process CLI (embed + fit + assign) on the same images.
 
-    python python/benchmarks/bench_stages.py WORK_DIR [--quick]
+    python python/benchmarks/bench_stages.py WORK_DIR [--quick] [--stages=embed,fit,assign,ray]
 Prints one `BENCH<TAB>name<TAB>value<TAB>unit` line per measurement.
 """
 import os
@@ -40,7 +40,7 @@ def best_of(reps, f):
     return best
 
 
-def main(work, quick):
+def main(work, quick, stages):
     os.makedirs(work, exist_ok=True)
     clip_dir = os.path.join(work, "vitb32")
     if not os.path.exists(os.path.join(clip_dir, "model.safetensors")):
@@ -58,13 +58,16 @@ def main(work, quick):
     report("threads", rateclust.cpu_threads(), "threads")
 
     # 1. embed
-    with rateclust.Model(clip_dir, device="cpu") as m:
-        m.embed_image_files(paths[:8])
-        t = best_of(1, lambda: m.embed_image_files(paths))
-        report("embed_images_vitb32", n_img / t, "img/s")
-        texts = ["a photo of a %s." % w for w in rateclust.default_vocabulary()[:256]]
-        t = best_of(1, lambda: m.embed_texts(texts))
-        report("embed_texts_vitb32", len(texts) / t, "texts/s")
+    if "embed" in stages:
+        with rateclust.Model(clip_dir, device="cpu") as m:
+            m.embed_image_files(paths[:8])
+            t = best_of(1, lambda: m.embed_image_files(paths))
+            report("embed_images_vitb32", n_img / t, "img/s")
+            texts = ["a photo of a %s." % w for w in rateclust.default_vocabulary()[:256]]
+            t = best_of(1, lambda: m.embed_texts(texts))
+            report("embed_texts_vitb32", len(texts) / t, "texts/s")
+            import resource
+            report("rss_after_clip_load_and_embed", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
 
     # 2. fit (default settings, k = 10) on samples of a 10-subspace union at dim 512
     synth = os.path.join(work, "synth512.npy")
@@ -74,16 +77,26 @@ def main(work, quick):
                                "--dim", "512", "--k", "10", "--rank", "8", "--noise", "0.05", "--seed", "1"],
                               stdout=subprocess.DEVNULL)
     x = np.load(synth)
-    for s in sizes:
+    for s in sizes if "fit" in stages else []:
         t = best_of(1, lambda: rateclust.Clusterer.fit(x[:s], k=10).close())
         report("fit_default_k10_dim512_n%d" % s, t, "s")
 
     # 3. assign, N × 768: the package vs C
+    if "assign" in stages:
+        assign_overhead(work, quick)
+    if "ray" in stages:
+        ray_vs_cli(work, paths, clip_dir, n_img)
+
+
+def assign_overhead(work, quick):
     n = 200_000 if quick else 1_000_000
     rng = np.random.default_rng(0)
     basis = rng.standard_normal((10, 16, 768)).astype(np.float32)
-    feats = np.einsum("nk,nkd->nd", rng.standard_normal((n, 16)).astype(np.float32), basis[rng.integers(0, 10, n)])
-    feats += 0.05 * rng.standard_normal(feats.shape, dtype=np.float32)
+    which = rng.integers(0, 10, n)
+    feats = 0.05 * rng.standard_normal((n, 768), dtype=np.float32)
+    for j in range(10):
+        rows = np.flatnonzero(which == j)
+        feats[rows] += rng.standard_normal((len(rows), 16), dtype=np.float32) @ basis[j]
     model = os.path.join(work, "assign768.safetensors")
     with rateclust.Clusterer.fit(feats[:5000], k=10) as c:
         c.save(model)
@@ -106,7 +119,10 @@ def main(work, quick):
     report("assign_768_python_overhead", 100 * (min(py_times) / min(c_times) - 1), "%")
     os.remove(raw)
 
-    # 4. Ray pipeline vs single-process CLI on the same images (k 10, sample = all images)
+
+
+def ray_vs_cli(work, paths, clip_dir, n_img):
+    """4. Ray pipeline vs single-process CLI on the same images (k 10, sample = all images)."""
     lst = os.path.join(work, "images.txt")
     with open(lst, "w") as f:
         f.write("".join(p + "\n" for p in paths))
@@ -131,4 +147,5 @@ def main(work, quick):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], "--quick" in sys.argv[2:])
+    only = [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--stages=")]
+    main(sys.argv[1], "--quick" in sys.argv[2:], only[0].split(",") if only else ["embed", "fit", "assign", "ray"])
