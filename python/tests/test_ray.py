@@ -189,6 +189,8 @@ def test_killed_worker_then_killed_driver_lose_and_duplicate_nothing(cluster, tm
             driver.wait()
         driver_log.close()
     assert victim not in _worker_pids("EmbedWorker")
+    # Ray ends a dead driver's actors; wait for that, so that no shard is written after the listing below.
+    _wait_for(lambda: not _worker_pids("EmbedWorker"), 60, "the dead driver's actors to end")
     done = {f: os.stat(os.path.join(str(out), "embed", f)) for f in _embed_shards(out)}
     assert 7 <= len(done) < n_shards, "the driver was not killed mid-run (%d shards done)" % len(done)
     assert not os.path.exists(out / "assignments")
