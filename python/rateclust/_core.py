@@ -119,7 +119,8 @@ class _Progress:
     """Bridges a Python progress callable to the C callback (see :data:`Progress`)."""
 
     def __init__(self, fn: Optional[Progress]) -> None:
-        self.fn, self.error = fn, None
+        self.fn = fn
+        self.error: Optional[BaseException] = None
         self.c_fn = PROGRESS_FN(self._call) if fn is not None else PROGRESS_FN()
 
     def _call(self, _user: Any, stage: Optional[bytes], done: int, total: int) -> int:
@@ -183,8 +184,9 @@ def set_cpu_threads(n: int) -> None:
 
 def default_vocabulary() -> List[str]:
     """The built-in candidate cluster names (ImageNet-1k class names, deduplicated)."""
-    return [_read_string(lambda b, c, n, i=i: lib.rateclust_default_vocabulary_name(i, b, c, n))
-            for i in range(lib.rateclust_default_vocabulary_size())]
+    def name(i: int) -> str:
+        return _read_string(lambda b, c, n: lib.rateclust_default_vocabulary_name(i, b, c, n))
+    return [name(i) for i in range(lib.rateclust_default_vocabulary_size())]
 
 
 class Metrics(NamedTuple):

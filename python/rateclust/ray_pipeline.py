@@ -72,7 +72,7 @@ def list_images(images: Optional[str] = None, list_file: Optional[str] = None, p
     if sum(x is not None for x in (images, list_file, parquet)) != 1:
         raise ValueError("give exactly one of --images, --list, --parquet")
     if images is not None:
-        out = []
+        out: List[str] = []
         for root, dirs, files in os.walk(images):
             dirs.sort()
             out.extend(os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -82,6 +82,7 @@ def list_images(images: Optional[str] = None, list_file: Optional[str] = None, p
         with open(list_file, encoding="utf-8") as f:
             return [os.path.join(base, line.strip()) for line in f if line.strip()]
     import pyarrow.parquet as pq
+    assert parquet is not None
     table = pq.read_table(parquet, columns=[path_column])
     base = os.path.dirname(os.path.abspath(parquet))
     return [os.path.join(base, p) for p in table.column(path_column).to_pylist()]
@@ -110,7 +111,7 @@ def assign_part_path(out: str, i: int) -> str:
 
 
 def _save_npz(path: str, **arrays: np.ndarray) -> None:
-    write_atomically(path, lambda f: np.savez(f, **arrays))
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 def _test_delay(seconds: float) -> None:
@@ -284,8 +285,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 "seed": args.seed, "fit": _fit_fields(args), "batch_size": args.batch_size}
     settings_path = os.path.join(out, "settings.json")
     if os.path.exists(settings_path):
-        with open(settings_path) as f:
-            if json.load(f) != settings:
+        with open(settings_path) as sf:
+            if json.load(sf) != settings:
                 raise SystemExit("rateclust-ray: %s was written with other settings: use another --out" % settings_path)
     else:
         write_atomically(settings_path, lambda f: f.write(json.dumps(settings, indent=1).encode()))
@@ -365,8 +366,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     clusters_path = os.path.join(out, "clusters.json")
     vocabulary = None
     if args.vocab:
-        with open(args.vocab, encoding="utf-8") as f:
-            vocabulary = [line.strip() for line in f if line.strip()]
+        with open(args.vocab, encoding="utf-8") as vf:
+            vocabulary = [line.strip() for line in vf if line.strip()]
     if args.no_names:
         names = [{"cluster": c, "name": None} for c in range(len(sizes))]
     else:
