@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import enum
 import os
 import threading
 from ctypes import byref, c_char_p, c_double, c_size_t, c_uint8, c_uint32, c_void_p
-from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -467,23 +468,49 @@ class Model(_Owned):
     _kind = "model"
 
     def __init__(self, path: PathLike, device: Device = "auto") -> None:
+        self._cv = threading.Condition()
+        self._active = 0  # calls in progress: close() waits for them (several threads may embed at once)
         h = c_void_p()
         _check(lib.rateclust_model_load(os.fsencode(path), _device(device), byref(h)))
         self._h = h
         self.path = os.fspath(path)
 
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[c_void_p]:
+        with self._cv:
+            h = self._handle()
+            self._active += 1
+        try:
+            yield h
+        finally:
+            with self._cv:
+                self._active -= 1
+                self._cv.notify_all()
+
+    def close(self) -> None:
+        """Frees the model once the calls in progress on other threads have returned (idempotent)."""
+        cv = getattr(self, "_cv", None)
+        if cv is None:
+            return super().close()
+        with cv:
+            while self._active:
+                cv.wait()
+            super().close()
+
     @property
     def embed_dim(self) -> int:
         """Width of the projected (shared image–text) embeddings."""
         d = c_size_t()
-        _check(lib.rateclust_model_embed_dim(self._handle(), byref(d)))
+        with self._using() as h:
+            _check(lib.rateclust_model_embed_dim(h, byref(d)))
         return d.value
 
     @property
     def image_size(self) -> int:
         """Side in pixels of the preprocessed square images (for :meth:`embed_pixels`)."""
         s = c_size_t()
-        _check(lib.rateclust_model_image_size(self._handle(), byref(s)))
+        with self._using() as h:
+            _check(lib.rateclust_model_image_size(h, byref(s)))
         return s.value
 
     def output_dim(self, images: bool = True, pooled: bool = False) -> int:
@@ -491,7 +518,8 @@ class Model(_Owned):
         p = lib.rateclust_embed_default_params()
         p.pooled = pooled
         d = c_size_t()
-        _check(lib.rateclust_model_output_dim(self._handle(), images, byref(p), byref(d)))
+        with self._using() as h:
+            _check(lib.rateclust_model_output_dim(h, images, byref(p), byref(d)))
         return d.value
 
     def _embed(self, images: bool, n: int, call: Callable[..., int], normalize: bool, pooled: bool,
@@ -505,12 +533,13 @@ class Model(_Owned):
         bridge = _Progress(progress)
         p.progress = bridge.c_fn
         d = c_size_t()
-        h = self._handle()
-        _check(lib.rateclust_model_output_dim(h, images, byref(p), byref(d)))
-        out = np.empty((n, d.value), np.float32)
-        if n == 0:
-            return out
-        bridge.finish(call(h, byref(p), _ptr(out), out.size))
+        with self._using() as h:
+            _check(lib.rateclust_model_output_dim(h, images, byref(p), byref(d)))
+            out = np.empty((n, d.value), np.float32)
+            if n == 0:
+                return out
+            status = call(h, byref(p), _ptr(out), out.size)
+        bridge.finish(status)
         return out
 
     def embed_texts(self, texts: Sequence[str], *, normalize: bool = True, pooled: bool = False,

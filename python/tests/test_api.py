@@ -342,3 +342,29 @@ def test_default_vocabulary_and_device_info():
     assert rateclust.device_info("cpu")
     assert rateclust.device_count() >= 0
     assert rateclust.cpu_threads() >= 1
+
+
+def test_closing_a_model_while_other_threads_embed_is_safe():
+    model = rateclust.Model(TINY_CLIP, device="cpu")
+    imgs = [synthetic_image(i, size=64) for i in range(64)]
+    want = model.embed_image_arrays(imgs[:1])
+    results, started = [], threading.Event()
+
+    def work():
+        started.set()
+        for _ in range(20):
+            try:
+                results.append(model.embed_image_arrays(imgs)[:1])
+            except rateclust.RateclustError as e:  # after close: refused, never a use-after-free
+                assert e.status == rateclust.Status.INVALID_ARGUMENT and "closed" in e.message
+                results.append(None)
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    started.wait()
+    model.close()
+    for t in threads:
+        t.join()
+    assert model.closed and len(results) == 40
+    for r in results:
+        assert r is None or np.allclose(r, want, atol=1e-5)
