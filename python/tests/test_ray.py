@@ -236,3 +236,18 @@ def test_list_and_parquet_inputs_and_bad_arguments(tmp_path):
     with pytest.raises(TypeError):
         rp.main(["--images", str(images), "--model", TINY_CLIP, "--k", "2", "--out", str(tmp_path / "o"),
                  "--fit-param", "no_such=1"])
+
+
+def test_parquet_input_end_to_end(cluster, tmp_path):
+    import pyarrow as pa
+    paths = write_image_collection(tmp_path / "images", 10)
+    rel = [os.path.relpath(p, tmp_path) for p in paths][::-1]  # relative to the parquet's folder, any order
+    pq.write_table(pa.table({"file": rel}), tmp_path / "input.parquet")
+    out = tmp_path / "out"
+    cmd = _pipeline_cmd(cluster, tmp_path / "images", out, "--no-names", "--path-column", "file")
+    cmd[cmd.index("--images"):cmd.index("--images") + 2] = ["--parquet", str(tmp_path / "input.parquet")]
+    cmd[cmd.index("--sample") + 1] = "10"
+    _run(cmd)
+    got, cluster_ids, _ = _read(out)
+    assert got == [os.path.join(str(tmp_path), r) for r in rel]  # the parquet's row order is kept
+    assert ((cluster_ids >= 0) & (cluster_ids < 3)).all()
