@@ -170,6 +170,12 @@ def device_info(device: Device = "auto", ordinal: int = 0) -> str:
     return _read_string(lambda b, c, n: lib.rateclust_device_info(_device(device), ordinal, b, c, n))
 
 
+def set_gpu(ordinal: int) -> None:
+    """Makes GPU ``ordinal`` the device of every later CUDA call in this process (model load, fit, assign,
+    select_k, set_k); handles already created keep theirs. DEVICE error naming the count if there is no such GPU."""
+    _check(lib.rateclust_set_gpu(int(ordinal)))
+
+
 def cpu_threads() -> int:
     """Number of CPU threads the library uses."""
     n = c_uint32()
@@ -415,6 +421,22 @@ class Clusterer(_Owned):
                                           _ptr(confidence), bridge.c_fn, None)
         bridge.finish(status)
         return labels, confidence
+
+    def assign_scores(self, x: npt.ArrayLike, *, progress: Optional[Progress] = None) -> np.ndarray:
+        """The n × k float32 per-cluster scores behind :meth:`assign`'s labels (a row's argmax is its label): with
+        the default rule ``neighbors_input`` the fraction of the point's nearest fitted points in each cluster (a
+        soft membership, rows sum to 1); cosines with the prototypes for the prototype rules; squared projection
+        norms for ``subspace``. Runs on the CPU."""
+        a = as_rows(x, "assign_scores: x")
+        n = a.shape[0]
+        bridge = _Progress(progress)
+        with self._lock:
+            k = self._info()[0]
+            scores = np.empty((n, k), np.float32)
+            status = lib.rateclust_assign_scores(self._handle(), _ptr(a), n, a.shape[1], _ptr(scores), scores.size,
+                                                 bridge.c_fn, None)
+        bridge.finish(status)
+        return scores
 
     def select_k(self, x: npt.ArrayLike, candidates: Iterable[int], *,
                  device: Device = "auto") -> Tuple[np.ndarray, int]:

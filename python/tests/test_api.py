@@ -51,6 +51,14 @@ def test_labels_equal_the_cli_on_the_same_npy_and_seed(synth, cli, tmp_path):
         labels, confidence = c.assign(x)
     np.testing.assert_array_equal(labels, np.load(tmp_path / "l.npy"))
     np.testing.assert_array_equal(confidence, np.load(tmp_path / "c.npy"))
+    cli("assign", "--model", tmp_path / "m.safetensors", "--features", x_path, "--out", tmp_path / "l2.npy",
+        "--scores", tmp_path / "s.npy")
+    with rateclust.Clusterer.load(tmp_path / "m.safetensors") as loaded:
+        scores = loaded.assign_scores(x)
+    assert scores.shape == (len(x), 4) and scores.dtype == np.float32
+    np.testing.assert_array_equal(scores, np.load(tmp_path / "s.npy"))
+    np.testing.assert_array_equal(scores.argmax(axis=1), labels)
+    np.testing.assert_allclose(scores.sum(axis=1), 1, rtol=1e-5)  # the default rule's soft membership
     # And the CLI's saved model, loaded here, labels as the CLI does.
     with rateclust.Clusterer.load(tmp_path / "m.safetensors") as loaded:
         np.testing.assert_array_equal(loaded.assign(x)[0], labels)
@@ -334,6 +342,12 @@ def test_naming_clusters_equals_the_cli_label_command(clip, cli, tmp_path):
         assert r["score"] == pytest.approx(n.score, abs=5e-5)  # the CLI prints 4 decimals
     caption, score = rateclust.label_clusters(emb, labels, 4, clip.embed_texts(vocab))
     assert caption[3] == -1 and caption.dtype == np.int64  # cluster 3 is empty
+
+
+def test_set_gpu_refuses_a_gpu_that_is_not_there():
+    with pytest.raises(rateclust.RateclustError) as e:
+        rateclust.set_gpu(rateclust.device_count() + 3)
+    assert e.value.status == rateclust.Status.DEVICE and e.value.message
 
 
 def test_default_vocabulary_and_device_info():
