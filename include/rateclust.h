@@ -588,6 +588,18 @@ rateclust_status rateclust_clusterer_info(const rateclust_clusterer *c,
                                           size_t *dim);
 
 /**
+ * The coding-length curve of a fit with k = 0 (automatic): `*len` gets the number of candidates (0 for a
+ * model fitted with a given k), and the first min(len, cap) candidates and their coding lengths (nats) are
+ * written into `candidates` and `coding_length` (cap entries each, caller-owned; either may be NULL when
+ * cap is 0, to ask for the length first). The chosen k is the model's (`rateclust_clusterer_info`).
+ */
+rateclust_status rateclust_clusterer_k_curve(const rateclust_clusterer *c,
+                                             size_t *candidates,
+                                             double *coding_length,
+                                             size_t cap,
+                                             size_t *len);
+
+/**
  * Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
  * (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
  * into it (n floats: margin between the best and second-best cluster score; higher = surer).

@@ -82,6 +82,14 @@ if [ "$pystatus" -ne 0 ] && [ "$py_failed" -eq 0 ]; then py_failed=1; fi
 echo "test result: python. $py_passed passed; $py_failed failed; $py_skipped ignored; 0 measured; 0 filtered out (pytest python/tests)" | tee -a "$log"
 [ "$pystatus" -eq 0 ] || status=1
 
+# Coverage-guided fuzzing of every parser of untrusted bytes (scripts/fuzz.sh; libFuzzer + AddressSanitizer), each
+# target for a bounded time from its committed seed corpus; one "test result:" line, a crash fails the run.
+set +e
+scripts/fuzz.sh "${RATECLUST_FUZZ_SECONDS:-30}" 2>&1 | tee -a "$log"
+fuzzstatus=${PIPESTATUS[0]}
+set -e
+[ "$fuzzstatus" -eq 0 ] || status=1
+
 # One closing line for the whole run (cargo's last summary is the doc-tests' and usually counts 0 tests).
 # Ignored tests (#[ignore]: not runnable here, or a target not met yet) count as skipped, never as passed.
 awk -v rts="$run_time_skips" '/^test result:/ { passed += $4; failed += $6; skipped += $8 } END { printf "%d passed, %d failed, %d skipped\n", passed - rts, failed, skipped + rts }' "$log"

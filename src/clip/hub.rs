@@ -9,7 +9,9 @@
 //!
 //! Only the files the engine reads are fetched (no PyTorch or TensorFlow weights).
 
-use crate::error::{Error, Result};
+#[cfg(feature = "hub")]
+use crate::error::Error;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// Files a CLIP directory needs; the engine refuses a directory without them.

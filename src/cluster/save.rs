@@ -54,6 +54,9 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Metadata key of the automatic-k curve ([`crate::cluster::select_k::SelectK`] as JSON).
+const K_CURVE: &str = "k_curve";
+
 impl Clusterer {
     /// The model as safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -92,11 +95,15 @@ impl Clusterer {
             references: am.input.as_ref().map_or(0, |ip| ip.references()),
             library_version: env!("CARGO_PKG_VERSION").into(),
         };
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
             ("format".to_string(), FORMAT_NAME.to_string()),
             ("format_version".to_string(), FORMAT_VERSION.to_string()),
             ("config".to_string(), serde_json::to_string(&config).map_err(|e| Error::Internal(format!("model config to JSON: {e}")))?),
         ]);
+        // The automatic-k curve, when there is one (optional: older readers ignore the key).
+        if let Some(curve) = &self.k_curve {
+            meta.insert(K_CURVE.to_string(), serde_json::to_string(curve).map_err(|e| Error::Internal(format!("k curve to JSON: {e}")))?);
+        }
         let views = owned
             .iter()
             .map(|(name, shape, data, dt)| Ok((name.clone(), TensorView::new(*dt, shape.clone(), data).map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?)))
@@ -203,8 +210,19 @@ impl Clusterer {
             Ok(t) if t.dtype() == Dtype::F64 => t.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
             _ => return Err(Error::Format(format!("tensor '{LOSSES}' is missing or not F64"))),
         };
+        let k_curve = match meta.get(K_CURVE) {
+            None => None,
+            Some(text) => {
+                let curve: crate::cluster::select_k::SelectK =
+                    serde_json::from_str(text).map_err(|e| Error::Format(format!("metadata '{K_CURVE}' is not valid: {e}")))?;
+                if curve.candidates.len() != curve.coding_length.len() || !curve.candidates.contains(&curve.best_k) {
+                    return Err(Error::Format(format!("metadata '{K_CURVE}' is inconsistent")));
+                }
+                Some(curve)
+            }
+        };
         let mut params = cfg.params;
         params.k = cfg.k;
-        Ok(Clusterer { losses, ..Clusterer::from_parts(params, head, assign_model) })
+        Ok(Clusterer { losses, k_curve, ..Clusterer::from_parts(params, head, assign_model) })
     }
 }

@@ -25,7 +25,7 @@ use crate::progress::{report, Progress};
 use serde::Serialize;
 
 /// The coding-length curve over the candidates and its minimiser.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SelectK {
     pub candidates: Vec<usize>,
     /// L(k) in nats for each candidate, same order.

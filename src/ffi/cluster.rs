@@ -250,6 +250,33 @@ pub extern "C" fn rateclust_clusterer_info(c: *const rateclust_clusterer, k: *mu
     })
 }
 
+/// The coding-length curve of a fit with k = 0 (automatic): `*len` gets the number of candidates (0 for a
+/// model fitted with a given k), and the first min(len, cap) candidates and their coding lengths (nats) are
+/// written into `candidates` and `coding_length` (cap entries each, caller-owned; either may be NULL when
+/// cap is 0, to ask for the length first). The chosen k is the model's (`rateclust_clusterer_info`).
+#[no_mangle]
+pub extern "C" fn rateclust_clusterer_k_curve(
+    c: *const rateclust_clusterer,
+    candidates: *mut usize,
+    coding_length: *mut f64,
+    cap: usize,
+    len: *mut usize,
+) -> Status {
+    guard(|| {
+        let m = model(c)?;
+        let curve = m.k_curve.as_ref();
+        let total = curve.map_or(0, |c| c.candidates.len());
+        *arg_mut(len, "len")? = total;
+        let n = total.min(cap);
+        if n > 0 {
+            let curve = curve.expect("n > 0 only with a curve");
+            arg_slice_mut(candidates, n, "candidates")?.copy_from_slice(&curve.candidates[..n]);
+            arg_slice_mut(coding_length, n, "coding_length")?.copy_from_slice(&curve.coding_length[..n]);
+        }
+        Ok(())
+    })
+}
+
 /// Labels `n` points (`x`: n×dim float32; `dim` must equal the fitted dimension). Writes cluster ids
 /// (0..k) into `labels` (n int64, caller-owned) and, if `confidence` is not NULL, a confidence per point
 /// into it (n floats: margin between the best and second-best cluster score; higher = surer).
