@@ -190,7 +190,7 @@ impl AssignModel {
             return Err(crate::invalid_arg!("assign: expected {n} output slots"));
         }
         let (nbrs, kn) = self.neighbor_lists(p, n)?;
-        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
+        let ip = self.input.as_ref().expect("neighbor_lists checked the input-space model");
         nbrs.par_chunks(kn).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each_init(
             || vec![0u32; self.k],
             |counts, ((list, l), c)| {

@@ -315,20 +315,36 @@ impl Clusterer {
             let head = HeadOn::new(device, &self.head)?;
             return self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, progress);
         }
-        let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
         self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
-            let (z, c) = self.embed(xs, rows, want_c)?;
-            let c = if want_c { c } else { z.clone() };
+            let (z, c) = self.rule_embeddings(rule, xs, rows)?;
             self.assign_model.assign(rule, &z, &c, rows, labels, conf)
         })
     }
 
+    /// The head's (Z, C) of `rows` input rows on the CPU, as the head-space `rule` compares them (C is Z's
+    /// copy unless the rule reads the cluster head).
+    fn rule_embeddings(&self, rule: AssignRule, xs: &[f32], rows: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
+        let (z, c) = self.embed(xs, rows, want_c)?;
+        let c = if want_c { c } else { z.clone() };
+        Ok((z, c))
+    }
+
+    /// `rows` input rows projected into the stored input space (after the model's input normalisation),
+    /// as the input-space rules compare them.
+    fn input_projections(&self, rule: AssignRule, xs: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
+        if self.params.normalize_input {
+            ip.space.project(&l2_normalize_rows(xs, self.input_dim()), rows)
+        } else {
+            ip.space.project(xs, rows)
+        }
+    }
+
     /// [`Self::assign_on`] for the input-space rules: no head; the nearest prototype or the neighbours' vote.
     fn assign_input_space(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
-        let dim = self.input_dim();
         self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
-            let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
+            let p = self.input_projections(rule, xs, rows)?;
             match rule {
                 AssignRule::NeighborsInput => self.assign_model.assign_neighbors(&p, rows, labels, conf),
                 _ => self.assign_model.assign_input(&p, rows, labels, conf),
@@ -352,13 +368,9 @@ impl Clusterer {
             let xs = &x[start * dim..(start + rows) * dim];
             let o = &mut out[start * k..(start + rows) * k];
             if rule.uses_input_space() {
-                let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
-                let p = if self.params.normalize_input { ip.space.project(&l2_normalize_rows(xs, dim), rows)? } else { ip.space.project(xs, rows)? };
-                self.assign_model.scores_input(rule, &p, rows, o)?;
+                self.assign_model.scores_input(rule, &self.input_projections(rule, xs, rows)?, rows, o)?;
             } else {
-                let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
-                let (z, c) = self.embed(xs, rows, want_c)?;
-                let c = if want_c { c } else { z.clone() };
+                let (z, c) = self.rule_embeddings(rule, xs, rows)?;
                 self.assign_model.scores(rule, &z, &c, rows, o)?;
             }
             report(progress, "assign", (start + rows) as u64, n as u64)?;
