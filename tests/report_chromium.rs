@@ -20,7 +20,7 @@ fn save_image(path: &Path, rgb: [u8; 3], kind: u32, seed: u64) {
 
 fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
     Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .output()
