@@ -89,6 +89,10 @@ fn embed(model: &str, texts: &Path, out: &Path, env: &[(&str, &str)]) -> Output 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rateclust"));
     cmd.args(["embed", "--device", "cpu", "--quiet", "--model", model, "--texts"]).arg(texts).arg("--out").arg(out);
     cmd.env_remove("HF_HUB_OFFLINE").env_remove("HF_ENDPOINT").env_remove("HF_TOKEN");
+    // The loopback server must be reached directly: hf-hub's client takes proxies from the environment.
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
