@@ -65,6 +65,8 @@ set +e
   "$PYENV/bin/pip" install -q --disable-pip-version-check numpy pytest pyarrow "ray[data]"
   CARGO_TARGET_DIR="$PWD/target" "$PYENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps .
   rm -f target/pytest.xml
+  # Ray's processes talk over 127.0.0.1: never through a proxy the machine may have configured for PyPI.
+  no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" \
   "$PYENV/bin/python" -m pytest -rfEs -p no:cacheprovider --junitxml=target/pytest.xml python/tests
 )
 pystatus=$?
