@@ -836,6 +836,21 @@ rateclust_status rateclust_membership(const rateclust_rate_params *params,
                                       size_t d,
                                       float *pi);
 
+/**
+ * Writes `assignments.csv`, `clusters.json` and `report.html` (self-contained: thumbnails inlined, no
+ * network) into the directory `out_dir` (created if missing; every file through a temporary file and a
+ * rename), as `rateclust cluster` does. `report_json` is a NUL-terminated UTF-8 JSON object:
+ * `{"images_dir": "...", "model_dir": "...", "files": ["a.jpg", ...], "labels": [0, ...],
+ * "confidence": [0.9, ...], "clusters": [{"name": "cat" | null, "score": 0.8, "size": 12,
+ * "runners_up": [["dog", 0.1], ...], "central": [row, ...]}, ...], "skipped": [["bad.jpg", "why"], ...],
+ * "k_curve": [[k, coding_length], ...] | null}`; `files` are relative to `images_dir` (thumbnails are read
+ * from there), `labels` index `clusters`, `central` lists rows of `files` (most central first); `skipped`
+ * and `k_curve` may be left out. Errors: a malformed or inconsistent description (INVALID_ARGUMENT naming
+ * the problem), an unwritable `out_dir` (IO).
+ */
+rateclust_status rateclust_write_report(const char *report_json,
+                                        const char *out_dir);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

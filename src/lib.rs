@@ -18,6 +18,7 @@ pub mod label;
 pub mod linalg;
 pub mod progress;
 pub mod rate;
+pub mod report;
 pub mod rng;
 
 pub use device::{Device, DeviceKind};

@@ -47,6 +47,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("rateclust_mlc_loss", &["INVALID_ARGUMENT"]),
     ("rateclust_mlc_loss_f64", &["INVALID_ARGUMENT"]),
     ("rateclust_membership", &["INVALID_ARGUMENT"]),
+    ("rateclust_write_report", &["INVALID_ARGUMENT"]),
 ];
 
 /// The header's function declarations: (return type, name, argument types).

@@ -20,7 +20,7 @@ library's message. The GIL is released while the library computes.
 from ._core import (ASSIGN_RULES, PIXEL_FORMATS, SAMPLE_CLUSTERINGS, ClusterName, Clusterer, FitParams, Metrics,
                     Model, RateclustError, Status, abi_version, as_rows, cpu_threads, default_vocabulary,
                     device_count, device_info, label_clusters, metrics, name_clusters, set_cpu_threads, set_gpu,
-                    version)
+                    version, write_report)
 from ._native import library_path
 
 __version__ = "0.1.0"
@@ -29,5 +29,5 @@ __all__ = [
     "ASSIGN_RULES", "PIXEL_FORMATS", "SAMPLE_CLUSTERINGS", "ClusterName", "Clusterer", "FitParams", "Metrics",
     "Model", "RateclustError", "Status", "abi_version", "as_rows", "cpu_threads", "default_vocabulary",
     "device_count", "device_info", "label_clusters", "library_path", "metrics", "name_clusters",
-    "set_cpu_threads", "set_gpu", "version",
+    "set_cpu_threads", "set_gpu", "version", "write_report",
 ]

@@ -6,10 +6,11 @@ import contextlib
 import ctypes
 import dataclasses
 import enum
+import json
 import os
 import threading
 from ctypes import byref, c_char_p, c_double, c_size_t, c_uint8, c_uint32, c_void_p
-from typing import Any, Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -696,3 +697,27 @@ def name_clusters(model: Model, image_emb: npt.ArrayLike, labels: npt.ArrayLike,
     members = np.bincount(lab[(lab >= 0) & (lab < k)], minlength=k)
     return [ClusterName(c, names[caption[c]] if caption[c] >= 0 else None, int(caption[c]), float(score[c]),
                         int(members[c])) for c in range(k)]
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+
+def write_report(out_dir: str, files: Sequence[str], labels: npt.ArrayLike, confidence: npt.ArrayLike,
+                 clusters: Sequence[Dict[str, Any]], *, images_dir: str = "", model_dir: str = "",
+                 skipped: Sequence[Tuple[str, str]] = (), k_curve: Optional[Sequence[Tuple[int, float]]] = None) -> None:
+    """Writes ``assignments.csv``, ``clusters.json`` and a self-contained ``report.html`` into ``out_dir``, as
+    ``rateclust cluster`` does (``rateclust_write_report``). ``files``: image paths (relative to ``images_dir``,
+    from which thumbnails are read), one ``labels``/``confidence`` entry each; ``clusters``: one dict per cluster
+    with ``name`` (or None), ``score``, ``size``, optionally ``runners_up`` [(name, score)] and ``central`` (rows of
+    ``files``, most central first)."""
+    lab = _as_labels(labels, "labels")
+    conf = np.asarray(confidence, dtype=np.float64).ravel()
+    doc = {
+        "images_dir": images_dir, "model_dir": model_dir, "files": [str(f) for f in files],
+        "labels": [int(v) for v in lab], "confidence": [float(v) for v in conf],
+        "clusters": [{"name": c.get("name"), "score": float(c.get("score") or 0.0), "size": int(c.get("size", 0)),
+                      "runners_up": [[str(n), float(v)] for n, v in c.get("runners_up", [])],
+                      "central": [int(i) for i in c.get("central", [])]} for c in clusters],
+        "skipped": [[str(f), str(e)] for f, e in skipped],
+        "k_curve": None if k_curve is None else [[int(k), float(v)] for k, v in k_curve],
+    }
+    _check(lib.rateclust_write_report(json.dumps(doc).encode("utf-8"), os.fsencode(out_dir)))

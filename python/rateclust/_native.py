@@ -109,6 +109,7 @@ _SIGNATURES = {
                                          _P(LabelParamsC), c_void_p, c_void_p]),
     "rateclust_default_vocabulary_size": (c_size_t, []),
     "rateclust_default_vocabulary_name": (c_int, [c_size_t, c_char_p, c_size_t, _sz]),
+    "rateclust_write_report": (c_int, [c_char_p, c_char_p]),
 }
 for _name, (_res, _args) in _SIGNATURES.items():
     _fn = getattr(lib, _name)

@@ -19,6 +19,9 @@ Stages (docs/python.md has the design, docs/scale.md the measured throughput and
    columns ``path`` (string), ``cluster`` (int64; -1 for an image that did not decode) and ``confidence``
    (float32; NaN there). The folder is one parquet dataset (``pyarrow.dataset.dataset(OUT/assignments)``).
 6. **Name** the clusters with CLIP's text encoder by CPP's vote over the (uniform) sample → ``OUT/clusters.json``.
+7. **Report** of the sample → ``OUT/report/report.html`` (self-contained: thumbnails of each cluster's most
+   confident sample members, its name and its size in the whole collection) with the sample's
+   ``assignments.csv`` and ``clusters.json``, written by the library as ``rateclust cluster`` writes them.
 
 Resumable: every file is written to a temporary name in its folder and renamed into place, so a file that
 exists is complete. A rerun with the same arguments (after a worker, a node or the driver died) recomputes only
@@ -86,6 +89,10 @@ def list_images(images: Optional[str] = None, list_file: Optional[str] = None, p
     table = pq.read_table(parquet, columns=[path_column])
     base = os.path.dirname(os.path.abspath(parquet))
     return [os.path.join(base, p) for p in table.column(path_column).to_pylist()]
+
+
+# Most confident sample members shown per cluster in the report.
+REPORT_CENTRAL = 12
 
 
 def shard_ranges(n: int, shard_size: int) -> List[Tuple[int, int]]:
@@ -234,6 +241,24 @@ def name_clusters_task(model_dir: str, model_path: str, sample: np.ndarray, voca
     return [n._asdict() for n in named]
 
 
+def report_task(model_path: str, sample: np.ndarray, files: List[str], names: List[Dict[str, Any]],
+                sizes: List[int], report_dir: str, model_dir: str, device: str, threads: int) -> None:
+    """``report_dir``/report.html (with assignments.csv and clusters.json) of the uniform sample, through the
+    library's report writer (``rateclust_write_report``, as ``rateclust cluster`` writes it): each cluster with
+    its name, its size in the whole collection and its most confident sample members as thumbnails."""
+    _set_threads(threads)
+    import rateclust
+    with rateclust.Clusterer.load(model_path) as c:
+        labels, conf = c.assign(sample, device=device)
+    clusters = []
+    for n in names:
+        rows = np.flatnonzero(labels == n["cluster"])
+        central = rows[np.argsort(-conf[rows], kind="stable")][:REPORT_CENTRAL]
+        clusters.append({"name": n.get("name"), "score": n.get("score") or 0.0, "size": sizes[n["cluster"]],
+                         "central": central.tolist()})
+    rateclust.write_report(report_dir, files, labels, conf, clusters, model_dir=model_dir)
+
+
 # --- driver --------------------------------------------------------------------------------------------------------
 
 def _log(msg: str) -> None:
@@ -375,6 +400,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         names = ray.get(name.remote(args.model, model_path, sample, vocabulary, args.template, args.device,
                                     args.fit_cpus))
     timings["name_s"] = time.perf_counter() - t
+
+    # 7. The report a person looks at (of the sample; the parquet has every image).
+    t = time.perf_counter()
+    report = ray.remote(report_task).options(num_cpus=args.fit_cpus, num_gpus=args.gpus_per_worker)
+    ray.get(report.remote(model_path, sample, [paths[i] for i in index], names, sizes, os.path.join(out, "report"),
+                          args.model, args.device, args.fit_cpus))
+    timings["report_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
     summary = {"images": len(paths), "embedded": int(sum(sizes)), "k": len(sizes), "sample": int(len(index)),
                "seed": args.seed, "shards": len(shards),

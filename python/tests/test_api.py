@@ -382,3 +382,21 @@ def test_closing_a_model_while_other_threads_embed_is_safe():
     assert model.closed and len(results) == 40
     for r in results:
         assert r is None or np.allclose(r, want, atol=1e-5)
+
+
+def test_write_report_writes_the_cli_outputs_and_refuses_inconsistent_input(tmp_path):
+    img = tmp_path / "a.png"
+    img.write_bytes(open(IMAGE, "rb").read())
+    clusters = [{"name": "cat", "score": 0.7, "size": 2, "runners_up": [("dog", 0.2)], "central": [0, 1]},
+                {"name": None, "score": 0.0, "size": 0}]
+    rateclust.write_report(str(tmp_path / "out"), ["a.png", "a.png"], [0, 0], [0.5, 0.25], clusters,
+                           images_dir=str(tmp_path), model_dir="tiny", k_curve=[(2, 10.0), (3, 12.5)])
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Cluster 0: cat" in html and html.count('<img src="data:image/jpeg;base64,') == 2 and "dog (0.20)" in html
+    assert (tmp_path / "out" / "assignments.csv").read_text().splitlines()[1:] == ["a.png,0,cat,0.5000"] * 1 + ["a.png,0,cat,0.2500"]
+    doc = json.loads((tmp_path / "out" / "clusters.json").read_text())
+    assert doc["k"] == 2 and doc["k_curve"][1] == {"k": 3, "coding_length": 12.5}
+    with pytest.raises(rateclust.RateclustError) as e:
+        rateclust.write_report(str(tmp_path / "bad"), ["a.png"], [5], [0.1], clusters)
+    assert e.value.status == rateclust.Status.INVALID_ARGUMENT and "label 5" in e.value.message
+    assert not (tmp_path / "bad" / "report.html").exists()

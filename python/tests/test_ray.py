@@ -121,6 +121,17 @@ def test_distributed_labels_equal_the_single_process_cli(cluster, cli, tmp_path)
     assert all(c["name"] in ("stripes", "checkerboard", "plain colour", "dog") for c in summary["clusters"]
                if c["size"])
 
+    # The report of the sample, written by the library's report writer: each cluster under its name with its
+    # size in the whole collection, thumbnails inlined, the sample's rows in assignments.csv.
+    html = open(out / "report" / "report.html", encoding="utf-8").read()
+    for c in summary["clusters"]:
+        if c["size"]:
+            assert "Cluster %d: %s" % (c["cluster"], c["name"]) in html
+            assert "· %d images" % c["size"] in html
+    assert html.count("<img src=\"data:image/jpeg;base64,") >= 3
+    rows_csv = open(out / "report" / "assignments.csv", encoding="utf-8").read().splitlines()
+    assert rows_csv[0] == "path,cluster,cluster_name,confidence" and len(rows_csv) == 1 + summary["sample"]
+
 
 def _vocab(tmp_path):
     p = tmp_path / "vocab.txt"

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod core;
 pub mod label;
 pub mod rate;
+pub mod report;
 
 use crate::error::{Error, Result, Status};
 use std::cell::RefCell;

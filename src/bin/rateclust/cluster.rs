@@ -9,7 +9,7 @@
 use crate::common::*;
 use crate::images::{embed_skipping, read_file_list, read_skipped, write_file_list, write_skipped, Embedded};
 use rateclust::io::write_atomically;
-use crate::report::{self, ClusterSummary, Report};
+use rateclust::report::{write_report, ClusterSummary, Report};
 use lexopt::prelude::*;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::cluster::model::Clusterer;
@@ -171,9 +171,7 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         k_curve: model.k_curve.as_ref().map(|c| c.candidates.iter().copied().zip(c.coding_length.iter().copied()).collect()),
     };
     model.save(&out.join("model.safetensors"))?;
-    write_atomically(&out.join("assignments.csv"), report::assignments_csv(&report).as_bytes())?;
-    write_atomically(&out.join("clusters.json"), report::clusters_json(&report)?.as_bytes())?;
-    write_atomically(&out.join("report.html"), report::html(&report, &images).as_bytes())?;
+    write_report(&report, &out)?;
     for (j, c) in report.clusters.iter().enumerate() {
         log(format!("cluster {j}: {} ({} images, score {:.2})", c.name.as_deref().unwrap_or("(empty)"), c.size, c.score));
     }

@@ -12,7 +12,6 @@ mod fit;
 mod images;
 mod label;
 mod recluster;
-mod report;
 mod select_k;
 mod synth;
 

@@ -1,14 +1,18 @@
-//! The outputs of `rateclust cluster`: assignments.csv, clusters.json and report.html (one self-contained
-//! page: thumbnails inlined as data URIs, no network, the coding-length curve and cluster sizes as SVG).
+//! The outputs a person reads after clustering a folder of images: assignments.csv, clusters.json and
+//! report.html (one self-contained page: thumbnails inlined as data URIs, no network, the coding-length curve
+//! and cluster sizes as SVG). Written by `rateclust cluster`, and by any caller through
+//! [`write_report`] (C `rateclust_write_report`, which the Python package and its Ray pipeline use).
 
-use crate::common::*;
-use rateclust::clip::image::decode_file;
+use crate::clip::image::decode_file;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Side of a thumbnail's longer edge, in pixels.
 const THUMB: u32 = 128;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterSummary {
     /// The self-labeling vote's winner (`None` for an empty cluster).
     pub name: Option<String>,
@@ -20,6 +24,7 @@ pub struct ClusterSummary {
     pub central: Vec<usize>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub images_dir: String,
     pub model_dir: String,
@@ -29,9 +34,41 @@ pub struct Report {
     pub confidence: Vec<f32>,
     pub clusters: Vec<ClusterSummary>,
     /// Files left out and why.
+    #[serde(default)]
     pub skipped: Vec<(PathBuf, String)>,
     /// (k, coding length) when k was chosen automatically.
+    #[serde(default)]
     pub k_curve: Option<Vec<(usize, f64)>>,
+}
+
+impl Report {
+    /// Checks that the parts agree (one label and confidence per file, labels below k, central members are
+    /// rows), so the writers below cannot index out of range.
+    pub fn check(&self) -> Result<()> {
+        let n = self.files.len();
+        if self.labels.len() != n || self.confidence.len() != n {
+            return Err(crate::invalid_arg!("report: {n} files but {} labels and {} confidences", self.labels.len(), self.confidence.len()));
+        }
+        let k = self.clusters.len();
+        if let Some(l) = self.labels.iter().find(|&&l| l >= k) {
+            return Err(crate::invalid_arg!("report: label {l} but only {k} clusters"));
+        }
+        if let Some(i) = self.clusters.iter().flat_map(|c| &c.central).find(|&&i| i >= n) {
+            return Err(crate::invalid_arg!("report: central member {i} but only {n} files"));
+        }
+        Ok(())
+    }
+}
+
+/// Writes assignments.csv, clusters.json and report.html for `r` into `out_dir` (created if missing; each
+/// file through a temporary file and a rename). Thumbnails are read from `r.images_dir` joined with each
+/// file's path.
+pub fn write_report(r: &Report, out_dir: &Path) -> Result<()> {
+    r.check()?;
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    crate::io::write_atomically(&out_dir.join("assignments.csv"), assignments_csv(r).as_bytes())?;
+    crate::io::write_atomically(&out_dir.join("clusters.json"), clusters_json(r)?.as_bytes())?;
+    crate::io::write_atomically(&out_dir.join("report.html"), html(r, Path::new(&r.images_dir)).as_bytes())
 }
 
 /// RFC 4180 field: quoted when it holds a comma, quote or line break.
@@ -54,7 +91,7 @@ pub fn assignments_csv(r: &Report) -> String {
 }
 
 /// Per cluster: size, name and runners-up with scores, the most central images; plus what was skipped.
-pub fn clusters_json(r: &Report) -> CliResult<String> {
+pub fn clusters_json(r: &Report) -> Result<String> {
     let clusters: Vec<serde_json::Value> = r
         .clusters
         .iter()
@@ -83,7 +120,7 @@ pub fn clusters_json(r: &Report) -> CliResult<String> {
         "skipped": r.skipped.iter().map(|(f, e)| serde_json::json!({"path": f.to_string_lossy(), "error": e})).collect::<Vec<_>>(),
         "k_curve": r.k_curve.as_ref().map(|c| c.iter().map(|&(k, l)| serde_json::json!({"k": k, "coding_length": l})).collect::<Vec<_>>()),
     });
-    serde_json::to_string_pretty(&doc).map_err(|e| CliError::Lib(rateclust::Error::Internal(e.to_string())))
+    serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn escape(s: &str) -> String {
