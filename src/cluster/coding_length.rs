@@ -38,16 +38,28 @@ pub fn coding_length(z: &[f32], n: usize, d: usize, labels: &[usize], eps_sq: f6
         .par_iter()
         .map(|rows| {
             let nj = rows.len();
-            let zj: Vec<f64> = rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().map(|&v| v as f64)).collect();
-            // M = I + d/(ε² n_j) · Z_jᵀ Z_j
-            let mut m = vec![0.0f64; d * d];
-            (0..d).for_each(|t| m[t * d + t] = 1.0);
-            let alpha = d as f64 / (eps_sq * nj as f64);
-            gemm(d, d, nj, alpha, &zj, d, Trans::Yes, &zj, d, Trans::No, 1.0, &mut m, d);
-            let logdet = logdet_spd(&m, d)?;
-            Ok((nj + d) as f64 / 2.0 * logdet - nj as f64 * (nj as f64 / n as f64).ln())
+            cluster_term(&gram(z, rows, d), nj, n, d, eps_sq)
         })
         .collect::<Result<_>>()?;
     // Summed in cluster order, so the value does not depend on thread scheduling.
     Ok(terms.iter().sum())
+}
+
+/// Z_jᵀ Z_j (d×d, f64) of the given rows of the n×d features `z`.
+pub(crate) fn gram(z: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
+    let zj: Vec<f64> = rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().map(|&v| v as f64)).collect();
+    let mut g = vec![0.0f64; d * d];
+    gemm(d, d, rows.len(), 1.0, &zj, d, Trans::Yes, &zj, d, Trans::No, 0.0, &mut g, d);
+    g
+}
+
+/// One cluster's term of L from its Gram matrix `gram` = Z_jᵀ Z_j (d×d): (n_j + d)/2 · logdet(I + d/(ε² n_j)
+/// Z_jᵀ Z_j) − n_j · log(n_j / n). The one statement of the formula: [`coding_length`] sums it over the
+/// clusters, and the cheapest merge (super::coding_refine) compares it for pairs of clusters.
+pub(crate) fn cluster_term(gram: &[f64], nj: usize, n: usize, d: usize, eps_sq: f64) -> Result<f64> {
+    let alpha = d as f64 / (eps_sq * nj as f64);
+    let mut m: Vec<f64> = gram.iter().map(|&v| alpha * v).collect();
+    (0..d).for_each(|t| m[t * d + t] += 1.0);
+    let logdet = logdet_spd(&m, d)?;
+    Ok((nj + d) as f64 / 2.0 * logdet - nj as f64 * (nj as f64 / n as f64).ln())
 }

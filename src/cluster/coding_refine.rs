@@ -13,6 +13,7 @@
 //! true k lost to k − 1 before the comparison was fair. From such a start the reassignment reaches the
 //! subspaces (the K-subspaces iteration with the rank chosen by ε² instead of fixed).
 
+use super::coding_length::{cluster_term, gram};
 use crate::error::Result;
 use crate::linalg::cholesky::logdet_lower_inverse_in_place;
 use crate::linalg::{gemm, Trans};
@@ -74,31 +75,19 @@ pub fn merge_cheapest_pair(y: &[f32], m: usize, d: usize, labels: &[usize], k: u
         return Ok(compact);
     }
     // Per cluster: size and Gram matrix ZᵀZ (d×d, f64).
-    let mut sizes = vec![0usize; c];
-    let mut grams = vec![0.0f64; c * d * d];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); c];
     for (i, &l) in compact.iter().enumerate() {
-        sizes[l] += 1;
-        let row = &y[i * d..(i + 1) * d];
-        let g = &mut grams[l * d * d..(l + 1) * d * d];
-        for (a, &ra) in row.iter().enumerate() {
-            for (b, &rb) in row.iter().enumerate() {
-                g[a * d + b] += ra as f64 * rb as f64;
-            }
-        }
+        members[l].push(i);
     }
-    // A cluster's term of the coding length (super::coding_length).
-    let term = |n: usize, gram: &[f64]| -> Result<f64> {
-        let mut a: Vec<f64> = gram.iter().map(|&v| v * d as f64 / (eps_sq * n as f64)).collect();
-        (0..d).for_each(|t| a[t * d + t] += 1.0);
-        Ok((n + d) as f64 / 2.0 * crate::linalg::cholesky::logdet_spd(&a, d)? - n as f64 * (n as f64 / m as f64).ln())
-    };
-    let singles: Vec<f64> = (0..c).map(|j| term(sizes[j], &grams[j * d * d..(j + 1) * d * d])).collect::<Result<_>>()?;
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    let grams: Vec<f64> = members.iter().flat_map(|rows| gram(y, rows, d)).collect();
+    let singles: Vec<f64> = (0..c).map(|j| cluster_term(&grams[j * d * d..(j + 1) * d * d], sizes[j], m, d, eps_sq)).collect::<Result<_>>()?;
     let pairs: Vec<(usize, usize)> = (0..c).flat_map(|a| (a + 1..c).map(move |b| (a, b))).collect();
     let deltas: Vec<f64> = pairs
         .par_iter()
         .map(|&(a, b)| {
             let merged: Vec<f64> = grams[a * d * d..(a + 1) * d * d].iter().zip(&grams[b * d * d..(b + 1) * d * d]).map(|(x, y)| x + y).collect();
-            Ok(term(sizes[a] + sizes[b], &merged)? - singles[a] - singles[b])
+            Ok(cluster_term(&merged, sizes[a] + sizes[b], m, d, eps_sq)? - singles[a] - singles[b])
         })
         .collect::<Result<_>>()?;
     let best = (0..pairs.len()).min_by(|&i, &j| deltas[i].total_cmp(&deltas[j])).unwrap_or(0);
