@@ -347,3 +347,20 @@ fn corrupted_images_never_panic() {
         }
     }
 }
+
+#[test]
+fn huffman_table_with_too_many_short_codes_is_an_error() {
+    // Found by the decode_image fuzz target: a Huffman table declaring three 1-bit codes. Only two fit in
+    // one bit; the decoder must say so instead of indexing past its lookahead table. The table is one a
+    // progressive file defines between scans, past the headers the image crate reads for the size check.
+    let mut jpg = std::fs::read(dir().join("j420_prog_restart.jpg")).unwrap();
+    let first_scan = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let dht = first_scan + jpg[first_scan..].windows(2).position(|w| w == [0xFF, 0xC4]).expect("a DHT between scans");
+    let counts = dht + 5; // marker (2), length (2), table class/id (1), then 16 code counts
+    let donor = (1..16).rev().find(|&l| jpg[counts + l] >= 3).expect("a code length with 3 codes to move");
+    jpg[counts + donor] -= 3;
+    jpg[counts] += 3;
+    let err = decode_bytes(&jpg).unwrap_err();
+    assert_eq!(err.status(), Status::Format, "{err}");
+    assert!(err.to_string().contains("Huffman"), "{err}");
+}

@@ -60,6 +60,11 @@ impl Huffman {
                 if k >= values.len() {
                     return Err(fmt_err("Huffman table has fewer symbols than its code counts"));
                 }
+                // jdhuff.c: the codes of each length must fit in that many bits. Checked per code (not
+                // only after the length's last one) because the lookahead fill below indexes by `code`.
+                if code >= (1 << len) {
+                    return Err(fmt_err("bad Huffman table (code lengths overflow)"));
+                }
                 if len as u32 <= FAST_BITS {
                     let shift = FAST_BITS - len as u32;
                     let base = (code as usize) << shift;
