@@ -1,55 +1,63 @@
 //! `rateclust assign`: label every row of a feature matrix with a fitted clusterer.
 
 use crate::common::*;
-use lexopt::prelude::*;
 use rateclust::cluster::model::Clusterer;
-use rateclust::{Device, DeviceKind};
 use rateclust::io::npy::{write_npy_f32, write_npy_i64};
-use std::ffi::OsString;
+use rateclust::DeviceKind;
+use rateclust::Device;
+use std::path::PathBuf;
 
-const HELP: &str = "rateclust assign --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
-  [--scores scores.npy] [--device auto|cpu|cuda[:N]]
-  writes int64 labels (and float32 confidences: margin between the best and second-best cluster;
-  and n×k float32 per-cluster scores: with the default rule, the fraction of each point's nearest fitted
-  points in each cluster, rows summing to 1);
-  on CUDA the head runs on the GPU (TF32 products: a few points near cluster boundaries may differ from cpu)";
+/// Label every row of a feature matrix with a fitted clusterer
+///
+/// Writes int64 labels, and optionally float32 confidences and per-cluster scores. On CUDA the head runs on
+/// the GPU (TF32 products: a few points near cluster boundaries may differ from the CPU's labels).
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// The fitted clusterer (rateclust fit)
+    #[arg(long, value_name = "M.safetensors")]
+    model: PathBuf,
+    /// Feature matrix, n × dim, dim the model's input dimension
+    #[arg(long, value_name = "X.npy")]
+    features: PathBuf,
+    /// Labels, n int64
+    #[arg(long, value_name = "labels.npy")]
+    out: PathBuf,
+    /// Also write n float32 confidences: the margin between the best and second-best cluster
+    #[arg(long, value_name = "conf.npy")]
+    confidence: Option<PathBuf>,
+    /// Also write n × k float32 per-cluster scores: with the default rule, the fraction of each point's
+    /// nearest fitted points in each cluster (rows sum to 1)
+    #[arg(long, value_name = "scores.npy")]
+    scores: Option<PathBuf>,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// No progress bars or log lines (errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut model, mut features, mut out, mut conf, mut scores) = (None, None, None, None, None);
-    let mut device = DeviceKind::Auto;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("model") => model = Some(path(&mut p)?),
-            Long("features") => features = Some(path(&mut p)?),
-            Long("out") => out = Some(path(&mut p)?),
-            Long("confidence") => conf = Some(path(&mut p)?),
-            Long("scores") => scores = Some(path(&mut p)?),
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let model = Clusterer::load(&required(model, "model")?)?;
-    let features = required(features, "features")?;
-    let out = required(out, "out")?;
+/// Runs `rateclust assign`.
+pub fn run(args: Args) -> CliResult {
+    let Args { model, features, out, confidence: conf, scores, device, quiet } = args;
+    let model = Clusterer::load(&model)?;
     let outputs: Vec<&std::path::PathBuf> = [Some(&out), conf.as_ref(), scores.as_ref()].into_iter().flatten().collect();
     if (1..outputs.len()).any(|i| outputs[..i].contains(&outputs[i])) {
         return Err(usage("two of --out, --confidence and --scores name the same file: one would replace the other"));
     }
     let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open_default(device)?;
-    let a = model.assign_on(&dev, model.params.assign_rule, &x, n, &mut Bar::new())?;
+    let a = model.assign_on(&dev, model.params.assign_rule, &x, n, progress(quiet).as_mut())?;
     write_npy_i64(&out, &a.labels, &[n])?;
     if let Some(c) = conf {
         write_npy_f32(&c, &a.confidence, &[n])?;
     }
     if let Some(path) = scores {
-        write_npy_f32(&path, &model.scores(&x, n, &mut Bar::new())?, &[n, model.k()])?;
+        write_npy_f32(&path, &model.scores(&x, n, progress(quiet).as_mut())?, &[n, model.k()])?;
     }
-    eprintln!("labelled {n} points into {} clusters → {}", model.k(), out.display());
+    if !quiet {
+        eprintln!("labelled {n} points into {} clusters → {}", model.k(), out.display());
+    }
     Ok(())
 }

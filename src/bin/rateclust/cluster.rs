@@ -10,73 +10,67 @@ use crate::common::*;
 use crate::images::{embed_skipping, read_file_list, read_skipped, write_file_list, write_skipped, Embedded};
 use rateclust::io::write_atomically;
 use rateclust::report::{write_report, ClusterSummary, Report};
-use lexopt::prelude::*;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::label::{default_vocabulary, label_clusters, prompts, LabelParams};
 use rateclust::progress::{NoProgress, Progress};
 use rateclust::{Device, DeviceKind, Error};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-const HELP: &str = "rateclust cluster IMAGES_DIR --model CLIP_DIR --out OUT_DIR [options]
-  Clusters every .jpg/.jpeg/.png/.webp under IMAGES_DIR (recursive) and names the clusters.
-  --model DIR|ID    Hugging Face CLIP directory (config.json, model.safetensors, vocab.json, merges.txt),
-                    or a Hub id (openai/clip-vit-base-patch32) downloaded once into the HF cache
-  --out DIR         created if missing; receives assignments.csv, clusters.json, report.html,
-                    model.safetensors, features.npy + files.txt (the cache), skipped.txt
-  --k K | --k auto  number of clusters (default auto: chosen by coding length, 2..=k-max)
-  --k-max N         largest k tried by --k auto (default min(20, sqrt(n)))
-  --vocab FILE      candidate names, one per line (default: the ImageNet-1k class names)
-  --template T      caption template (default 'a photo of a {}.')
-  --seed N          fit seed (default 42)   --batch N  images per forward pass (default 32)
-  --device auto|cpu|cuda[:N] (default auto)     --quiet    no progress output
-  Files that cannot be decoded are listed in skipped.txt and left out; they never stop the run.";
+/// The whole job: embed a folder of images with CLIP, fit, label and name the clusters, write a report
+///
+/// Clusters every .jpg/.jpeg/.png/.webp under IMAGES_DIR (recursive) and names the clusters. Files that cannot
+/// be decoded are listed in skipped.txt and left out; they never stop the run. The features are cached in
+/// OUT_DIR, so a re-run with the same model and files skips the embedding.
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// Folder of images, searched recursively (.jpg, .jpeg, .png, .webp)
+    #[arg(value_name = "IMAGES_DIR")]
+    images: PathBuf,
+    /// Hugging Face CLIP directory (config.json, model.safetensors, vocab.json, merges.txt), or a Hub id
+    /// (openai/clip-vit-base-patch32) downloaded once into the HF cache
+    #[arg(long, value_name = "DIR|ID")]
+    model: PathBuf,
+    /// Output folder, created if missing; receives assignments.csv, clusters.json, report.html,
+    /// model.safetensors, features.npy + files.txt (the cache), skipped.txt
+    #[arg(long, value_name = "OUT_DIR")]
+    out: PathBuf,
+    /// Number of clusters, or auto: chosen by coding length among 2..=k-max
+    #[arg(short, long, value_name = "K|auto", default_value = "auto", value_parser = parse_k_or_auto)]
+    k: usize,
+    /// Largest k tried by --k auto: min(20, sqrt(n)) [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    k_max: Option<usize>,
+    /// Candidate cluster names, one per line [default: the ImageNet-1k class names]
+    #[arg(long, value_name = "FILE")]
+    vocab: Option<PathBuf>,
+    /// Caption template; {} stands for a name
+    #[arg(long, value_name = "T", default_value = "a photo of a {}.", allow_hyphen_values = true)]
+    template: String,
+    /// Fit seed
+    #[arg(long, value_name = "N", default_value_t = FitParams::default().seed)]
+    seed: u64,
+    /// Images per CLIP forward pass
+    #[arg(long, value_name = "N", default_value_t = EmbedOptions::default().batch_size, value_parser = parse_positive)]
+    batch: usize,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// No progress bars or log lines (errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
 /// Most central images shown per cluster (report) and listed (clusters.json).
 const CENTRAL: usize = 12;
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut images, mut model, mut out, mut vocab) = (None, None, None, None);
-    let mut k = 0usize;
-    let mut k_max = 0usize;
-    let mut seed = 42u64;
-    let mut template = "a photo of a {}.".to_string();
-    let mut device = DeviceKind::Auto;
-    let mut quiet = false;
-    let mut opts = EmbedOptions::default();
-    while let Some(arg) = p.next()? {
-        match arg {
-            Value(v) if images.is_none() => images = Some(PathBuf::from(v)),
-            Long("model") => model = Some(path(&mut p)?),
-            Long("out") => out = Some(path(&mut p)?),
-            Long("k") | Short('k') => {
-                let v: String = value(&mut p, "k")?;
-                k = if v == "auto" { 0 } else { v.parse().map_err(|_| usage(format!("--k: '{v}' is not a number or 'auto'")))? };
-            }
-            Long("k-max") => k_max = value(&mut p, "k-max")?,
-            Long("vocab") => vocab = Some(path(&mut p)?),
-            Long("template") => template = value(&mut p, "template")?,
-            Long("seed") => seed = value(&mut p, "seed")?,
-            Long("batch") => {
-                opts.batch_size = value(&mut p, "batch")?;
-                if opts.batch_size == 0 {
-                    return Err(usage("--batch must be positive"));
-                }
-            }
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("quiet") => quiet = true,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let images = images.ok_or_else(|| usage(format!("IMAGES_DIR is required\n\n{HELP}")))?;
-    let out = required(out, "out")?;
+/// Runs `rateclust cluster`.
+pub fn run(args: Args) -> CliResult {
+    let Args { images, model, out, k, k_max, vocab, template, seed, batch, device, quiet } = args;
+    let k_max = k_max.unwrap_or(0);
+    let opts = EmbedOptions { batch_size: batch, ..EmbedOptions::default() };
     // Everything that can be checked before hours of embedding is checked first.
     if out.exists() && !out.is_dir() {
         return Err(usage(format!("--out {} exists and is not a directory", out.display())));

@@ -1,9 +1,11 @@
-//! What the subcommands share: error type, argument helpers, .npy reading, the progress bar.
+//! What the subcommands share: error type, value parsers for clap, .npy reading, the progress bar.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::io::npy::read_npy;
-use std::ffi::OsString;
+use rateclust::progress::{NoProgress, Progress};
+use rateclust::DeviceKind;
 use std::path::{Path, PathBuf};
 
 pub enum CliError {
@@ -19,44 +21,83 @@ impl From<rateclust::Error> for CliError {
     }
 }
 
-impl From<lexopt::Error> for CliError {
-    fn from(e: lexopt::Error) -> Self {
-        CliError::Usage(e.to_string())
-    }
-}
-
 pub type CliResult<T = ()> = Result<T, CliError>;
 
 pub fn usage(msg: impl Into<String>) -> CliError {
     CliError::Usage(msg.into())
 }
 
-/// Parses an option's value with `FromStr`, naming the option in the error.
-pub fn value<T: std::str::FromStr>(p: &mut lexopt::Parser, name: &str) -> CliResult<T> {
-    let v = p.value()?.into_string().map_err(|_| usage(format!("--{name}: not valid UTF-8")))?;
-    v.parse().map_err(|_| usage(format!("--{name}: cannot parse '{v}'")))
-}
-
-pub fn path(p: &mut lexopt::Parser) -> CliResult<PathBuf> {
-    Ok(PathBuf::from(p.value()?))
-}
-
-pub fn required<T>(v: Option<T>, name: &str) -> CliResult<T> {
-    v.ok_or_else(|| usage(format!("--{name} is required")))
-}
-
 /// The CLIP directory named by `--model`: a local directory, or a Hugging Face Hub id downloaded into the HF
 /// cache (src/clip/hub.rs; `HF_HOME`, `HF_ENDPOINT`, `HF_HUB_OFFLINE`).
-pub fn clip_dir(model: Option<PathBuf>, quiet: bool) -> CliResult<PathBuf> {
-    let model = required(model, "model")?;
+pub fn clip_dir(model: PathBuf, quiet: bool) -> CliResult<PathBuf> {
     match model.to_str() {
         Some(spec) => Ok(rateclust::clip::hub::resolve_model_dir(spec, !quiet)?),
         None => Ok(model),
     }
 }
 
-pub fn parser(args: Vec<OsString>) -> lexopt::Parser {
-    lexopt::Parser::from_args(args)
+// Value parsers: clap calls them while parsing, so a bad value is a usage error (exit 2) whose message names
+// the option, followed by the library's own reason.
+
+/// The library's message for a value it refused, without the "invalid argument: " prefix (clap's "invalid
+/// value '…' for '--option'" says that already).
+fn lib_message(e: rateclust::Error) -> String {
+    match e {
+        rateclust::Error::InvalidArgument(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// `--device auto|cpu|cuda[:N]` (`cuda:N` also makes GPU N the process's default: [`DeviceKind::parse_with_ordinal`]).
+pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
+    DeviceKind::parse_with_ordinal(s).map_err(lib_message)
+}
+
+/// `--k K|auto`: a number of clusters, or `auto` (0, the library's "choose k by coding length").
+pub fn parse_k_or_auto(s: &str) -> Result<usize, String> {
+    if s == "auto" {
+        return Ok(0);
+    }
+    s.parse().map_err(|_| format!("'{s}' is not a number or 'auto'"))
+}
+
+/// A count that must be at least 1 (`--batch`).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be positive".to_string()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn parse_assign_rule(s: &str) -> Result<AssignRule, String> {
+    AssignRule::parse(s).map_err(lib_message)
+}
+
+pub fn parse_sample_clustering(s: &str) -> Result<SampleClustering, String> {
+    SampleClustering::parse(s).map_err(lib_message)
+}
+
+/// A preset name [`FitParams::preset`] knows.
+pub fn parse_preset(s: &str) -> Result<String, String> {
+    FitParams::preset(s).map(|_| s.to_string()).map_err(lib_message)
+}
+
+/// `--candidates 5,8,10`: comma-separated numbers of clusters (spaces around them allowed).
+#[derive(Clone, Debug)]
+pub struct Candidates(pub Vec<usize>);
+
+pub fn parse_candidates(s: &str) -> Result<Candidates, String> {
+    s.split(',').map(|t| t.trim().parse::<usize>().map_err(|_| format!("'{t}' is not a number"))).collect::<Result<_, _>>().map(Candidates)
+}
+
+/// Terminal progress bars, or nothing with `--quiet`.
+pub fn progress(quiet: bool) -> Box<dyn Progress> {
+    if quiet {
+        Box::new(NoProgress)
+    } else {
+        Box::new(Bar::new())
+    }
 }
 
 /// A feature matrix from a 2-D float .npy file: (values, rows, cols).

@@ -2,73 +2,67 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rateclust::clip::{ClipModel, EmbedOptions};
-use crate::common::{clip_dir, required, usage, CliResult};
+use crate::common::{clip_dir, parse_device, parse_positive, usage, CliResult};
 use rateclust::{invalid_arg, DeviceKind, Error};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "\
-rateclust embed --model DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy [options]
-
-Writes an n × d float32 .npy of CLIP embeddings (L2-normalised projected embeddings by default).
-  --model DIR|ID    Hugging Face CLIP directory: config.json, model.safetensors (f32/f16/bf16),
-                    vocab.json + merges.txt for texts, optional preprocessor_config.json; or a Hub id
-                    (openai/clip-vit-base-patch32), downloaded once into the HF cache (HF_HOME,
-                    HF_ENDPOINT and HF_HUB_OFFLINE=1 honoured)
-  --images PATH     a directory (its .jpg/.jpeg/.png/.webp files, sorted by path; not recursive) or a
-                    text file listing image paths, one per line (relative to the current directory).
-                    The rows' files are written to X.files.txt (one path per line, row order); files
-                    that do not decode are left out and listed with the reason in X.skipped.txt
-  --texts FILE      UTF-8 text file, one text per line (rows in line order)
-  --out X.npy       output file (written to a temporary file, then renamed)
-  --batch N         items per forward pass (default 32)
-  --device KIND     auto | cpu | cuda (default auto: the GPU when usable, else the CPU)
-  --no-normalize    keep the raw projected embeddings
-  --pooled          write the pooled output before the projection instead
-  --quiet           no progress bar
-";
+/// CLIP embeddings of images or texts, to an n × d float32 .npy file
+///
+/// Writes L2-normalised projected CLIP embeddings by default, one row per image or text.
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// Hugging Face CLIP directory: config.json, model.safetensors (f32/f16/bf16), vocab.json + merges.txt
+    /// for texts, optional preprocessor_config.json; or a Hub id (openai/clip-vit-base-patch32), downloaded
+    /// once into the HF cache (HF_HOME, HF_ENDPOINT and HF_HUB_OFFLINE=1 honoured)
+    #[arg(long, value_name = "DIR|ID")]
+    model: PathBuf,
+    /// A directory (its .jpg/.jpeg/.png/.webp files, sorted by path; not recursive) or a text file listing
+    /// image paths, one per line (relative to the current directory). The rows' files are written to
+    /// X.files.txt (one path per line, row order); files that do not decode are left out and listed with the
+    /// reason in X.skipped.txt
+    #[arg(long, value_name = "PATH", conflicts_with = "texts")]
+    images: Option<PathBuf>,
+    /// UTF-8 text file, one text per line (rows in line order)
+    #[arg(long, value_name = "FILE")]
+    texts: Option<PathBuf>,
+    /// Output file (written to a temporary file, then renamed)
+    #[arg(long, value_name = "X.npy")]
+    out: PathBuf,
+    /// Items per forward pass
+    #[arg(long, value_name = "N", default_value_t = EmbedOptions::default().batch_size, value_parser = parse_positive)]
+    batch: usize,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// Keep the raw projected embeddings (no L2 normalisation)
+    #[arg(long)]
+    no_normalize: bool,
+    /// Write the pooled output before the projection instead
+    #[arg(long)]
+    pooled: bool,
+    /// No progress bar or log lines (errors and the list of skipped files are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
 enum Input {
     Images(PathBuf),
     Texts(PathBuf),
 }
 
-/// Runs `rateclust embed` with the arguments after `embed`.
-pub fn run(args: Vec<OsString>) -> CliResult {
-    use lexopt::prelude::*;
-    let mut parser = lexopt::Parser::from_args(args);
-    let (mut model, mut input, mut out) = (None, None, None);
+/// Runs `rateclust embed`.
+pub fn run(args: Args) -> CliResult {
+    let Args { model, images, texts, out, batch, device, no_normalize, pooled, quiet } = args;
+    let input = match (images, texts) {
+        (Some(p), None) => Input::Images(p),
+        (None, Some(p)) => Input::Texts(p),
+        (None, None) => return Err(usage("one of --images or --texts is required")),
+        (Some(_), Some(_)) => return Err(usage("give exactly one of --images or --texts")),
+    };
     let mut opts = EmbedOptions::default();
-    let mut device = DeviceKind::Auto;
-    let mut quiet = false;
-    let bad = |e: lexopt::Error| usage(format!("{e} (rateclust embed --help lists the options)"));
-    while let Some(arg) = parser.next().map_err(bad)? {
-        match arg {
-            Long("model") => model = Some(PathBuf::from(parser.value().map_err(bad)?)),
-            Long("images") => set_input(&mut input, Input::Images(parser.value().map_err(bad)?.into()))?,
-            Long("texts") => set_input(&mut input, Input::Texts(parser.value().map_err(bad)?.into()))?,
-            Long("out") => out = Some(PathBuf::from(parser.value().map_err(bad)?)),
-            Long("batch") => {
-                let v: usize = parser.value().map_err(bad)?.parse().map_err(bad)?;
-                if v == 0 {
-                    return Err(usage("--batch must be positive"));
-                }
-                opts.batch_size = v;
-            }
-            Long("device") => device = DeviceKind::parse_with_ordinal(&parser.value().map_err(bad)?.string().map_err(bad)?)?,
-            Long("no-normalize") => opts.normalize = false,
-            Long("pooled") => opts.pooled = true,
-            Long("quiet") => quiet = true,
-            Long("help") | Short('h') => {
-                print!("{USAGE}");
-                return Ok(());
-            }
-            other => return Err(bad(other.unexpected())),
-        }
-    }
+    (opts.normalize, opts.pooled, opts.batch_size) = (!no_normalize, pooled, batch);
     let model_dir = clip_dir(model, quiet)?;
-    let input = input.ok_or_else(|| usage("one of --images or --texts is required"))?;
-    let out = required(out, "out")?;
 
     let model = ClipModel::load_on(&model_dir, device)?;
     let (rows, n, images) = match &input {
@@ -112,14 +106,6 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     if !quiet {
         eprintln!("wrote {} ({n} × {dim} float32)", out.display());
     }
-    Ok(())
-}
-
-fn set_input(slot: &mut Option<Input>, v: Input) -> CliResult {
-    if slot.is_some() {
-        return Err(usage("give exactly one of --images or --texts"));
-    }
-    *slot = Some(v);
     Ok(())
 }
 

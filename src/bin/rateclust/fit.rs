@@ -1,83 +1,142 @@
 //! `rateclust fit`: train the CPP head on a feature matrix and save the fitted clusterer.
 
 use crate::common::*;
-use lexopt::prelude::*;
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::{Device, DeviceKind};
-use std::ffi::OsString;
+use std::path::PathBuf;
 
-const HELP: &str = "rateclust fit --features X.npy --k K|auto --out model.safetensors [options]
-  --k K | --k auto      number of clusters; auto chooses k in 2..=k-max by coding length (curve printed)
-  --k-max N             largest k tried by --k auto (default: min(20, sqrt(n)))
-  --preset NAME         auto (default: every size setting derived from the data), or the paper's
-                        cifar10 | imagenet settings
-  Automatic unless given (README.md, 'Defaults', states the rule):
-  --steps N --batch N --hidden N --zdim N --eta F --warmup N --lr F (both groups)
-  --seed N (default 42)
-  --head-restarts N     train N heads (seeds seed..seed+N-1), keep the one whose partition codes the
-                        input shortest (N times the training time; default 1)
-  --consensus-runs N    k-means++ runs whose consensus partition competes with the head's by coding
-                        length; the winner is refined on the neighbour graph and labels by rule
-                        neighbors-x (default 30; 0 = the head's partition and --assign-rule only)
-  --device auto|cpu|cuda[:N] (default auto) --single-head --raw-input (skip the default L2 normalisation)
-  --assign-rule subspace|prototype-z|prototype-c|prototype-x|neighbors-x (the head's rule with
-                        --consensus-runs 0; default subspace) --spectral-sample N (default 2048)
-  --sample-clustering spectral|kmeans-z|kmeans-c   (how the fitted sample is partitioned; default spectral)";
+/// Train the CPP head on a feature matrix and save the fitted clusterer
+///
+/// Sizes, schedule, η and learning rate are derived from the data unless given (README.md, 'Defaults', states
+/// the rule). With --k auto the coding-length curve over k is printed on stdout as one JSON line; progress
+/// and the log go to stderr.
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// Feature matrix, n × dim (float16/32/64 .npy)
+    #[arg(long, value_name = "X.npy")]
+    features: PathBuf,
+    /// Number of clusters, or auto: chooses k in 2..=k-max by coding length (the curve is printed)
+    #[arg(short, long, value_name = "K|auto", value_parser = parse_k_or_auto)]
+    k: usize,
+    /// Where the fitted clusterer is saved
+    #[arg(long, value_name = "model.safetensors")]
+    out: PathBuf,
+    /// Largest k tried by --k auto: min(20, sqrt(n)) [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    k_max: Option<usize>,
+    /// auto: every size setting derived from the data; or the paper's cifar10 | imagenet settings
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = parse_preset)]
+    preset: String,
+    /// Optimiser steps [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Minibatch size [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// Hidden width of the head [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    hidden: Option<usize>,
+    /// Output dimension of the head [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    zdim: Option<usize>,
+    /// Sinkhorn temperature η [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "F")]
+    eta: Option<f64>,
+    /// Warm-up steps [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "N")]
+    warmup: Option<usize>,
+    /// Learning rate of both parameter groups [default: automatic, see README 'Defaults']
+    #[arg(long, value_name = "F")]
+    lr: Option<f64>,
+    /// Seed of the fit
+    #[arg(long, value_name = "N", default_value_t = FitParams::default().seed)]
+    seed: u64,
+    /// Train N heads (seeds seed..seed+N-1) and keep the one whose partition codes the input shortest (N
+    /// times the training time)
+    #[arg(long, value_name = "N", default_value_t = FitParams::default().head_restarts)]
+    head_restarts: usize,
+    /// k-means++ runs whose consensus partition competes with the head's by coding length; the winner is
+    /// refined on the neighbour graph and labels by rule neighbors-x (0 = the head's partition and
+    /// --assign-rule only) [default: 30; 0 with --preset cifar10 or imagenet]
+    #[arg(long, value_name = "N")]
+    consensus_runs: Option<usize>,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// Π from Z instead of a separate cluster head
+    #[arg(long)]
+    single_head: bool,
+    /// Skip the L2 normalisation of the input rows (the default of --preset auto normalises)
+    #[arg(long, overrides_with = "normalize_input")]
+    raw_input: bool,
+    /// L2-normalise the input rows (the default, except with --preset cifar10 or imagenet)
+    #[arg(long, overrides_with = "raw_input")]
+    normalize_input: bool,
+    /// The head's labelling rule with --consensus-runs 0: subspace | prototype-z | prototype-c | prototype-x |
+    /// neighbors-x
+    #[arg(long, value_name = "RULE", default_value = FitParams::default().assign_rule.name(), value_parser = parse_assign_rule)]
+    assign_rule: AssignRule,
+    /// Points of the fitted sample whose partition is computed
+    #[arg(long, value_name = "N", default_value_t = FitParams::default().spectral_sample)]
+    spectral_sample: usize,
+    /// How the fitted sample is partitioned: spectral | kmeans-z | kmeans-c
+    #[arg(long, value_name = "NAME", default_value = "spectral", value_parser = parse_sample_clustering)]
+    sample_clustering: SampleClustering,
+    /// No progress bars or log lines (the JSON curve of --k auto and errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut features, mut out, mut k) = (None, None, None);
-    let mut device = DeviceKind::Auto;
-    let mut edits: Vec<Box<dyn FnOnce(&mut FitParams)>> = Vec::new();
-    let mut preset = "auto".to_string();
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("features") => features = Some(path(&mut p)?),
-            Long("out") => out = Some(path(&mut p)?),
-            Long("k") | Short('k') => {
-                let v: String = value(&mut p, "k")?;
-                k = Some(if v == "auto" { 0 } else { v.parse::<usize>().map_err(|_| CliError::Usage(format!("--k: '{v}' is not a number or 'auto'")))? })
-            }
-            Long("k-max") => { let v = value(&mut p, "k-max")?; edits.push(Box::new(move |f| f.k_max = v)) }
-            Long("preset") => preset = value(&mut p, "preset")?,
-            Long("steps") => { let v = value(&mut p, "steps")?; edits.push(Box::new(move |f| f.steps = v)) }
-            Long("batch") => { let v = value(&mut p, "batch")?; edits.push(Box::new(move |f| f.batch = v)) }
-            Long("hidden") => { let v = value(&mut p, "hidden")?; edits.push(Box::new(move |f| f.hidden = v)) }
-            Long("zdim") => { let v = value(&mut p, "zdim")?; edits.push(Box::new(move |f| f.zdim = v)) }
-            Long("eta") => { let v = value(&mut p, "eta")?; edits.push(Box::new(move |f| f.eta = v)) }
-            Long("warmup") => { let v = value(&mut p, "warmup")?; edits.push(Box::new(move |f| f.warmup = v)) }
-            Long("lr") => { let v: f64 = value(&mut p, "lr")?; edits.push(Box::new(move |f| { f.lr = v; f.lr_cluster = v })) }
-            Long("head-restarts") => { let v = value(&mut p, "head-restarts")?; edits.push(Box::new(move |f| f.head_restarts = v)) }
-            Long("seed") => { let v = value(&mut p, "seed")?; edits.push(Box::new(move |f| f.seed = v)) }
-            Long("spectral-sample") => { let v = value(&mut p, "spectral-sample")?; edits.push(Box::new(move |f| f.spectral_sample = v)) }
-            Long("assign-rule") => { let v = AssignRule::parse(&value::<String>(&mut p, "assign-rule")?)?; edits.push(Box::new(move |f| f.assign_rule = v)) }
-            Long("sample-clustering") => { let v = SampleClustering::parse(&value::<String>(&mut p, "sample-clustering")?)?; edits.push(Box::new(move |f| f.sample_clustering = v)) }
-            Long("consensus-runs") => { let v = value(&mut p, "consensus-runs")?; edits.push(Box::new(move |f| f.kmeans_candidates = v)) }
-            Long("single-head") => edits.push(Box::new(|f| f.single_head = true)),
-            Long("normalize-input") => edits.push(Box::new(|f| f.normalize_input = true)),
-            Long("raw-input") => edits.push(Box::new(|f| f.normalize_input = false)),
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
+/// Runs `rateclust fit`.
+pub fn run(a: Args) -> CliResult {
+    let mut params = FitParams::preset(&a.preset)?;
+    params.k = a.k;
+    let set = |slot: &mut usize, v: Option<usize>| {
+        if let Some(v) = v {
+            *slot = v;
         }
+    };
+    set(&mut params.k_max, a.k_max);
+    set(&mut params.steps, a.steps);
+    set(&mut params.batch, a.batch);
+    set(&mut params.hidden, a.hidden);
+    set(&mut params.zdim, a.zdim);
+    set(&mut params.warmup, a.warmup);
+    set(&mut params.kmeans_candidates, a.consensus_runs);
+    if let Some(eta) = a.eta {
+        params.eta = eta;
     }
-    let features = required(features, "features")?;
-    let out = required(out, "out")?;
-    let mut params = FitParams::preset(&preset)?;
-    params.k = required(k, "k")?;
-    for e in edits {
-        e(&mut params);
+    if let Some(lr) = a.lr {
+        (params.lr, params.lr_cluster) = (lr, lr);
     }
+    // The presets keep these at the defaults shown by --help, so setting them always changes nothing else.
+    params.seed = a.seed;
+    params.head_restarts = a.head_restarts;
+    params.spectral_sample = a.spectral_sample;
+    params.assign_rule = a.assign_rule;
+    params.sample_clustering = a.sample_clustering;
+    if a.single_head {
+        params.single_head = true;
+    }
+    if a.raw_input {
+        params.normalize_input = false;
+    } else if a.normalize_input {
+        params.normalize_input = true;
+    }
+    let (features, out, device, quiet) = (a.features, a.out, a.device, a.quiet);
+    let log = |msg: String| {
+        if !quiet {
+            eprintln!("{msg}");
+        }
+    };
     let (x, n, dim) = read_features(&features)?;
     let dev = Device::open_default(device)?;
     params.validate(n, dim)?;
     let r = params.resolve(n);
     let k_text = if r.k == 0 { format!("auto (2..={})", r.k_max) } else { r.k.to_string() };
-    eprintln!(
+    log(format!(
         "fitting on {n}×{dim} features, k = {k_text}: {} steps of batch {} × {} head(s), hidden {}, d {}, η {}, lr {} on {}",
         r.steps,
         r.batch_for(n),
@@ -87,20 +146,20 @@ pub fn run(args: Vec<OsString>) -> CliResult {
         r.eta,
         r.lr,
         dev.describe()
-    );
+    ));
     let t0 = std::time::Instant::now();
-    let mut bar = Bar::new();
-    let mut stages = rateclust::progress::StageTimes::new(&mut bar);
+    let mut bar = progress(quiet);
+    let mut stages = rateclust::progress::StageTimes::new(bar.as_mut());
     let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut stages)?;
     stages.finish();
     let secs = t0.elapsed().as_secs_f64();
     let by_stage: Vec<String> = stages.times.iter().map(|(s, t)| format!("{s} {t:.2}")).collect();
     drop(bar);
-    eprintln!("time by stage (s): {}", by_stage.join(", "));
+    log(format!("time by stage (s): {}", by_stage.join(", ")));
     model.save(&out)?;
     if !model.restart_scores.is_empty() {
         let scores: Vec<String> = model.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
-        eprintln!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), model.chosen_restart);
+        log(format!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), model.chosen_restart));
     }
     if let Some(curve) = &model.k_curve {
         // The curve is for programs too: one JSON line on stdout, like `select-k`.
@@ -108,9 +167,9 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     }
     if let (Some(h), Some(c)) = (model.head_score, model.consensus_score) {
         let kept = if h < c * (1.0 - rateclust::cluster::model::HEAD_MARGIN) { "head" } else { "consensus" };
-        eprintln!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", model.params.assign_rule.name());
+        log(format!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", model.params.assign_rule.name()));
     }
     let last = model.losses.last().copied().unwrap_or(f64::NAN);
-    eprintln!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), model.k());
+    log(format!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), model.k()));
     Ok(())
 }

@@ -5,41 +5,51 @@
 //! vocabulary, never from the data set's own class names.
 
 use crate::common::*;
-use lexopt::prelude::*;
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::label::{default_vocabulary, label_clusters, prompts, LabelParams};
 use rateclust::DeviceKind;
-use std::ffi::OsString;
+use std::path::PathBuf;
 
-const HELP: &str = "rateclust label --model CLIP_DIR --features EMB.npy --labels L.npy [--vocab FILE]
-                [--template 'a photo of a {}.'] [--top 5] [--device auto|cpu|cuda[:N]]
-  EMB.npy: the images' CLIP embeddings (rateclust embed); L.npy: their clusters (rateclust assign).
-  Prints one JSON object per cluster: {\"cluster\", \"name\", \"caption\", \"score\", \"members\"}.";
+/// Name each cluster with CLIP text (CPP's self-labeling vote)
+///
+/// EMB.npy holds the images' CLIP embeddings (rateclust embed), L.npy their clusters (rateclust assign).
+/// Prints one JSON object per cluster on stdout: {"cluster", "name", "caption", "score", "members"}.
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// Hugging Face CLIP directory, or a Hub id (openai/clip-vit-base-patch32) downloaded once into the HF
+    /// cache; the model that embedded the images
+    #[arg(long, value_name = "DIR|ID")]
+    model: PathBuf,
+    /// The images' CLIP embeddings, n × d
+    #[arg(long, value_name = "EMB.npy")]
+    features: PathBuf,
+    /// Their clusters, n non-negative integers
+    #[arg(long, value_name = "L.npy")]
+    labels: PathBuf,
+    /// Candidate names, one per line [default: the ImageNet-1k class names]
+    #[arg(long, value_name = "FILE")]
+    vocab: Option<PathBuf>,
+    /// Caption template; {} stands for a name
+    #[arg(long, value_name = "T", default_value = "a photo of a {}.", allow_hyphen_values = true)]
+    template: String,
+    /// How many of each image's most probable captions receive its vote
+    #[arg(long, value_name = "N", default_value_t = LabelParams::default().top)]
+    top: usize,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// No progress bars or download messages (errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut model, mut features, mut labels, mut vocab) = (None, None, None, None);
-    let mut template = "a photo of a {}.".to_string();
-    let mut params = LabelParams::default();
-    let mut device = DeviceKind::Auto;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("model") => model = Some(path(&mut p)?),
-            Long("features") => features = Some(path(&mut p)?),
-            Long("labels") => labels = Some(path(&mut p)?),
-            Long("vocab") => vocab = Some(path(&mut p)?),
-            Long("template") => template = value(&mut p, "template")?,
-            Long("top") => params.top = value(&mut p, "top")?,
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let (emb, n, dim) = read_features(&required(features, "features")?)?;
-    let raw = read_labels(&required(labels, "labels")?)?;
+/// Runs `rateclust label`.
+pub fn run(args: Args) -> CliResult {
+    let Args { model, features, labels, vocab, template, top, device, quiet } = args;
+    let params = LabelParams { top, ..LabelParams::default() };
+    let (emb, n, dim) = read_features(&features)?;
+    let raw = read_labels(&labels)?;
     if raw.len() != n {
         return Err(usage(format!("--labels has {} entries but --features has {n} rows", raw.len())));
     }
@@ -64,8 +74,8 @@ pub fn run(args: Vec<OsString>) -> CliResult {
     let captions = prompts(&names, &template)?;
     let caption_refs: Vec<&str> = captions.iter().map(String::as_str).collect();
 
-    let clip = ClipModel::load_on(clip_dir(model, false)?, device)?;
-    let text = clip.embed_texts(&caption_refs, &EmbedOptions::default(), &mut Bar::new())?;
+    let clip = ClipModel::load_on(clip_dir(model, quiet)?, device)?;
+    let text = clip.embed_texts(&caption_refs, &EmbedOptions::default(), progress(quiet).as_mut())?;
     if text.len() != captions.len() * dim {
         return Err(usage(format!(
             "the CLIP model's text embeddings have {} dimensions but --features has {dim}",

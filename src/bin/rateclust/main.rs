@@ -1,7 +1,9 @@
 //! `rateclust`: the command-line front end of the library.
 //!
-//! Subcommands (one file each): `embed`, `fit`, `assign`, `select-k`, `recluster`, `label`, `eval`, `synth`. Every failure prints
-//! `error: <message>` on stderr and exits with a non-zero code (2 for usage errors, 1 otherwise).
+//! One clap derive `Args` struct per subcommand (one file each); their doc comments are the help text, so the
+//! options, their defaults and their help have one source. Exit codes: 0 on success and for `--help` /
+//! `--version`; 2 for every usage error (unknown option or command, missing option, unparsable value; clap's
+//! message names the option); 1 when the library fails, printing `error: <message>` on stderr.
 
 mod assign;
 mod cluster;
@@ -15,54 +17,50 @@ mod recluster;
 mod select_k;
 mod synth;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: rateclust <command> [options]
+const AFTER_HELP: &str = "\
+.npy inputs: float16/32/64 (features) or int32/64 (labels), C order. --device auto|cpu|cuda[:N]: auto uses
+CUDA when usable and otherwise the CPU. Run `rateclust <command> --help` for a command's options.";
 
-commands:
-  cluster   IMAGES_DIR --model CLIP_DIR --out OUT_DIR [--k K|auto --vocab FILE --device D --quiet]
-            (the whole job: embed, fit, label, name; writes assignments.csv, clusters.json, report.html)
-  embed     --model CLIP_DIR (--images DIR_OR_LIST | --texts FILE) --out X.npy   (CLIP embeddings)
-  fit       --features X.npy --k K|auto --out model.safetensors [--k-max N --preset NAME --steps N
-            --batch N --hidden N --zdim N --eta F --warmup N --lr F --seed N --head-restarts N
-            --consensus-runs N --device auto|cpu|cuda[:N] --single-head --raw-input --assign-rule RULE
-            --spectral-sample N]   (sizes, schedule, η and lr automatic unless given)
-  assign    --model M.safetensors --features X.npy --out labels.npy [--confidence conf.npy]
-  select-k  --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
-  recluster --model M.safetensors --features X.npy --k K --out M2.safetensors   (new k, no retraining)
-  label     --model CLIP_DIR --features EMB.npy --labels L.npy [--vocab FILE --template T --top N]
-            (name each cluster with CLIP text: CPP's self-labeling vote)
-  eval      --pred labels.npy --truth truth.npy
-  synth     --out X.npy --labels-out y.npy [--n 2000 --dim 64 --k 5 --rank 4 --noise 0.05 --seed 1]
+/// Image clustering by rate reduction (CPP) on CLIP features.
+#[derive(Parser)]
+#[command(name = "rateclust", version, after_help = AFTER_HELP, subcommand_required = true, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-.npy inputs: float16/32/64 (features) or int32/64 (labels), C order. Run `rateclust <command> --help` for details.";
+#[derive(Subcommand)]
+enum Command {
+    Cluster(cluster::Args),
+    Embed(embed::Args),
+    Fit(fit::Args),
+    Assign(assign::Args),
+    SelectK(select_k::Args),
+    Recluster(recluster::Args),
+    Label(label::Args),
+    Eval(eval::Args),
+    Synth(synth::Args),
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let Some(cmd) = args.next() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
     };
-    let rest: Vec<std::ffi::OsString> = args.collect();
-    let result = match cmd.to_string_lossy().as_ref() {
-        "embed" => embed::run(rest),
-        "fit" => fit::run(rest),
-        "cluster" => cluster::run(rest),
-        "assign" => assign::run(rest),
-        "select-k" => select_k::run(rest),
-        "eval" => eval::run(rest),
-        "recluster" => recluster::run(rest),
-        "label" => label::run(rest),
-        "synth" => synth::run(rest),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        "-V" | "--version" => {
-            println!("rateclust {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        other => Err(common::CliError::Usage(format!("unknown command '{other}'\n\n{USAGE}"))),
+    let result = match cli.command {
+        Command::Cluster(a) => cluster::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Fit(a) => fit::run(a),
+        Command::Assign(a) => assign::run(a),
+        Command::SelectK(a) => select_k::run(a),
+        Command::Recluster(a) => recluster::run(a),
+        Command::Label(a) => label::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Synth(a) => synth::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,4 +73,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Prints clap's help, version or usage error and returns its exit code (0 for help and version, 2 for usage
+/// errors). An unknown command keeps the message it always had, "unknown command 'NAME'".
+fn clap_exit(e: clap::Error) -> ExitCode {
+    let e = match (e.kind(), e.get(ContextKind::InvalidSubcommand)) {
+        (ErrorKind::InvalidSubcommand, Some(ContextValue::String(name))) => {
+            let mut msg = format!("unknown command '{name}'");
+            if let Some(ContextValue::Strings(similar)) = e.get(ContextKind::SuggestedSubcommand) {
+                msg += &format!(" (did you mean '{}'?)", similar.join("' or '"));
+            }
+            Cli::command().error(ErrorKind::InvalidSubcommand, msg)
+        }
+        _ => e,
+    };
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

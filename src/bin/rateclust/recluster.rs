@@ -2,38 +2,47 @@
 //! chose) from the features, without retraining the head.
 
 use crate::common::*;
-use lexopt::prelude::*;
 use rateclust::cluster::model::Clusterer;
 use rateclust::{Device, DeviceKind};
-use std::ffi::OsString;
+use std::path::PathBuf;
 
-const HELP: &str = "rateclust recluster --model M.safetensors --features X.npy --k K --out M2.safetensors [--device D]";
+/// Re-derive a fitted model's clusters for another k, without retraining the head
+///
+/// For example the k that select-k chose. The features are the ones the model was fitted on (or more of the
+/// same kind).
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// The fitted clusterer (rateclust fit)
+    #[arg(long, value_name = "M.safetensors")]
+    model: PathBuf,
+    /// Feature matrix, n × dim, dim the model's input dimension
+    #[arg(long, value_name = "X.npy")]
+    features: PathBuf,
+    /// The new number of clusters
+    #[arg(short, long, value_name = "K")]
+    k: usize,
+    /// Where the re-clustered model is saved
+    #[arg(long, value_name = "M2.safetensors")]
+    out: PathBuf,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// No progress bars or log lines (errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut model, mut features, mut k, mut out) = (None, None, None, None);
-    let mut device = DeviceKind::Auto;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("model") => model = Some(path(&mut p)?),
-            Long("features") => features = Some(path(&mut p)?),
-            Long("k") | Short('k') => k = Some(value::<usize>(&mut p, "k")?),
-            Long("out") => out = Some(path(&mut p)?),
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let mut model = Clusterer::load(&required(model, "model")?)?;
-    let features = required(features, "features")?;
-    let (k, out) = (required(k, "k")?, required(out, "out")?);
+/// Runs `rateclust recluster`.
+pub fn run(args: Args) -> CliResult {
+    let Args { model, features, k, out, device, quiet } = args;
+    let mut model = Clusterer::load(&model)?;
     let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open_default(device)?;
-    model.set_k(&x, n, k, &dev, &mut Bar::new())?;
+    model.set_k(&x, n, k, &dev, progress(quiet).as_mut())?;
     model.save(&out)?;
-    eprintln!("saved {} (k = {})", out.display(), model.k());
+    if !quiet {
+        eprintln!("saved {} (k = {})", out.display(), model.k());
+    }
     Ok(())
 }

@@ -1,44 +1,41 @@
 //! `rateclust select-k`: the coding-length curve over candidate k, and its minimiser, as JSON on stdout.
 
 use crate::common::*;
-use lexopt::prelude::*;
 use rateclust::cluster::model::Clusterer;
 use rateclust::{Device, DeviceKind};
-use std::ffi::OsString;
+use std::path::PathBuf;
 
-const HELP: &str = "rateclust select-k --model M.safetensors --features X.npy --candidates 5,8,10 [--device D]
-  prints {\"candidates\": [...], \"coding_length\": [...], \"best_k\": K}";
+/// The coding-length curve over candidate k and its minimiser, as JSON
+///
+/// Prints {"candidates": [...], "coding_length": [...], "best_k": K} on stdout, one line; recluster then
+/// applies the chosen k.
+#[derive(clap::Args)]
+#[command(args_override_self = true, allow_negative_numbers = true)]
+pub struct Args {
+    /// The fitted clusterer (rateclust fit)
+    #[arg(long, value_name = "M.safetensors")]
+    model: PathBuf,
+    /// Feature matrix, n × dim, dim the model's input dimension
+    #[arg(long, value_name = "X.npy")]
+    features: PathBuf,
+    /// Candidate numbers of clusters, comma-separated (e.g. 5,8,10)
+    #[arg(long, value_name = "K,K,...", value_parser = parse_candidates)]
+    candidates: Candidates,
+    /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
+    /// No progress bars (the JSON result and errors are still printed)
+    #[arg(long)]
+    quiet: bool,
+}
 
-pub fn run(args: Vec<OsString>) -> CliResult {
-    let mut p = parser(args);
-    let (mut model, mut features, mut cands) = (None, None, None);
-    let mut device = DeviceKind::Auto;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("model") => model = Some(path(&mut p)?),
-            Long("features") => features = Some(path(&mut p)?),
-            Long("candidates") => {
-                let s: String = value(&mut p, "candidates")?;
-                let v = s
-                    .split(',')
-                    .map(|t| t.trim().parse::<usize>().map_err(|_| usage(format!("--candidates: '{t}' is not a number"))))
-                    .collect::<CliResult<Vec<_>>>()?;
-                cands = Some(v);
-            }
-            Long("device") => device = DeviceKind::parse_with_ordinal(&value::<String>(&mut p, "device")?)?,
-            Long("help") | Short('h') => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            _ => return Err(arg.unexpected().into()),
-        }
-    }
-    let model = Clusterer::load(&required(model, "model")?)?;
-    let features = required(features, "features")?;
-    let cands = required(cands, "candidates")?;
+/// Runs `rateclust select-k`.
+pub fn run(args: Args) -> CliResult {
+    let Args { model, features, candidates: Candidates(cands), device, quiet } = args;
+    let model = Clusterer::load(&model)?;
     let (x, n) = read_features_for(&model, &features)?;
     let dev = Device::open_default(device)?;
-    let r = model.select_k(&x, n, &cands, &dev, &mut Bar::new())?;
+    let r = model.select_k(&x, n, &cands, &dev, progress(quiet).as_mut())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| rateclust::Error::Internal(e.to_string()))?);
     Ok(())
 }
