@@ -19,7 +19,7 @@
 #include <stdbool.h>
 
 /** Incremented on any incompatible change to this API; compare with rateclust_abi_version() at run time. */
-#define RATECLUST_ABI_VERSION 1
+#define RATECLUST_ABI_VERSION 2
 
 /** The version this header belongs to, for compile-time checks (`#if RATECLUST_VERSION_MINOR >= 1`);
  *  rateclust_version() gives the loaded library's. Kept equal to Cargo.toml's by a test. */
@@ -253,6 +253,13 @@ typedef struct {
    * Passed to `progress` unchanged.
    */
   void *progress_user_data;
+  /**
+   * Largest image decoded or frame accepted, in pixels (default 178956970, Pillow's decompression-bomb
+   * limit; 0 also means the default). An encoded image whose header claims more fails with
+   * `RATECLUST_STATUS_FORMAT`, a larger frame with `RATECLUST_STATUS_INVALID_ARGUMENT`, before any pixel
+   * is allocated; a decoded image takes 3 bytes per pixel. Added in ABI version 2.
+   */
+  uint64_t max_image_pixels;
 } rateclust_embed_params;
 
 /**

@@ -25,7 +25,7 @@ pub use device::{Device, DeviceKind};
 pub use error::{Error, Result, Status};
 
 /// Incremented on any incompatible change to the C ABI.
-pub const RATECLUST_ABI_VERSION: u32 = 1;
+pub const RATECLUST_ABI_VERSION: u32 = 2;
 
 /// The header cbindgen generated from this build's sources (compared with the committed
 /// `include/rateclust.h` by the test suite, so a stale header fails CI).

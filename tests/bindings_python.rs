@@ -42,7 +42,7 @@ for s in (r.FitParamsC, r.EmbedParamsC, r.FrameC, r.LabelParamsC):
             exact_sinkhorn_gradient, batch, steps, warmup, head_restarts, lr, lr_cluster, momentum, weight_decay,
             weight_decay_cluster, seed, single_head, normalize_input, spectral_sample, kmeans_restarts,
             assign_rule, subspace_rank, sample_clustering, kmeans_candidates),
-        rust_layout!(rateclust_embed_params; normalize, pooled, batch_size, progress, progress_user_data),
+        rust_layout!(rateclust_embed_params; normalize, pooled, batch_size, progress, progress_user_data, max_image_pixels),
         rust_layout!(rateclust_frame; data, width, height, stride_bytes, format),
         rust_layout!(rateclust_label_params; logit_scale, top),
     ];

@@ -250,6 +250,8 @@ struct EmbedOptions {
     bool normalize = true;
     bool pooled = false;
     uint32_t batch_size = 32;
+    /// Largest decoded image or frame in pixels; 0 = the library's default (Pillow's bomb limit).
+    uint64_t max_image_pixels = 0;
     std::function<bool(const std::string& stage, uint64_t done, uint64_t total)> progress;
 };
 
@@ -324,6 +326,7 @@ private:
         p.normalize = opt.normalize;
         p.pooled = opt.pooled;
         p.batch_size = opt.batch_size;
+        if (opt.max_image_pixels != 0) p.max_image_pixels = opt.max_image_pixels;
         // The embed callback has the same shape as rateclust_progress_fn, with an int32_t result.
         detail::ProgressBridge bridge{&opt.progress, nullptr};
         if (opt.progress) {

@@ -16,7 +16,7 @@ from ctypes import (POINTER, Structure, c_bool, c_char_p, c_double, c_float, c_i
                     c_uint8, c_uint32, c_uint64, c_void_p)
 
 #: RATECLUST_ABI_VERSION of the header these declarations mirror.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_uint64, c_uint64)
 
@@ -39,7 +39,7 @@ class FitParamsC(Structure):
 class EmbedParamsC(Structure):
     """rateclust_embed_params."""
     _fields_ = [("normalize", c_bool), ("pooled", c_bool), ("batch_size", c_uint32),
-                ("progress", PROGRESS_FN), ("progress_user_data", c_void_p)]
+                ("progress", PROGRESS_FN), ("progress_user_data", c_void_p), ("max_image_pixels", c_uint64)]
 
 
 class FrameC(Structure):

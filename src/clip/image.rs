@@ -104,31 +104,44 @@ impl PixelFormat {
 /// nothing legitimate is lost, and a 51 KB PNG claiming 100,000 × 100,000 no longer asks for 30 GB.
 pub const MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
 
-/// An error naming the size when a `w`×`h` header exceeds [`MAX_IMAGE_PIXELS`] or is empty.
-pub fn check_pixel_count(w: u64, h: u64) -> Result<()> {
+/// An error naming the size when a `w`×`h` header exceeds `max_pixels` (the caller's decode budget,
+/// [`MAX_IMAGE_PIXELS`] by default) or is empty.
+pub fn check_pixel_count(w: u64, h: u64, max_pixels: u64) -> Result<()> {
     if w == 0 || h == 0 {
         return Err(Error::Format(format!("image header claims an empty image ({w}×{h})")));
     }
-    if w.saturating_mul(h) > MAX_IMAGE_PIXELS {
+    if w.saturating_mul(h) > max_pixels {
         return Err(Error::Format(format!(
-            "image header claims {w}×{h} = {} pixels, more than the limit of {MAX_IMAGE_PIXELS} (a possible decompression bomb)",
+            "image header claims {w}×{h} = {} pixels, more than the limit of {max_pixels} (a possible decompression bomb)",
             w.saturating_mul(h)
         )));
     }
     Ok(())
 }
 
-/// Decodes a JPEG, PNG or WebP file (format sniffed from the content, not the extension).
+/// Decodes a JPEG, PNG or WebP file (format sniffed from the content, not the extension), up to
+/// [`MAX_IMAGE_PIXELS`].
 pub fn decode_file(path: &Path) -> Result<RgbImage8> {
+    decode_file_within(path, MAX_IMAGE_PIXELS)
+}
+
+/// [`decode_file`] with the caller's pixel budget: a header claiming more than `max_pixels` pixels is a
+/// format error, raised before any pixel is allocated.
+pub fn decode_file_within(path: &Path, max_pixels: u64) -> Result<RgbImage8> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_bytes(&bytes).map_err(|e| match e {
+    decode_bytes_within(&bytes, max_pixels).map_err(|e| match e {
         Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
         other => other,
     })
 }
 
-/// Decodes an in-memory JPEG, PNG or WebP image.
+/// Decodes an in-memory JPEG, PNG or WebP image, up to [`MAX_IMAGE_PIXELS`].
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
+    decode_bytes_within(bytes, MAX_IMAGE_PIXELS)
+}
+
+/// [`decode_bytes`] with the caller's pixel budget (see [`decode_file_within`]).
+pub fn decode_bytes_within(bytes: &[u8], max_pixels: u64) -> Result<RgbImage8> {
     if bytes.is_empty() {
         return Err(invalid_arg!("encoded image is empty (0 bytes)"));
     }
@@ -148,7 +161,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
     let mut decoder = reader.into_decoder().map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
     // Before any pixel is allocated: a small file can claim a huge image (a decompression bomb).
     let (w, h) = decoder.dimensions();
-    check_pixel_count(w as u64, h as u64)?;
+    check_pixel_count(w as u64, h as u64, max_pixels)?;
     if is_jpeg {
         check_jpeg_size_plausible(bytes, w as u64, h as u64)?;
     }
@@ -156,7 +169,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage8> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
     // not implement (CMYK, arithmetic coding, 12-bit).
-    let rgb = match if is_jpeg { super::jpeg::decode(bytes)? } else { None } {
+    let rgb = match if is_jpeg { super::jpeg::decode(bytes, max_pixels)? } else { None } {
         Some(rgb) => rgb,
         None => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;
@@ -376,8 +389,10 @@ mod bomb_tests {
         assert!(e.to_string().contains("decompression bomb"), "{e}");
         let ok = decode_bytes(&png(16, 8, 8)).unwrap();
         assert_eq!((ok.width, ok.height), (16, 8));
-        assert!(check_pixel_count(13_377, 13_377).is_ok());
-        assert!(check_pixel_count(13_378, 13_378).is_err());
+        assert!(check_pixel_count(13_377, 13_377, MAX_IMAGE_PIXELS).is_ok());
+        assert!(check_pixel_count(13_378, 13_378, MAX_IMAGE_PIXELS).is_err());
+        assert!(check_pixel_count(100, 100, 9_999).is_err());
+        assert!(check_pixel_count(100, 100, 10_000).is_ok());
     }
 
     /// A real 64×48 JPEG whose frame header is patched to claim 10,000 × 10,000 (under the pixel limit) is refused as implausible

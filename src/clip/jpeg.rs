@@ -228,8 +228,9 @@ struct Frame {
     comps: Vec<Component>,
 }
 
-/// Decodes `data` like libjpeg-turbo; `Ok(None)` when a feature is outside this decoder.
-pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
+/// Decodes `data` like libjpeg-turbo; `Ok(None)` when a feature is outside this decoder. A frame of more
+/// than `max_pixels` pixels is an error, raised before its planes are allocated.
+pub fn decode(data: &[u8], max_pixels: u64) -> Result<Option<RgbImage8>> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return Err(fmt_err("missing start-of-image marker"));
     }
@@ -274,7 +275,7 @@ pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
                 if frame.is_some() {
                     return Err(fmt_err("more than one frame"));
                 }
-                match parse_frame(seg, marker == 0xC2)? {
+                match parse_frame(seg, marker == 0xC2, max_pixels)? {
                     Some(f) => frame = Some(f),
                     None => return Ok(None),
                 }
@@ -310,7 +311,7 @@ pub fn decode(data: &[u8]) -> Result<Option<RgbImage8>> {
     finish(f, space).map(Some)
 }
 
-fn parse_frame(seg: &[u8], progressive: bool) -> Result<Option<Frame>> {
+fn parse_frame(seg: &[u8], progressive: bool, max_pixels: u64) -> Result<Option<Frame>> {
     if seg.len() < 6 {
         return Err(fmt_err("short frame header"));
     }
@@ -323,9 +324,9 @@ fn parse_frame(seg: &[u8], progressive: bool) -> Result<Option<Frame>> {
     if width == 0 || height == 0 {
         return Err(fmt_err(format!("image size {width}×{height} (DNL-defined heights are not supported)")));
     }
-    // Pillow's decompression-bomb limit (2 × MAX_IMAGE_PIXELS): refuse before allocating.
-    if width * height > 178_956_970 {
-        return Err(fmt_err(format!("image size {width}×{height} exceeds the 179-megapixel limit")));
+    // The caller's pixel budget (Pillow's decompression-bomb limit by default): refuse before allocating.
+    if (width * height) as u64 > max_pixels {
+        return Err(fmt_err(format!("image size {width}×{height} exceeds the limit of {max_pixels} pixels")));
     }
     if !(n == 1 || n == 3 || n == 4) {
         return Ok(None); // two-channel and other oddities

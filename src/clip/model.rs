@@ -72,11 +72,15 @@ pub struct EmbedOptions {
     pub pooled: bool,
     /// Items per forward pass (bounds memory; larger batches make bigger, faster matrix products).
     pub batch_size: usize,
+    /// Largest image decoded or frame accepted, in pixels: a header claiming more is a format error raised
+    /// before any pixel is allocated (a decoded image takes 3 bytes per pixel). Default
+    /// [`MAX_IMAGE_PIXELS`](super::image::MAX_IMAGE_PIXELS), Pillow's decompression-bomb limit.
+    pub max_image_pixels: u64,
 }
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { normalize: true, pooled: false, batch_size: 32 }
+        EmbedOptions { normalize: true, pooled: false, batch_size: 32, max_image_pixels: super::image::MAX_IMAGE_PIXELS }
     }
 }
 
@@ -410,7 +414,12 @@ impl ClipModel {
 
     /// Embeddings of image files (JPEG, PNG, WebP), decoded a batch at a time so that memory stays bounded.
     pub fn embed_image_files(&self, paths: &[std::path::PathBuf], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
-        self.embed_image_source(paths.len(), |i| super::image::decode_file(&paths[i]).map(std::borrow::Cow::Owned), opts, progress)
+        self.embed_image_source(
+            paths.len(),
+            |i| super::image::decode_file_within(&paths[i], opts.max_image_pixels).map(std::borrow::Cow::Owned),
+            opts,
+            progress,
+        )
     }
 
     /// Embeddings of `n` images produced on demand by `load(i)` (decode + preprocess run in parallel,

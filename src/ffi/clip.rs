@@ -3,7 +3,7 @@
 #![allow(non_camel_case_types)] // C names
 
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
-use crate::clip::image::{decode_bytes, from_raw, PixelFormat};
+use crate::clip::image::{decode_bytes_within, from_raw, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result, Status};
 use crate::invalid_arg;
@@ -36,6 +36,11 @@ pub struct rateclust_embed_params {
     pub progress: rateclust_progress_fn,
     /// Passed to `progress` unchanged.
     pub progress_user_data: *mut c_void,
+    /// Largest image decoded or frame accepted, in pixels (default 178956970, Pillow's decompression-bomb
+    /// limit; 0 also means the default). An encoded image whose header claims more fails with
+    /// `RATECLUST_STATUS_FORMAT`, a larger frame with `RATECLUST_STATUS_INVALID_ARGUMENT`, before any pixel
+    /// is allocated; a decoded image takes 3 bytes per pixel. Added in ABI version 2.
+    pub max_image_pixels: u64,
 }
 
 /// A raw frame as media pipelines hand it over: `height` rows `stride_bytes` apart, pixels in `format`
@@ -60,6 +65,7 @@ pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
         batch_size: d.batch_size as u32,
         progress: None,
         progress_user_data: std::ptr::null_mut(),
+        max_image_pixels: d.max_image_pixels,
     }
 }
 
@@ -175,7 +181,7 @@ pub extern "C" fn rateclust_embed_images_encoded(
         embed_into(m, true, n, params, out, out_len, |opts, progress| {
             m.embed_image_source(
                 n,
-                |i| decode_bytes(blobs[i]).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
+                |i| decode_bytes_within(blobs[i], opts.max_image_pixels).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
                 opts,
                 progress,
             )
@@ -219,6 +225,9 @@ pub extern "C" fn rateclust_embed_frames(
                 n,
                 |i| {
                     let &(data, w, h, stride, format) = &views[i];
+                    if (w as u64) * (h as u64) > opts.max_image_pixels {
+                        return Err(invalid_arg!("frames[{i}]: {w}×{h} pixels exceed params.max_image_pixels ({})", opts.max_image_pixels));
+                    }
                     from_raw(data, w, h, stride, format)
                         .map(Cow::Owned)
                         .map_err(|e| about(e, &format!("frames[{i}]")))
@@ -290,7 +299,12 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
         return Err(invalid_arg!("params.batch_size must be positive"));
     }
     Ok((
-        EmbedOptions { normalize: p.normalize.get(), pooled: p.pooled.get(), batch_size: p.batch_size as usize },
+        EmbedOptions {
+            normalize: p.normalize.get(),
+            pooled: p.pooled.get(),
+            batch_size: p.batch_size as usize,
+            max_image_pixels: if p.max_image_pixels == 0 { MAX_IMAGE_PIXELS } else { p.max_image_pixels },
+        },
         CProgress { f: p.progress, user_data: p.progress_user_data },
     ))
 }
@@ -366,6 +380,41 @@ mod tests {
         assert_eq!(rateclust_embed_texts(model, &text.as_ptr(), 1, &params, out.as_mut_ptr(), out.len()), Status::Ok);
         let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        rateclust_model_free(model);
+    }
+
+    /// `max_image_pixels` bounds what an embed call decodes: an encoded image over it is a format error and a
+    /// frame over it an invalid argument, each naming the limit; 0 means the default, under which both work.
+    #[test]
+    fn max_image_pixels_bounds_encoded_images_and_frames() {
+        let dir = CString::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_model/tiny")).unwrap();
+        let mut model = std::ptr::null_mut();
+        assert_eq!(rateclust_model_load(dir.as_ptr(), crate::DeviceKind::Cpu as u32, &mut model), Status::Ok);
+        let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_model/image.png")).unwrap();
+        let (w, h) = image::image_dimensions(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_model/image.png")).unwrap();
+        let rgb = vec![128u8; (w * h * 3) as usize];
+        let frame = rateclust_frame { data: rgb.as_ptr(), width: w, height: h, stride_bytes: w as usize * 3, format: PixelFormat::Rgb8 as u32 };
+        let mut params = rateclust_embed_default_params();
+        assert_eq!(params.max_image_pixels, MAX_IMAGE_PIXELS);
+        let mut dim = 0usize;
+        assert_eq!(rateclust_model_output_dim(model, CBool(1), &params, &mut dim), Status::Ok);
+        let mut out = vec![0.0f32; dim];
+        let (data, size) = (png.as_ptr(), png.len());
+        for (limit, encoded, frames) in [
+            (0, Status::Ok, Status::Ok),
+            (w as u64 * h as u64, Status::Ok, Status::Ok),
+            (w as u64 * h as u64 - 1, Status::Format, Status::InvalidArgument),
+        ] {
+            params.max_image_pixels = limit;
+            let got = rateclust_embed_images_encoded(model, &data, &size, 1, &params, out.as_mut_ptr(), out.len());
+            assert_eq!(got, encoded, "encoded image, limit {limit}");
+            let got = rateclust_embed_frames(model, &frame, 1, &params, out.as_mut_ptr(), out.len());
+            assert_eq!(got, frames, "frame, limit {limit}");
+            if got != Status::Ok {
+                let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::rateclust_last_error()) }.to_string_lossy().into_owned();
+                assert!(msg.contains(&limit.to_string()), "{msg}");
+            }
+        }
         rateclust_model_free(model);
     }
 }
