@@ -111,3 +111,33 @@ fn bad_input_is_a_clear_error() {
     assert!(kmeans(&x, 10, 2, &KMeansParams { k: 2, n_init: 0, ..Default::default() }).is_err());
     assert!(kmeans(&x, 10, 2, &KMeansParams { k: 2, tol: f64::NAN, ..Default::default() }).is_err());
 }
+
+/// A cancel asked for while k-means runs its restarts ends the call with `Cancelled` within a second
+/// (the hardening contract for every long loop), and a check that never cancels changes nothing.
+#[test]
+fn kmeans_restarts_hear_a_cancel_within_a_second() {
+    use rateclust::cluster::kmeans::kmeans_cancellable;
+    let (n, d, k) = (20_000, 32, 20);
+    let mut rng = rateclust::rng::Rng::new(5);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let params = KMeansParams { k, n_init: 1000, max_iter: 300, tol: 0.0, seed: 1 };
+    let start = std::time::Instant::now();
+    let cancel_at = std::time::Duration::from_millis(300);
+    let mut checks = 0usize;
+    let err = kmeans_cancellable(&x, n, d, &params, &mut || {
+        checks += 1;
+        if start.elapsed() > cancel_at {
+            Err(rateclust::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_err();
+    let late = start.elapsed().saturating_sub(cancel_at);
+    assert_eq!(err.status(), Status::Cancelled, "{err}");
+    assert!(late < std::time::Duration::from_secs(1), "cancel heard {late:?} late ({checks} checks)");
+
+    let small = KMeansParams { n_init: 2, ..params };
+    let (x, n) = (&x[..500 * d], 500);
+    assert_eq!(kmeans_cancellable(x, n, d, &small, &mut || Ok(())).unwrap(), kmeans(x, n, d, &small).unwrap());
+}

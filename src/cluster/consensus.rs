@@ -13,7 +13,7 @@
 //! Measured on the Fashion-MNIST train subsets of tools/eval (docs/defaults.md): the consensus of 30 runs
 //! gives the same partition from every seed (dev: ACC 0.716–0.717 where k-means++ ×10 keeps 0.644).
 
-use super::kmeans::{kmeans, KMeansParams};
+use super::kmeans::{kmeans_cancellable, KMeansParams};
 use crate::error::Result;
 use crate::linalg::eigh::eigh;
 use crate::progress::{report, Progress};
@@ -48,14 +48,16 @@ pub fn consensus_partition(p: &[f32], m: usize, d: usize, k: usize, runs: usize,
     let mut member = vec![0usize; m * runs];
     report(progress, "consensus", 0, runs as u64 + 1)?;
     for r in 0..runs {
-        let labels = kmeans(p, m, d, &KMeansParams { k, n_init: 1, seed: seeds.next_u64(), ..Default::default() })?.labels;
+        let params = KMeansParams { k, n_init: 1, seed: seeds.next_u64(), ..Default::default() };
+        let labels = kmeans_cancellable(p, m, d, &params, &mut || report(progress, "consensus", r as u64, runs as u64 + 1))?.labels;
         for (i, &l) in labels.iter().enumerate() {
             member[i * runs + r] = r * k + l;
         }
         report(progress, "consensus", r as u64 + 1, runs as u64 + 1)?;
     }
     let embedding = coassociation_embedding(&member, m, runs, k)?;
-    let labels = kmeans(&embedding, m, k, &KMeansParams { k, n_init: 10, seed, ..Default::default() })?.labels;
+    let params = KMeansParams { k, n_init: 10, seed, ..Default::default() };
+    let labels = kmeans_cancellable(&embedding, m, k, &params, &mut || report(progress, "consensus", runs as u64, runs as u64 + 1))?.labels;
     report(progress, "consensus", runs as u64 + 1, runs as u64 + 1)?;
     Ok(labels)
 }

@@ -7,12 +7,12 @@ use super::assign::{AssignModel, InputSpaceModel};
 use super::consensus::{consensus_partition, runs_for, CONSENSUS_REPLICATES};
 use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
-use super::kmeans::{kmeans, KMeansParams};
+use super::kmeans::{kmeans_cancellable, KMeansParams};
 use super::neighbors::{self, NEIGHBORS, REFINE_ROUNDS};
 use super::params::{AssignRule, FitParams, SampleClustering};
 use super::restart_select::{PartitionScorer, SCORE_SAMPLE};
 use super::select_k::SelectK;
-use super::spectral::spectral_clustering;
+use super::spectral::spectral_clustering_cancellable;
 use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
 use crate::error::{check_finite, Result};
@@ -237,12 +237,13 @@ impl Clusterer {
             SampleClustering::SpectralPi => {
                 let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
                 report(progress, "cluster", 1, 3)?;
-                spectral_clustering(&aff, m, k, self.params.kmeans_restarts, self.params.seed)?
+                // The k-means restarts re-send this report, so a cancel is heard between them.
+                spectral_clustering_cancellable(&aff, m, k, self.params.kmeans_restarts, self.params.seed, &mut || report(progress, "cluster", 1, 3))?
             }
             rule => {
                 let e = if rule == SampleClustering::KMeansC && !c.is_empty() { &c } else { &z };
                 let km = KMeansParams { k, n_init: self.params.kmeans_restarts, seed: self.params.seed, ..Default::default() };
-                kmeans(e, m, d, &km)?.labels
+                kmeans_cancellable(e, m, d, &km, &mut || report(progress, "cluster", 1, 3))?.labels
             }
         };
         report(progress, "cluster", 2, 3)?;

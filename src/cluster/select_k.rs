@@ -18,7 +18,7 @@
 use super::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
 use super::coding_refine::{merge_cheapest_pair, refine_by_coding_length, MAX_ROUNDS};
 use super::restart_select::PartitionScorer;
-use super::spectral::spectral_clustering;
+use super::spectral::spectral_clustering_cancellable;
 use crate::device::Device;
 use crate::error::Result;
 use crate::progress::{report, Progress};
@@ -74,7 +74,9 @@ impl Clusterer {
         let mut best: Vec<(f64, Vec<usize>)> = Vec::with_capacity(candidates.len());
         report(progress, "select-k", 0, candidates.len() as u64)?;
         for (i, &k) in candidates.iter().enumerate() {
-            let labels = spectral_clustering(&aff, m, k, self.params.kmeans_restarts, self.params.seed)?;
+            let labels = spectral_clustering_cancellable(&aff, m, k, self.params.kmeans_restarts, self.params.seed, &mut || {
+                report(progress, "select-k", i as u64, candidates.len() as u64)
+            })?;
             let refined = refine_by_coding_length(y, m, r, &labels, k, eps_sq, MAX_ROUNDS)?;
             let (a, b) = (scorer.score(&labels)?, scorer.score(&refined)?);
             best.push(if b <= a { (b, refined) } else { (a, labels) });

@@ -10,7 +10,7 @@
 //! costs up to 0.3–0.4 ACC at η ≤ 0.05 and is never better. (scikit-learn skips the row normalisation;
 //! we keep it, docs/design.md §1.)
 
-use super::kmeans::{kmeans, KMeansParams};
+use super::kmeans::{kmeans_cancellable, KMeansParams};
 use crate::error::{check_finite, Error, Result};
 use crate::invalid_arg;
 use crate::linalg::eigh::eigh_top_k;
@@ -22,10 +22,24 @@ const EIG_TOL: f64 = 1e-8;
 /// Cluster labels in 0..k for the n points of the n×n row-major nonnegative `affinity` (e.g. Π from
 /// Sinkhorn; it need not be symmetric; its diagonal is ignored). `n_init` k-means restarts, seeded by `seed`.
 pub fn spectral_clustering(affinity: &[f32], n: usize, k: usize, n_init: usize, seed: u64) -> Result<Vec<usize>> {
+    spectral_clustering_cancellable(affinity, n, k, n_init, seed, &mut || Ok(()))
+}
+
+/// [`spectral_clustering`] whose k-means restarts ask `check` whether to go on (see
+/// [`kmeans_cancellable`]).
+pub fn spectral_clustering_cancellable(
+    affinity: &[f32],
+    n: usize,
+    k: usize,
+    n_init: usize,
+    seed: u64,
+    check: &mut dyn FnMut() -> Result<()>,
+) -> Result<Vec<usize>> {
     let emb = spectral_embedding(affinity, n, k)?;
+    check()?;
     let emb32: Vec<f32> = emb.iter().map(|&v| v as f32).collect();
     let params = KMeansParams { k, n_init, seed, ..Default::default() };
-    Ok(kmeans(&emb32, n, k, &params)?.labels)
+    Ok(kmeans_cancellable(&emb32, n, k, &params, check)?.labels)
 }
 
 /// The row-normalised n×k spectral embedding (row-major, f64) that [`spectral_clustering`] clusters.
