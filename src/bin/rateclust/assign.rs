@@ -3,8 +3,7 @@
 use crate::common::*;
 use rateclust::cluster::model::Clusterer;
 use rateclust::io::npy::{write_npy_f32, write_npy_i64};
-use rateclust::DeviceKind;
-use rateclust::Device;
+use rateclust::{Device, DeviceKind};
 use std::path::PathBuf;
 
 /// Label every row of a feature matrix with a fitted clusterer

@@ -123,7 +123,7 @@ pub fn run(args: Args) -> CliResult {
         log(format!("skipped {} files that could not be decoded (listed in skipped.txt)", skipped.len()));
     }
     let n = kept.len();
-    let dim = if n == 0 { 0 } else { x.len() / n };
+    let dim = x.len().checked_div(n).unwrap_or(0);
     if n < 2.max(k) {
         return Err(rateclust::invalid_arg!("{n} of the {} images decode; clustering into k = {} needs at least {}", paths.len(), k.max(2), 2.max(k)).into());
     }
