@@ -21,6 +21,10 @@ fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
+# valgrind runs the C/C++ examples under memcheck (tests/sanitizers.rs).
+if ! command -v valgrind >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
 # Go runs the cgo binding example (tests/bindings_go.rs); python3 runs the ctypes one and is already here.
 if ! command -v go >/dev/null; then
   apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
