@@ -5,8 +5,10 @@
 //! Unlike the reference, the candidate vocabulary never comes from the dataset's own class names: the user
 //! supplies it, or the default ImageNet-1k vocabulary ([`vocabulary::default_vocabulary`]) is used.
 
+pub mod distinct;
 pub mod vocabulary;
 pub mod vote;
 
+pub use distinct::distinct_names;
 pub use vocabulary::{default_vocabulary, prompts};
 pub use vote::{label_clusters, ClusterName, LabelParams, RUNNERS_UP};

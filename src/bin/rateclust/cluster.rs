@@ -13,7 +13,7 @@ use rateclust::report::{write_report, ClusterSummary, Report};
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::FitParams;
-use rateclust::label::{default_vocabulary, label_clusters, prompts, LabelParams};
+use rateclust::label::{default_vocabulary, distinct_names, label_clusters, prompts, LabelParams};
 use rateclust::progress::{NoProgress, Progress};
 use rateclust::{Device, DeviceKind, Error};
 use std::path::{Path, PathBuf};
@@ -145,9 +145,11 @@ pub fn run(args: Args) -> CliResult {
     drop(bar_or_none);
 
     let central = central_members(&x, n, dim, &labels, k, CENTRAL);
+    // Two clusters may win the same caption; people see distinct names (label::distinct).
+    let shown = distinct_names(&named, &names);
     let clusters: Vec<ClusterSummary> = (0..k)
         .map(|j| ClusterSummary {
-            name: named[j].caption.map(|c| names[c].to_string()),
+            name: shown[j].clone(),
             score: named[j].score,
             size: named[j].members,
             runners_up: named[j].runners_up.iter().map(|&(c, s)| (names[c].to_string(), s)).collect(),
