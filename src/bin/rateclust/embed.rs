@@ -84,7 +84,9 @@ pub fn run(args: Args) -> CliResult {
                 eprintln!("skipped {} files that could not be decoded (listed in {})", skipped.len(), skipped_path.display());
             }
             if kept.is_empty() {
-                return Err(invalid_arg!("none of the {} images could be decoded", paths.len()).into());
+                // Say why, at least for the first one: with a single image that is the whole story.
+                let why = skipped.first().map(|(_, e)| format!(" (first: {e})")).unwrap_or_default();
+                return Err(invalid_arg!("none of the {} images could be decoded{why}", paths.len()).into());
             }
             let n = kept.len();
             (rows, n, true)
