@@ -96,6 +96,14 @@ fuzzstatus=${PIPESTATUS[0]}
 set -e
 [ "$fuzzstatus" -eq 0 ] || status=1
 
+# The hardening issue's hostile inputs against the release CLI under an 8 GB address-space limit (one
+# "test result:" line; a case that aborts, hangs or succeeds where it should fail fails the run).
+set +e
+python3 scripts/hostile_inputs.py --bin target/release/rateclust 2>&1 | tee -a "$log"
+hostilestatus=${PIPESTATUS[0]}
+set -e
+[ "$hostilestatus" -eq 0 ] || status=1
+
 # One closing line for the whole run (cargo's last summary is the doc-tests' and usually counts 0 tests).
 # Ignored tests (#[ignore]: not runnable here, or a target not met yet) count as skipped, never as passed.
 awk -v rts="$run_time_skips" '/^test result:/ { passed += $4; failed += $6; skipped += $8 } END { printf "%d passed, %d failed, %d skipped\n", passed - rts, failed, skipped + rts }' "$log"
