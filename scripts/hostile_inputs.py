@@ -138,6 +138,9 @@ def main():
     npy_f32(P("huge.npy"), [[1e20 * ((i * 7 + j) % 5 - 2) for j in range(8)] for i in range(300)])
     cases.append(("fit on features of magnitude 1e20", "fitted after the default L2 normalisation, or a clear error",
                   ["fit", "--features", P("huge.npy"), "--k", "3", "--out", P("huge.safetensors"), "--quiet"], lambda c: c in (0, 1)))
+    cases.append(("assign with that model on those features", "labels written (the model is not corrupt)",
+                  ["assign", "--model", P("huge.safetensors"), "--features", P("huge.npy"), "--out", P("huge_labels.npy"), "--quiet"],
+                  lambda c: c == 0))
     npy_i64(P("pred.npy"), list(range(100_000)))
     npy_i64(P("truth.npy"), [(i * 7) % 100_000 for i in range(100_000)])
     cases.append(("eval with 100k distinct labels", "scored without a dense 100k² table, or a clear error",
