@@ -27,6 +27,7 @@
 //! - K = |C Cᵀ|: `E = ∂loss/∂K ⊙ sign(C Cᵀ)`, `∂loss/∂C = (E + Eᵀ) C`.
 
 use super::{MlcOutput, Objective, RateParams, SinkhornGradient};
+use crate::device::cuda::nn::i32_of;
 use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::error::{check_finite, Error, Result};
 
@@ -57,10 +58,6 @@ fn gemm(
     batch: usize,
 ) -> Result<()> {
     g.gemm(&RmGemm { ta, tb, m, n, k, alpha, a, b, beta, c, batch })
-}
-
-fn i32_of(x: usize, what: &str) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
 }
 
 fn u32_of(x: usize, what: &str) -> Result<u32> {
