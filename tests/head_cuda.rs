@@ -8,7 +8,7 @@
 //! (‖cuda − cpu‖ / ‖cpu‖; element-wise relative error is meaningless near zero), losses 1e-2 relative per
 //! step, assignment labels ≥ 98 % identical. The orchestration itself (every GEMM's operands and offsets,
 //! kernel arguments, chunking) is checked exactly in CI on the kernel emulator
-//! (`src/cluster/head_cuda_emu.rs`); this file checks the CUDA code (kernels, barriers, cuBLAS) on a GPU.
+//! (`src/cluster/head_cuda/emu.rs`); this file checks the CUDA code (kernels, barriers, cuBLAS) on a GPU.
 //!
 //! Needs a GPU: on a machine without one every test prints `SKIP: no CUDA device (<reason>)` and returns.
 

@@ -11,7 +11,7 @@
 //! - The loss and its gradients come from [`crate::rate::cuda`] on the device-resident Z and C.
 //!
 //! The orchestration is written against [`Gpu`], so CI runs it on the kernel emulator of
-//! `rate/cuda_emu.rs` (extended by `head_cuda_emu.rs`) against the CPU head: every GEMM's shapes,
+//! `rate/cuda/emu.rs` (extended by `head_cuda/emu.rs`) against the CPU head: every GEMM's shapes,
 //! operands, leading dimensions and offsets, and the kernels' arguments and grids.
 
 use super::head::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAMS, GAMMA, N_PARAMS, PARAM_NAMES, W1, W2, WC, WS};
@@ -529,5 +529,4 @@ pub(crate) fn train_on<T: crate::linalg::Real>(
 }
 
 #[cfg(test)]
-#[path = "head_cuda_emu.rs"]
 pub(crate) mod emu;

@@ -5,9 +5,7 @@
 
 use crate::error::{Error, Result};
 
-/// The CLIP engine's non-GEMM CUDA steps (`kernels/nn.cu`). Declared here, next to the kernel registry it
-/// uses, so the device module's own file list stays unchanged.
-#[path = "cuda_nn.rs"]
+/// The CLIP engine's non-GEMM CUDA steps (`kernels/nn.cu`), next to the kernel registry it uses.
 pub mod nn;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;

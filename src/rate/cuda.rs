@@ -746,5 +746,4 @@ pub(crate) fn mlc_loss_on(
 }
 
 #[cfg(test)]
-#[path = "cuda_emu.rs"]
 pub(crate) mod emu;

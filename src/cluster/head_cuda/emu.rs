@@ -1,4 +1,4 @@
-//! CPU emulation of `kernels/head.cu` for the kernel emulator of `rate/cuda_emu.rs`, and the CI tests
+//! CPU emulation of `kernels/head.cu` for the kernel emulator of `rate/cuda/emu.rs`, and the CI tests
 //! that run the CUDA head's orchestration ([`super::DeviceHead`]) on it against the CPU head.
 //!
 //! Each kernel is restated sequentially from its CUDA text (same arguments, same arithmetic types);
