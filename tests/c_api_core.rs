@@ -9,7 +9,7 @@ fn header_is_current() {
     let committed = std::fs::read_to_string(repo().join("include/rateclust.h")).expect("include/rateclust.h");
     assert!(
         committed == rateclust::GENERATED_HEADER,
-        "include/rateclust.h is stale: run `cargo build` outside CI to regenerate it, then commit it"
+        "include/rateclust.h is stale: run scripts/header.sh to regenerate it, then commit it"
     );
 }
 
