@@ -1,7 +1,7 @@
 //! The transformer encoder both towers share: transformers `CLIPEncoder` / `CLIPEncoderLayer`.
 
 use super::config::{Activation, EncoderConfig};
-use super::layers::{attention, LayerNorm, Linear};
+use super::layers::{attention, attention_groups, LayerNorm, Linear};
 use super::weights::Tensors;
 use crate::error::Result;
 
@@ -22,25 +22,41 @@ pub struct Encoder {
     pub(crate) layers: Vec<EncoderLayer>,
 }
 
-/// Activation buffers for one forward pass over `tokens` stacked tokens, allocated once per batch and
-/// reused by every layer.
+/// Activation buffers for one forward pass over `tokens` stacked tokens, reused by every layer. They only
+/// grow ([`Workspace::ensure`]), so a workspace kept between forward passes of one size allocates once.
+#[derive(Default)]
 pub struct Workspace {
     /// LayerNorm output, then the attention output (same shape `[tokens, d]`).
-    h: Vec<f32>,
-    qkv: Vec<f32>,
-    heads: Vec<f32>,
-    mlp: Vec<f32>,
+    pub(crate) h: Vec<f32>,
+    pub(crate) qkv: Vec<f32>,
+    pub(crate) heads: Vec<f32>,
+    pub(crate) mlp: Vec<f32>,
+    /// Attention score matrices, one `seq × seq` per run of (item, head) tasks.
+    scores: Vec<f32>,
+}
+
+/// Grows `v` to at least `len` values (new ones zero); never shrinks it.
+pub(crate) fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 impl Workspace {
     pub fn new(cfg: &EncoderConfig, tokens: usize) -> Self {
+        let mut ws = Workspace::default();
+        ws.ensure(cfg, tokens);
+        ws
+    }
+
+    /// Makes room for a forward pass over `tokens` tokens (the score matrices are sized by
+    /// [`Encoder::forward`], which knows the sequence length).
+    pub fn ensure(&mut self, cfg: &EncoderConfig, tokens: usize) {
         let d = cfg.hidden_size;
-        Workspace {
-            h: vec![0.0; tokens * d],
-            qkv: vec![0.0; tokens * 3 * d],
-            heads: vec![0.0; tokens * d],
-            mlp: vec![0.0; tokens * cfg.intermediate_size],
-        }
+        grow(&mut self.h, tokens * d);
+        grow(&mut self.qkv, tokens * 3 * d);
+        grow(&mut self.heads, tokens * d);
+        grow(&mut self.mlp, tokens * cfg.intermediate_size);
     }
 }
 
@@ -96,6 +112,10 @@ impl Encoder {
         let d = self.cfg.hidden_size;
         let tokens = batch * seq;
         debug_assert_eq!(x.len(), tokens * d);
+        ws.ensure(&self.cfg, tokens);
+        let score_len = attention_groups(batch, self.cfg.num_heads) * seq * seq;
+        grow(&mut ws.scores, score_len);
+        let scores = &mut ws.scores[..score_len];
         let h = &mut ws.h[..tokens * d];
         let qkv = &mut ws.qkv[..tokens * 3 * d];
         let heads = &mut ws.heads[..tokens * d];
@@ -105,7 +125,7 @@ impl Encoder {
             // mirrors CLIPEncoderLayer.forward
             layer.ln1.forward(x, h);
             layer.qkv.forward(h, qkv);
-            attention(qkv, batch, seq, self.cfg.num_heads, causal, h, heads);
+            attention(qkv, batch, seq, self.cfg.num_heads, causal, h, heads, scores);
             layer.out_proj.forward_residual(h, x);
             layer.ln2.forward(x, h);
             layer.fc1.forward_act(h, mlp, act);

@@ -190,6 +190,17 @@ pub fn decode_bytes_within(bytes: &[u8], max_pixels: u64) -> Result<RgbImage8> {
 /// Copies a raw frame (rows `stride_bytes` apart, the first `width * bpp` bytes of each row used) into
 /// an [`RgbImage8`]. The last row only needs `width * bpp` bytes, so a tightly cropped buffer works.
 pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, format: PixelFormat) -> Result<RgbImage8> {
+    let mut img = RgbImage8 { width: 0, height: 0, data: Vec::new() };
+    from_raw_into(data, width, height, stride_bytes, format, &mut img)?;
+    Ok(img)
+}
+
+/// [`from_raw`] into `img`, reusing its buffer: a frame no larger than the ones `img` held before converts
+/// without allocating. On error `img` is left empty (0×0).
+pub fn from_raw_into(data: &[u8], width: usize, height: usize, stride_bytes: usize, format: PixelFormat, img: &mut RgbImage8) -> Result<()> {
+    img.width = 0;
+    img.height = 0;
+    img.data.clear();
     check_dims(width, height)?;
     let bpp = format.bytes_per_pixel();
     let row = width.checked_mul(bpp).ok_or_else(|| invalid_arg!("width {width} overflows"))?;
@@ -208,7 +219,8 @@ pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, f
             data.len()
         ));
     }
-    let mut out = Vec::with_capacity(width * height * 3);
+    let out = &mut img.data;
+    out.reserve(width * height * 3);
     for y in 0..height {
         let src = &data[y * stride_bytes..y * stride_bytes + row];
         match format {
@@ -225,7 +237,10 @@ pub fn from_raw(data: &[u8], width: usize, height: usize, stride_bytes: usize, f
             }),
         }
     }
-    RgbImage8::new(width, height, out)
+    debug_assert_eq!(out.len(), width * height * 3);
+    img.width = width;
+    img.height = height;
+    Ok(())
 }
 
 /// The marker segments of a JPEG stream after SOI, up to and including its first start-of-scan: (marker,

@@ -280,31 +280,48 @@ impl Linear {
     }
 }
 
+/// How many `seq × seq` score matrices [`attention`] over `batch × heads` (item, head) tasks can use: two
+/// runs of tasks per thread of the current pool (so that work stealing evens out uneven progress), at most
+/// one per task.
+pub fn attention_groups(batch: usize, heads: usize) -> usize {
+    (2 * rayon::current_num_threads()).clamp(1, (batch * heads).max(1))
+}
+
 /// Scaled dot-product attention for every (item, head): mirrors transformers `eager_attention_forward`
 /// (softmax(Q Kᵀ · head_dim^-½ + mask) V) with the mask being causal or none.
 ///
 /// `qkv` is `[batch·seq, 3·d]` (Q | K | V from one fused projection); the result goes to `out`
 /// `[batch·seq, d]` with heads concatenated as `attn_output.reshape(…, -1)` does. `heads_buf`
 /// (`batch·seq·d`) holds the per-head results head-major so that each (item, head) task owns one
-/// contiguous block; only one `seq × seq` score matrix per thread is live at a time.
+/// contiguous block. `scores` holds one or more `seq × seq` score matrices (see [`attention_groups`]): the
+/// (item, head) tasks are split into that many runs of consecutive tasks, run in parallel, each reusing
+/// its own score matrix; which matrix a task uses does not change its result.
 #[allow(clippy::too_many_arguments)]
-pub fn attention(qkv: &[f32], batch: usize, seq: usize, heads: usize, causal: bool, out: &mut [f32], heads_buf: &mut [f32]) {
+pub fn attention(qkv: &[f32], batch: usize, seq: usize, heads: usize, causal: bool, out: &mut [f32], heads_buf: &mut [f32], scores: &mut [f32]) {
     let d = out.len() / (batch * seq);
     let hd = d / heads;
     let scale = (hd as f32).powf(-0.5);
     debug_assert_eq!(qkv.len(), batch * seq * 3 * d);
-    heads_buf[..batch * seq * d].par_chunks_mut(seq * hd).enumerate().for_each_init(
-        || vec![0.0f32; seq * seq],
-        |scores, (task, o)| {
-            let (b, h) = (task / heads, task % heads);
-            let base = b * seq * 3 * d + h * hd;
-            // S = (Q Kᵀ)·scale; Q, K, V are strided views into qkv (row stride 3d).
-            gemm(seq, seq, hd, scale, &qkv[base..], 3 * d, Trans::No, &qkv[base + d..], 3 * d, Trans::Yes, 0.0, scores, seq);
-            softmax_rows(scores, seq, causal);
-            // O = P V
-            gemm(seq, hd, seq, 1.0, scores, seq, Trans::No, &qkv[base + 2 * d..], 3 * d, Trans::No, 0.0, o, hd);
-        },
-    );
+    let tasks = batch * heads;
+    let groups = (scores.len() / (seq * seq)).clamp(1, tasks.max(1));
+    assert!(scores.len() >= seq * seq, "attention needs at least one {seq}×{seq} score matrix");
+    let per_group = tasks.div_ceil(groups);
+    heads_buf[..batch * seq * d]
+        .par_chunks_mut(per_group * seq * hd)
+        .zip(scores.par_chunks_mut(seq * seq))
+        .enumerate()
+        .for_each(|(g, (block, scores))| {
+            for (i, o) in block.chunks_mut(seq * hd).enumerate() {
+                let task = g * per_group + i;
+                let (b, h) = (task / heads, task % heads);
+                let base = b * seq * 3 * d + h * hd;
+                // S = (Q Kᵀ)·scale; Q, K, V are strided views into qkv (row stride 3d).
+                gemm(seq, seq, hd, scale, &qkv[base..], 3 * d, Trans::No, &qkv[base + d..], 3 * d, Trans::Yes, 0.0, scores, seq);
+                softmax_rows(scores, seq, causal);
+                // O = P V
+                gemm(seq, hd, seq, 1.0, scores, seq, Trans::No, &qkv[base + 2 * d..], 3 * d, Trans::No, 0.0, o, hd);
+            }
+        });
     // [b, h, t, :] → [b, t, h·hd + :]
     out.par_chunks_mut(seq * d).enumerate().for_each(|(b, ob)| {
         for h in 0..heads {
@@ -375,7 +392,11 @@ mod tests {
         for causal in [false, true] {
             let mut out = vec![0.0; batch * seq * d];
             let mut buf = vec![0.0; batch * seq * d];
-            attention(&qkv, batch, seq, heads, causal, &mut out, &mut buf);
+            let mut scores = vec![0.0; attention_groups(batch, heads) * seq * seq];
+            attention(&qkv, batch, seq, heads, causal, &mut out, &mut buf, &mut scores);
+            let mut one = vec![0.0; batch * seq * d];
+            attention(&qkv, batch, seq, heads, causal, &mut one, &mut buf, &mut scores[..seq * seq]);
+            assert_eq!(one, out, "one score matrix for every task gives the same result");
             for b in 0..batch {
                 for h in 0..heads {
                     for i in 0..seq {

@@ -4,13 +4,14 @@
 use super::config::ClipConfig;
 use super::cuda::CudaClip;
 use super::image::RgbImage8;
-use super::preprocess::{preprocess_into, PreprocessConfig};
+use super::preprocess::{preprocess_into_with, PreprocessConfig};
+use super::resize::ResizeScratch;
 use super::tokenizer::Tokenizer;
 use super::encoder::load_linear;
 use super::layers::Linear;
 use crate::linalg::rows::l2_normalize_rows;
 use super::text::TextTower;
-use super::vision::VisionTower;
+use super::vision::{VisionScratch, VisionTower};
 use super::weights::TensorFile;
 use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::progress::{self, NoProgress, Progress};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Fewest items a pass gets when passes are split across threads (keeps its GEMMs from getting thin).
 const MIN_ITEMS_PER_PASS: usize = 4;
@@ -30,36 +32,100 @@ const MIN_ITEMS_PER_PASS: usize = 4;
 /// threaded GEMMs — and work stealing absorbs uneven progress); with few items one pass uses all threads
 /// inside each GEMM instead.
 fn split_work(n: usize, batch_size: usize) -> Vec<Range<usize>> {
-    let threads = rayon::current_num_threads().max(1);
-    let size = batch_size.max(1).min(n.div_ceil(2 * threads).max(MIN_ITEMS_PER_PASS));
+    let size = pass_size(n, batch_size);
     (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
 }
 
-/// Runs `f` on each range and concatenates the results in order. Ranges run concurrently in waves of one
-/// per thread; `progress` hears about every finished wave (`done` = items so far) and may cancel between
-/// waves.
+/// Items per pass of [`split_work`] (the last pass may have fewer).
+fn pass_size(n: usize, batch_size: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    batch_size.max(1).min(n.div_ceil(2 * threads).max(MIN_ITEMS_PER_PASS))
+}
+
+/// Runs `f` on each range and concatenates the results (rows of `dim` values) in order. See
+/// [`run_chunks_into`].
 fn run_chunks(
     chunks: &[Range<usize>],
     progress: &mut dyn Progress,
     stage: &str,
+    dim: usize,
     f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync,
 ) -> Result<Vec<f32>> {
-    let total = chunks.last().map_or(0, |r| r.end) as u64;
-    let wave = rayon::current_num_threads().max(1);
-    let mut out = Vec::new();
-    progress::report(progress, stage, 0, total)?;
-    for group in chunks.chunks(wave) {
-        let parts: Vec<Vec<f32>> = if group.len() > 1 {
-            group.par_iter().map(|r| f(r.clone())).collect::<Result<_>>()?
-        } else {
-            vec![f(group[0].clone())?]
-        };
-        for p in parts {
-            out.extend_from_slice(&p);
-        }
-        progress::report(progress, stage, group.last().unwrap().end as u64, total)?;
-    }
+    let n = chunks.last().map_or(0, |r| r.end);
+    let mut out = vec![0.0f32; n * dim];
+    let size = chunks.first().map_or(1, |r| r.len());
+    run_chunks_into(n, size, progress, stage, &mut out, dim, |r, o| {
+        o.copy_from_slice(&f(r)?);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Runs `f` on the passes of `size` items that `0..n` splits into ([`split_work`]'s ranges), each with its
+/// rows of `out` (`dim` values a row). Passes run concurrently in waves of one per thread; `progress`
+/// hears about every finished wave (`done` = items so far) and may cancel between waves. Allocates
+/// nothing itself.
+fn run_chunks_into(
+    n: usize,
+    size: usize,
+    progress: &mut dyn Progress,
+    stage: &str,
+    out: &mut [f32],
+    dim: usize,
+    f: impl Fn(Range<usize>, &mut [f32]) -> Result<()> + Sync,
+) -> Result<()> {
+    let size = size.max(1);
+    let wave = rayon::current_num_threads().max(1);
+    progress::report(progress, stage, 0, n as u64)?;
+    for start in (0..n).step_by(wave * size) {
+        let end = (start + wave * size).min(n);
+        let rows = &mut out[start * dim..end * dim];
+        if end - start > size {
+            rows.par_chunks_mut((size * dim).max(1)).enumerate().try_for_each(|(k, o)| {
+                let s = start + k * size;
+                f(s..(s + size).min(end), o)
+            })?;
+        } else {
+            f(start..end, rows)?;
+        }
+        progress::report(progress, stage, end as u64, n as u64)?;
+    }
+    Ok(())
+}
+
+/// What an image source's `load(i, buffer)` gives [`ClipModel::embed_image_source`].
+pub enum LoadedImage<'a> {
+    /// An image the caller holds.
+    Borrowed(&'a RgbImage8),
+    /// A new image (e.g. decoded from a file); dropped once preprocessed.
+    Owned(RgbImage8),
+    /// The image was written into the buffer `load` was given (reused from call to call, so a raw frame
+    /// converted there costs no allocation once the buffer has grown to the frame size).
+    InBuffer,
+}
+
+/// Per-thread buffers of the preprocessing step: the RGB buffer `load` may convert a frame into, and the
+/// resize's buffers and taps.
+struct PreScratch {
+    rgb: RgbImage8,
+    resize: ResizeScratch,
+}
+
+impl Default for PreScratch {
+    fn default() -> Self {
+        PreScratch { rgb: RgbImage8 { width: 0, height: 0, data: Vec::new() }, resize: ResizeScratch::default() }
+    }
+}
+
+/// Every buffer of one CPU forward pass over a batch of images: preprocessed pixels, the preprocessing
+/// buffers of each thread, and the vision tower's workspace. [`ClipModel`] keeps these in a pool: a pass
+/// takes one (or makes one) and puts it back when done, so steady-state calls with the same batch and
+/// image sizes allocate nothing, and concurrent calls each get their own.
+#[derive(Default)]
+struct ImageScratch {
+    pixels: Vec<f32>,
+    pre: Vec<PreScratch>,
+    vision: VisionScratch,
 }
 
 /// What an embedding call returns, and in what batches it works.
@@ -99,6 +165,8 @@ pub struct ClipModel {
     cuda: Option<CudaClip>,
     /// Why `DeviceKind::Auto` stayed on the CPU, when it did (no GPU, or the upload failed).
     cpu_reason: Option<String>,
+    /// Workspaces of CPU image passes, reused by later passes (see [`ImageScratch`]).
+    scratch: Mutex<Vec<ImageScratch>>,
 }
 
 impl ClipModel {
@@ -260,6 +328,7 @@ impl ClipModel {
             preprocess,
             cuda: None,
             cpu_reason: None,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -317,6 +386,14 @@ impl ClipModel {
     /// Embeddings of `n` preprocessed images, `pixels` = `[n, 3, S, S]` (S = image_size, CHW, normalised
     /// as `CLIPImageProcessor` does). Returns `[n, output_dim]` row-major.
     pub fn embed_pixels(&self, pixels: &[f32], n: usize, opts: &EmbedOptions) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; n.saturating_mul(self.output_dim(true, opts))];
+        self.embed_pixels_into(pixels, n, opts, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ClipModel::embed_pixels`] into `out` (`n × output_dim` values). On the CPU, a call with the same
+    /// batch as an earlier one allocates nothing.
+    pub fn embed_pixels_into(&self, pixels: &[f32], n: usize, opts: &EmbedOptions, out: &mut [f32]) -> Result<()> {
         let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
         let per = v.pixels_per_image();
         if pixels.len() != n.checked_mul(per).ok_or_else(|| invalid_arg!("image count {n} overflows"))? {
@@ -327,19 +404,37 @@ impl ClipModel {
                 s = v.cfg.image_size
             ));
         }
+        let dim = self.output_dim(true, opts);
+        Self::check_out(out, n, dim)?;
         crate::error::check_finite("pixels", pixels)?;
         if let Some(c) = &self.cuda {
             let rows = c.embed_pixels(pixels, n, opts.batch_size, opts.pooled)?;
-            return Self::normalized(rows, n, opts);
+            out.copy_from_slice(&Self::normalized(rows, n, opts)?);
+            return Ok(());
         }
-        let dim = self.output_dim(true, opts);
-        let chunks = split_work(n, opts.batch_size);
-        let rows = run_chunks(&chunks, &mut NoProgress, "embed images", |r| {
-            let pooled = v.forward(&pixels[r.start * per..r.end * per], r.len(), None);
-            self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts)
-        })?;
-        debug_assert_eq!(rows.len(), n * dim);
-        Ok(rows)
+        run_chunks_into(n, pass_size(n, opts.batch_size), &mut NoProgress, "embed images", out, dim, |r, o| {
+            self.with_scratch(|ws| {
+                let pooled = v.forward_with(&pixels[r.start * per..r.end * per], r.len(), None, &mut ws.vision);
+                self.finish_into(pooled, r.len(), self.visual_projection.as_ref(), opts, o)
+            })
+        })
+    }
+
+    /// `out` must hold exactly `n` rows of `dim`.
+    fn check_out(out: &[f32], n: usize, dim: usize) -> Result<()> {
+        if Some(out.len()) != n.checked_mul(dim) {
+            return Err(invalid_arg!("output has {} values, {n} rows × {dim} = {} expected", out.len(), n.saturating_mul(dim)));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with a workspace from the pool (a new one if none is free), then returns it to the pool.
+    fn with_scratch<T>(&self, f: impl FnOnce(&mut ImageScratch) -> T) -> T {
+        let taken = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut ws = taken.unwrap_or_default();
+        let result = f(&mut ws);
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        result
     }
 
     /// Embeddings of token id sequences (each with its end-of-text token; no padding needed). Sequences are
@@ -364,7 +459,7 @@ impl ClipModel {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| pools[i]);
         let chunks = split_work(ids.len(), opts.batch_size);
-        let sorted_rows = run_chunks(&chunks, progress, "embed texts", |r| {
+        let sorted_rows = run_chunks(&chunks, progress, "embed texts", dim, |r| {
             let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
             let (pooled, _) = t.forward(&batch, None)?;
             self.finish(pooled, r.len(), self.text_projection.as_ref(), opts)
@@ -409,63 +504,108 @@ impl ClipModel {
 
     /// Embeddings of decoded images (any size: resized and cropped like `CLIPImageProcessor`).
     pub fn embed_images(&self, images: &[RgbImage8], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
-        self.embed_image_source(images.len(), |i| Ok(std::borrow::Cow::Borrowed(&images[i])), opts, progress)
+        self.embed_image_source(images.len(), |i, _| Ok(LoadedImage::Borrowed(&images[i])), opts, progress)
     }
 
     /// Embeddings of image files (JPEG, PNG, WebP), decoded a batch at a time so that memory stays bounded.
     pub fn embed_image_files(&self, paths: &[std::path::PathBuf], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
         self.embed_image_source(
             paths.len(),
-            |i| super::image::decode_file_within(&paths[i], opts.max_image_pixels).map(std::borrow::Cow::Owned),
+            |i, _| super::image::decode_file_within(&paths[i], opts.max_image_pixels).map(LoadedImage::Owned),
             opts,
             progress,
         )
     }
 
-    /// Embeddings of `n` images produced on demand by `load(i)` (decode + preprocess run in parallel,
-    /// one batch at a time).
+    /// Embeddings of `n` images produced on demand by `load(i, buffer)` (decode + preprocess run in
+    /// parallel, one batch at a time). `load` returns the image, or writes it into `buffer` (a per-thread
+    /// buffer kept between calls) and returns [`LoadedImage::InBuffer`].
     pub fn embed_image_source<'a>(
         &self,
         n: usize,
-        load: impl Fn(usize) -> Result<std::borrow::Cow<'a, RgbImage8>> + Sync,
+        load: impl Fn(usize, &mut RgbImage8) -> Result<LoadedImage<'a>> + Sync,
         opts: &EmbedOptions,
         progress: &mut dyn Progress,
     ) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; n.saturating_mul(self.output_dim(true, opts))];
+        self.embed_image_source_into(n, load, opts, progress, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ClipModel::embed_image_source`] into `out` (`n × output_dim` values). On the CPU, a call with the
+    /// same batch as an earlier one (same count, same image sizes, images borrowed or written into the
+    /// buffer) allocates nothing.
+    pub fn embed_image_source_into<'a>(
+        &self,
+        n: usize,
+        load: impl Fn(usize, &mut RgbImage8) -> Result<LoadedImage<'a>> + Sync,
+        opts: &EmbedOptions,
+        progress: &mut dyn Progress,
+        out: &mut [f32],
+    ) -> Result<()> {
         let v = self.vision.as_ref().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
         let pp = self.preprocess.as_ref().expect("a vision model has a preprocess config");
         let per = v.pixels_per_image();
-        let preprocess = |r: Range<usize>| -> Result<Vec<f32>> {
-            let mut pixels = vec![0.0f32; r.len() * per];
-            pixels.par_chunks_mut(per).zip(r.into_par_iter()).try_for_each(|(px, i)| {
-                let img = load(i)?;
-                preprocess_into(&img, pp, px)
-            })?;
-            Ok(pixels)
+        let dim = self.output_dim(true, opts);
+        Self::check_out(out, n, dim)?;
+        // Fills `ws.pixels` with the preprocessed images of `r`: the images are split into one run of
+        // consecutive images per thread, each run preprocessed with its own buffers.
+        let preprocess = |r: Range<usize>, ws: &mut ImageScratch| -> Result<()> {
+            crate::clip::encoder::grow(&mut ws.pixels, r.len() * per);
+            let runs = rayon::current_num_threads().clamp(1, r.len().max(1));
+            if ws.pre.len() < runs {
+                ws.pre.resize_with(runs, PreScratch::default);
+            }
+            let per_run = r.len().div_ceil(runs).max(1);
+            ws.pixels[..r.len() * per].par_chunks_mut(per_run * per).zip(ws.pre.par_iter_mut()).enumerate().try_for_each(
+                |(k, (block, pre))| {
+                    for (j, px) in block.chunks_mut(per).enumerate() {
+                        let i = r.start + k * per_run + j;
+                        match load(i, &mut pre.rgb)? {
+                            LoadedImage::Borrowed(img) => preprocess_into_with(img, pp, px, &mut pre.resize)?,
+                            LoadedImage::Owned(img) => preprocess_into_with(&img, pp, px, &mut pre.resize)?,
+                            LoadedImage::InBuffer => preprocess_into_with(&pre.rgb, pp, px, &mut pre.resize)?,
+                        }
+                    }
+                    Ok(())
+                },
+            )
         };
         if let Some(c) = &self.cuda {
             // One GPU pass per batch; decoding and preprocessing stay on the CPU threads.
             let bs = opts.batch_size.max(1);
-            let mut out = Vec::new();
+            let mut rows = Vec::new();
             progress::report(progress, "embed images", 0, n as u64)?;
             for start in (0..n).step_by(bs) {
                 let r = start..(start + bs).min(n);
-                let pixels = preprocess(r.clone())?;
-                out.extend(c.embed_pixels(&pixels, r.len(), bs, opts.pooled)?);
+                let pass = self.with_scratch(|ws| -> Result<Vec<f32>> {
+                    preprocess(r.clone(), ws)?;
+                    c.embed_pixels(&ws.pixels[..r.len() * per], r.len(), bs, opts.pooled)
+                })?;
+                rows.extend(pass);
                 progress::report(progress, "embed images", r.end as u64, n as u64)?;
             }
-            return Self::normalized(out, n, opts);
+            out.copy_from_slice(&Self::normalized(rows, n, opts)?);
+            return Ok(());
         }
-        let chunks = split_work(n, opts.batch_size);
-        run_chunks(&chunks, progress, "embed images", |r| {
-            let pixels = preprocess(r.clone())?;
-            let pooled = v.forward(&pixels, r.len(), None);
-            self.finish(pooled, r.len(), self.visual_projection.as_ref(), opts)
+        run_chunks_into(n, pass_size(n, opts.batch_size), progress, "embed images", out, dim, |r, o| {
+            self.with_scratch(|ws| {
+                preprocess(r.clone(), ws)?;
+                let pooled = v.forward_with(&ws.pixels[..r.len() * per], r.len(), None, &mut ws.vision);
+                self.finish_into(pooled, r.len(), self.visual_projection.as_ref(), opts, o)
+            })
         })
     }
 
     /// L2-normalises each of the `n` rows if `opts.normalize` asks for it. Non-finite values are an error:
     /// extreme inputs or weights must not come back as embeddings with success.
     fn normalized(mut rows: Vec<f32>, n: usize, opts: &EmbedOptions) -> Result<Vec<f32>> {
+        Self::normalize_in_place(&mut rows, n, opts)?;
+        Ok(rows)
+    }
+
+    /// [`ClipModel::normalized`] in place.
+    fn normalize_in_place(rows: &mut [f32], n: usize, opts: &EmbedOptions) -> Result<()> {
         if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
             return Err(crate::Error::Numerical(format!(
                 "embedding value {i} is {} (the input or the weights overflow the tower in f32)",
@@ -474,9 +614,18 @@ impl ClipModel {
         }
         if opts.normalize && n > 0 {
             let d = rows.len() / n;
-            l2_normalize_rows(&mut rows, d);
+            l2_normalize_rows(rows, d);
         }
-        Ok(rows)
+        Ok(())
+    }
+
+    /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows into `out`.
+    fn finish_into(&self, pooled: &[f32], n: usize, projection: Option<&Linear>, opts: &EmbedOptions, out: &mut [f32]) -> Result<()> {
+        match projection {
+            Some(p) if !opts.pooled => p.forward(pooled, out),
+            _ => out.copy_from_slice(pooled),
+        }
+        Self::normalize_in_place(out, n, opts)
     }
 
     /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.

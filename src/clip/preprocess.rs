@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::image::RgbImage8;
-use super::resize::resize_bicubic_window;
+use super::resize::{resize_bicubic_window_with, ResizeScratch};
 use crate::error::{Error, Result};
 use crate::invalid_arg;
 
@@ -192,6 +192,12 @@ pub fn preprocess(img: &RgbImage8, cfg: &PreprocessConfig) -> Result<Vec<f32>> {
 
 /// Preprocesses one image into `out` (`3 × crop × crop` floats, CHW) — for filling one slot of a batch.
 pub fn preprocess_into(img: &RgbImage8, cfg: &PreprocessConfig, out: &mut [f32]) -> Result<()> {
+    preprocess_into_with(img, cfg, out, &mut ResizeScratch::default())
+}
+
+/// [`preprocess_into`] with the resize's buffers and taps in `scratch`: images of a size `scratch` saw last
+/// time are preprocessed without allocating.
+pub fn preprocess_into_with(img: &RgbImage8, cfg: &PreprocessConfig, out: &mut [f32], scratch: &mut ResizeScratch) -> Result<()> {
     cfg.validate()?;
     if out.len() != cfg.output_len() {
         return Err(invalid_arg!("preprocess output has {} floats, 3×{c}×{c} = {} needed", out.len(), cfg.output_len(), c = cfg.crop));
@@ -208,15 +214,8 @@ pub fn preprocess_into(img: &RgbImage8, cfg: &PreprocessConfig, out: &mut [f32])
     // The part of the crop window that lies inside the resized image.
     let (y0, y1) = (top.max(0), (top + crop).min(rh as i64));
     let (x0, x1) = (left.max(0), (left + crop).min(rw as i64));
-    let win = resize_bicubic_window(
-        img,
-        rw,
-        rh,
-        x0 as usize,
-        y0 as usize,
-        (x1 - x0) as usize,
-        (y1 - y0) as usize,
-    )?;
+    let (win_w, win_h) = ((x1 - x0) as usize, (y1 - y0) as usize);
+    let win = resize_bicubic_window_with(img, rw, rh, x0 as usize, y0 as usize, win_w, win_h, scratch)?;
     let lut = cfg.lut();
     let plane = cfg.crop * cfg.crop;
     // Padding is zero-valued bytes, normalised like any other pixel (transformers pads before rescaling).
@@ -224,8 +223,8 @@ pub fn preprocess_into(img: &RgbImage8, cfg: &PreprocessConfig, out: &mut [f32])
         out[c * plane..(c + 1) * plane].fill(lut[c][0]);
     }
     let (oy, ox) = ((y0 - top) as usize, (x0 - left) as usize);
-    for wy in 0..win.height {
-        let src = &win.data[wy * win.width * 3..(wy + 1) * win.width * 3];
+    for wy in 0..win_h {
+        let src = &win[wy * win_w * 3..(wy + 1) * win_w * 3];
         let row = (oy + wy) * cfg.crop + ox;
         for (wx, px) in src.chunks_exact(3).enumerate() {
             for c in 0..3 {

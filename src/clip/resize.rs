@@ -37,25 +37,48 @@ fn bicubic(x: f64) -> f64 {
 
 /// Fixed-point filter taps for output positions `first..first + start.len()` of one axis: output position
 /// `first + i` reads `len[i]` source samples starting at `start[i]`, weighted by `taps[i * ksize ..][.. len[i]]`.
+#[derive(Default)]
 struct Taps {
+    /// (in_size, out_size, first, count) the taps were computed for; `None` before the first computation.
+    key: Option<(usize, usize, usize, usize)>,
     ksize: usize,
     start: Vec<usize>,
     len: Vec<usize>,
     taps: Vec<i32>,
+    /// Unnormalised weights of one position (scratch).
+    k: Vec<f64>,
+}
+
+impl Taps {
+    /// The taps for `(in_size, out_size, first, count)`, recomputed only when they differ from the last ones
+    /// (the vectors are reused, so a repeated size costs nothing).
+    fn for_positions(&mut self, in_size: usize, out_size: usize, first: usize, count: usize) -> &Taps {
+        let key = (in_size, out_size, first, count);
+        if self.key != Some(key) {
+            self.key = None;
+            precompute(self, in_size, out_size, first, count);
+            self.key = Some(key);
+        }
+        self
+    }
 }
 
 /// Mirrors Pillow `precompute_coeffs` + `normalize_coeffs_8bpc` for the box `[0, in_size)`, for the
 /// output positions `first..first + count` only (taps of one position do not depend on the others).
-fn precompute(in_size: usize, out_size: usize, first: usize, count: usize) -> Taps {
+fn precompute(t: &mut Taps, in_size: usize, out_size: usize, first: usize, count: usize) {
     // Pillow passes the box edges as `float`; `in1 - in0` is exact for any realistic size.
     let scale = (in_size as f32 - 0.0f32) as f64 / out_size as f64;
     let filterscale = if scale < 1.0 { 1.0 } else { scale };
     let support = BICUBIC_SUPPORT * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
-    let mut start = Vec::with_capacity(count);
-    let mut len = Vec::with_capacity(count);
-    let mut taps = vec![0i32; count * ksize];
-    let mut k = vec![0f64; ksize];
+    t.ksize = ksize;
+    t.start.clear();
+    t.len.clear();
+    t.taps.clear();
+    t.taps.resize(count * ksize, 0);
+    t.k.clear();
+    t.k.resize(ksize, 0.0);
+    let k = &mut t.k;
     for xx in first..first + count {
         let center = 0.0 + (xx as f64 + 0.5) * scale;
         let ss = 1.0 / filterscale;
@@ -69,16 +92,26 @@ fn precompute(in_size: usize, out_size: usize, first: usize, count: usize) -> Ta
             *kx = w;
             ww += w;
         }
-        let row = &mut taps[(xx - first) * ksize..(xx - first + 1) * ksize];
+        let row = &mut t.taps[(xx - first) * ksize..(xx - first + 1) * ksize];
         for x in 0..n {
             let v = if ww != 0.0 { k[x] / ww } else { k[x] };
             let f = v * (1u32 << PRECISION_BITS) as f64;
             row[x] = if v < 0.0 { (-0.5 + f) as i32 } else { (0.5 + f) as i32 };
         }
-        start.push(xmin as usize);
-        len.push(n);
+        t.start.push(xmin as usize);
+        t.len.push(n);
     }
-    Taps { ksize, start, len, taps }
+}
+
+/// Buffers of [`resize_bicubic_window_with`], kept between calls so that resizing images of one size
+/// again allocates nothing: the taps of both axes (recomputed only when the sizes change), the
+/// horizontal pass's rows and the window.
+#[derive(Default)]
+pub struct ResizeScratch {
+    h: Taps,
+    v: Taps,
+    mid: Vec<u8>,
+    out: Vec<u8>,
 }
 
 #[inline]
@@ -102,6 +135,24 @@ pub fn resize_bicubic_window(
     win_w: usize,
     win_h: usize,
 ) -> Result<RgbImage8> {
+    let mut scratch = ResizeScratch::default();
+    let data = resize_bicubic_window_with(src, out_w, out_h, x0, y0, win_w, win_h, &mut scratch)?.to_vec();
+    RgbImage8::new(win_w, win_h, data)
+}
+
+/// [`resize_bicubic_window`] into `scratch`: returns the window's interleaved RGB rows (`win_w × 3` bytes
+/// each), which live in `scratch` until its next use.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_bicubic_window_with<'s>(
+    src: &RgbImage8,
+    out_w: usize,
+    out_h: usize,
+    x0: usize,
+    y0: usize,
+    win_w: usize,
+    win_h: usize,
+    scratch: &'s mut ResizeScratch,
+) -> Result<&'s [u8]> {
     if out_w == 0 || out_h == 0 || win_w == 0 || win_h == 0 {
         return Err(invalid_arg!("resize to {out_w}×{out_h} (window {win_w}×{win_h}): sizes must be positive"));
     }
@@ -116,19 +167,21 @@ pub fn resize_bicubic_window(
     let (in_w, in_h) = (src.width, src.height);
     let need_h = out_w != in_w;
     let need_v = out_h != in_h;
+    let ResizeScratch { h: h_taps, v: v_taps, mid, out } = scratch;
 
     // Vertical taps for the window's rows; the horizontal pass only produces the rows they read.
-    let vt = need_v.then(|| precompute(in_h, out_h, y0, win_h));
-    let (row_first, row_last) = match &vt {
+    let vt = if need_v { Some(v_taps.for_positions(in_h, out_h, y0, win_h)) } else { None };
+    let (row_first, row_last) = match vt {
         Some(t) => (t.start[0], t.start[win_h - 1] + t.len[win_h - 1]),
         None => (y0, y0 + win_h),
     };
 
     // Horizontal pass → `mid` (win_w wide, rows row_first..row_last of the source).
     let mid_rows = row_last - row_first;
-    let mid: std::borrow::Cow<[u8]> = if need_h {
-        let ht = precompute(in_w, out_w, x0, win_w);
-        let mut mid = vec![0u8; mid_rows * win_w * 3];
+    mid.clear();
+    if need_h {
+        let ht = h_taps.for_positions(in_w, out_w, x0, win_w);
+        mid.resize(mid_rows * win_w * 3, 0);
         mid.par_chunks_mut(win_w * 3).enumerate().for_each(|(r, out_row)| {
             let src_row = &src.data[(row_first + r) * in_w * 3..(row_first + r + 1) * in_w * 3];
             for (i, px) in out_row.chunks_exact_mut(3).enumerate() {
@@ -146,38 +199,42 @@ pub fn resize_bicubic_window(
                 px[2] = clip8(a2);
             }
         });
-        std::borrow::Cow::Owned(mid)
     } else {
         // No horizontal pass: the window's columns straight from the source rows.
-        let mut mid = Vec::with_capacity(mid_rows * win_w * 3);
         for y in row_first..row_last {
             mid.extend_from_slice(&src.data[(y * in_w + x0) * 3..(y * in_w + x0 + win_w) * 3]);
         }
-        std::borrow::Cow::Owned(mid)
-    };
+    }
 
     // Vertical pass over `mid`.
-    let out = match &vt {
-        None => mid.into_owned(),
+    match vt {
+        None => Ok(&mid[..]),
         Some(vt) => {
             let stride = win_w * 3;
-            let mut out = vec![0u8; win_h * stride];
+            out.clear();
+            out.resize(win_h * stride, 0);
+            let mid = &mid[..];
             out.par_chunks_mut(stride).enumerate().for_each(|(r, out_row)| {
                 let k = &vt.taps[r * vt.ksize..r * vt.ksize + vt.len[r]];
                 let base = vt.start[r] - row_first;
-                let mut acc = vec![1i32 << (PRECISION_BITS - 1); stride];
-                for (j, &w) in k.iter().enumerate() {
-                    let s = &mid[(base + j) * stride..(base + j + 1) * stride];
-                    for (a, &v) in acc.iter_mut().zip(s) {
-                        *a += v as i32 * w;
+                // Integer sums, so going through the row in blocks gives the same bytes as one pass.
+                const BLOCK: usize = 96;
+                let mut acc = [0i32; BLOCK];
+                for (b, out_block) in out_row.chunks_mut(BLOCK).enumerate() {
+                    let acc = &mut acc[..out_block.len()];
+                    acc.fill(1i32 << (PRECISION_BITS - 1));
+                    for (j, &w) in k.iter().enumerate() {
+                        let s = &mid[(base + j) * stride + b * BLOCK..][..acc.len()];
+                        for (a, &v) in acc.iter_mut().zip(s) {
+                            *a += v as i32 * w;
+                        }
+                    }
+                    for (o, &a) in out_block.iter_mut().zip(acc.iter()) {
+                        *o = clip8(a);
                     }
                 }
-                for (o, &a) in out_row.iter_mut().zip(&acc) {
-                    *o = clip8(a);
-                }
             });
-            out
+            Ok(&out[..])
         }
-    };
-    RgbImage8::new(win_w, win_h, out)
+    }
 }

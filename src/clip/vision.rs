@@ -1,7 +1,7 @@
 //! The vision tower: transformers `CLIPVisionTransformer` (`CLIPVisionModel.forward`), block by block.
 
 use super::config::VisionConfig;
-use super::encoder::{load_layer_norm, Encoder, Workspace};
+use super::encoder::{grow, load_layer_norm, Encoder, Workspace};
 use super::layers::LayerNorm;
 use super::weights::Tensors;
 use crate::error::Result;
@@ -45,7 +45,14 @@ impl VisionTower {
     /// Pooled output (`pooler_output`: post_layernorm of the class token) for `n` images given as
     /// `[n, 3, H, W]` pixel values. `trace` receives transformers' `hidden_states` (the encoder input
     /// after pre_layrnorm, then each layer's output), each `[n·seq, d]`.
-    pub fn forward(&self, pixels: &[f32], n: usize, mut trace: Option<&mut Vec<Vec<f32>>>) -> Vec<f32> {
+    pub fn forward(&self, pixels: &[f32], n: usize, trace: Option<&mut Vec<Vec<f32>>>) -> Vec<f32> {
+        self.forward_with(pixels, n, trace, &mut VisionScratch::default()).to_vec()
+    }
+
+    /// [`VisionTower::forward`] with every buffer taken from `ws`: the pooled rows (`[n, d]`) live in `ws`
+    /// until its next use. A workspace that already served a batch at least as large allocates nothing
+    /// (without `trace`).
+    pub fn forward_with<'w>(&self, pixels: &[f32], n: usize, mut trace: Option<&mut Vec<Vec<f32>>>, ws: &'w mut VisionScratch) -> &'w [f32] {
         let cfg = &self.cfg;
         let d = cfg.encoder.hidden_size;
         let (p, g, s, c) = (cfg.patch_size, cfg.grid(), cfg.image_size, cfg.num_channels);
@@ -53,10 +60,14 @@ impl VisionTower {
         let npatch = g * g;
         let kdim = c * p * p;
         assert_eq!(pixels.len(), n * self.pixels_per_image());
+        ws.encoder.ensure(&cfg.encoder, n * seq);
+        grow(&mut ws.cols, n * npatch * kdim);
+        grow(&mut ws.x, n * seq * d);
+        grow(&mut ws.pooled, 2 * n * d);
 
         // CLIPVisionEmbeddings: the stride-p convolution as one GEMM over all patches of all images
         // (im2col: each patch flattened in the weight's (channel, ky, kx) order).
-        let mut cols = vec![0.0f32; n * npatch * kdim];
+        let cols = &mut ws.cols[..n * npatch * kdim];
         cols.par_chunks_mut(npatch * kdim).enumerate().for_each(|(img, out)| {
             let src = &pixels[img * c * s * s..][..c * s * s];
             for gy in 0..g {
@@ -71,12 +82,14 @@ impl VisionTower {
                 }
             }
         });
-        let mut patches = vec![0.0f32; n * npatch * d];
-        gemm(n * npatch, d, kdim, 1.0, &cols, kdim, Trans::No, &self.patch_weight, kdim, Trans::Yes, 0.0, &mut patches, d);
-        drop(cols);
+        // The patch embeddings and the summed embeddings borrow encoder buffers that the encoder
+        // overwrites before reading (`heads` holds n·npatch·d ≤ n·seq·d values, `h` n·seq·d).
+        let patches = &mut ws.encoder.heads[..n * npatch * d];
+        gemm(n * npatch, d, kdim, 1.0, cols, kdim, Trans::No, &self.patch_weight, kdim, Trans::Yes, 0.0, patches, d);
+        let patches = &*patches;
 
         // [class | patches] + position embeddings, then pre_layrnorm.
-        let mut emb = vec![0.0f32; n * seq * d];
+        let emb = &mut ws.encoder.h[..n * seq * d];
         emb.par_chunks_mut(seq * d).enumerate().for_each(|(img, e)| {
             for t in 0..seq {
                 let pos = &self.position_embedding[t * d..][..d];
@@ -86,21 +99,32 @@ impl VisionTower {
                 }
             }
         });
-        drop(patches);
-        let mut x = vec![0.0f32; n * seq * d];
-        self.pre_layrnorm.forward(&emb, &mut x);
-        drop(emb);
+        let x = &mut ws.x[..n * seq * d];
+        self.pre_layrnorm.forward(emb, x);
         if let Some(tr) = trace.as_deref_mut() {
-            tr.push(x.clone());
+            tr.push(x.to_vec());
         }
 
-        let mut ws = Workspace::new(&cfg.encoder, n * seq);
-        self.encoder.forward(&mut x, n, seq, false, &mut ws, trace);
+        self.encoder.forward(x, n, seq, false, &mut ws.encoder, trace);
 
         // pooled_output = post_layernorm(last_hidden_state[:, 0, :])
-        let cls: Vec<f32> = (0..n).flat_map(|i| x[i * seq * d..][..d].iter().copied()).collect();
-        let mut pooled = vec![0.0f32; n * d];
-        self.post_layernorm.forward(&cls, &mut pooled);
+        let (cls, pooled) = ws.pooled[..2 * n * d].split_at_mut(n * d);
+        for (i, row) in cls.chunks_exact_mut(d).enumerate() {
+            row.copy_from_slice(&x[i * seq * d..][..d]);
+        }
+        self.post_layernorm.forward(cls, pooled);
         pooled
     }
+}
+
+/// Every buffer of one [`VisionTower::forward_with`] pass (im2col columns, hidden states, the encoder's
+/// workspace, class tokens and pooled rows). Buffers only grow, so reusing a workspace for batches no larger
+/// than before allocates nothing.
+#[derive(Default)]
+pub struct VisionScratch {
+    encoder: Workspace,
+    cols: Vec<f32>,
+    x: Vec<f32>,
+    /// Class tokens (`[n, d]`), then the pooled rows (`[n, d]`).
+    pooled: Vec<f32>,
 }

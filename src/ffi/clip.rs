@@ -3,11 +3,11 @@
 #![allow(non_camel_case_types)] // C names
 
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
-use crate::clip::image::{decode_bytes_within, from_raw, PixelFormat, MAX_IMAGE_PIXELS};
+use crate::clip::image::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
+use crate::clip::model::LoadedImage;
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result, Status};
 use crate::invalid_arg;
-use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
@@ -154,8 +154,9 @@ pub extern "C" fn rateclust_embed_image_files(
         let ptrs = arg_slice(paths, n, "paths")?;
         let paths: Vec<PathBuf> =
             ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("paths[{i}]")).map(PathBuf::from)).collect::<Result<_>>()?;
-        embed_into(m, true, n, params, out, out_len, |opts, progress| {
-            m.embed_image_files(&paths, opts, progress)
+        embed_into(m, true, n, params, out, out_len, |opts, progress, out| {
+            out.copy_from_slice(&m.embed_image_files(&paths, opts, progress)?);
+            Ok(())
         })
     })
 }
@@ -177,13 +178,14 @@ pub extern "C" fn rateclust_embed_images_encoded(
         let ptrs = arg_slice(data, n, "data")?;
         let sizes = arg_slice(sizes, n, "sizes")?;
         let blobs: Vec<&[u8]> =
-            ptrs.iter().zip(sizes).enumerate().map(|(i, (&p, &s))| arg_slice(p, s, &format!("data[{i}]"))).collect::<Result<_>>()?;
-        embed_into(m, true, n, params, out, out_len, |opts, progress| {
-            m.embed_image_source(
+            ptrs.iter().zip(sizes).enumerate().map(|(i, (&p, &s))| arg_slice(p, s, format_args!("data[{i}]"))).collect::<Result<_>>()?;
+        embed_into(m, true, n, params, out, out_len, |opts, progress, out| {
+            m.embed_image_source_into(
                 n,
-                |i| decode_bytes_within(blobs[i], opts.max_image_pixels).map(Cow::Owned).map_err(|e| about(e, &format!("image {i}"))),
+                |i, _| decode_bytes_within(blobs[i], opts.max_image_pixels).map(LoadedImage::Owned).map_err(|e| about(e, &format!("image {i}"))),
                 opts,
                 progress,
+                out,
             )
         })
     })
@@ -204,39 +206,55 @@ pub extern "C" fn rateclust_embed_frames(
         let m = &arg_ref(model, "model")?.inner;
         let frames = arg_slice(frames, n, "frames")?;
         // Check every frame's pointer and size up front, so that a bad one fails before any work.
-        let views: Vec<(&[u8], usize, usize, usize, PixelFormat)> = frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let format = PixelFormat::from_raw_value(f.format).map_err(|e| about(e, &format!("frames[{i}]")))?;
-                if f.width == 0 || f.height == 0 {
-                    return Err(invalid_arg!("frames[{i}]: size {}×{} must be positive", f.width, f.height));
-                }
-                let row = checked_len(f.width as usize, format.bytes_per_pixel(), "width × bytes per pixel")?;
-                let len = checked_len(f.height as usize - 1, f.stride_bytes, "height × stride")?
-                    .checked_add(row)
-                    .ok_or_else(|| invalid_arg!("frames[{i}]: size overflows"))?;
-                let data = arg_slice(f.data, len, &format!("frames[{i}].data"))?;
-                Ok((data, f.width as usize, f.height as usize, f.stride_bytes, format))
-            })
-            .collect::<Result<_>>()?;
-        embed_into(m, true, n, params, out, out_len, |opts, progress| {
-            m.embed_image_source(
+        for (i, f) in frames.iter().enumerate() {
+            frame_view(f, i)?;
+        }
+        let frames = Frames(frames);
+        embed_into(m, true, n, params, out, out_len, |opts, progress, out| {
+            m.embed_image_source_into(
                 n,
-                |i| {
-                    let &(data, w, h, stride, format) = &views[i];
+                |i, rgb| {
+                    let (data, w, h, stride, format) = frame_view(frames.get(i), i)?;
                     if (w as u64) * (h as u64) > opts.max_image_pixels {
                         return Err(invalid_arg!("frames[{i}]: {w}×{h} pixels exceed params.max_image_pixels ({})", opts.max_image_pixels));
                     }
-                    from_raw(data, w, h, stride, format)
-                        .map(Cow::Owned)
-                        .map_err(|e| about(e, &format!("frames[{i}]")))
+                    from_raw_into(data, w, h, stride, format, rgb).map_err(|e| about(e, &format!("frames[{i}]")))?;
+                    Ok(LoadedImage::InBuffer)
                 },
                 opts,
                 progress,
+                out,
             )
         })
     })
+}
+
+/// The caller's frames, shared with the threads that convert them.
+struct Frames<'a>(&'a [rateclust_frame]);
+
+// SAFETY: the threads only read the frames and the pixel buffers they point to, which the caller keeps
+// valid and unchanged for the duration of the call (header contract), as for any `&[u8]`.
+unsafe impl Sync for Frames<'_> {}
+
+impl Frames<'_> {
+    fn get(&self, i: usize) -> &rateclust_frame {
+        &self.0[i]
+    }
+}
+
+/// Frame `i`'s pixel bytes, width, height, stride and format, checked (format value, positive size, a
+/// readable buffer of the size they imply). Allocates only for an error message.
+fn frame_view(f: &rateclust_frame, i: usize) -> Result<(&[u8], usize, usize, usize, PixelFormat)> {
+    let format = PixelFormat::from_raw_value(f.format).map_err(|e| about(e, &format!("frames[{i}]")))?;
+    if f.width == 0 || f.height == 0 {
+        return Err(invalid_arg!("frames[{i}]: size {}×{} must be positive", f.width, f.height));
+    }
+    let row = checked_len(f.width as usize, format.bytes_per_pixel(), "width × bytes per pixel")?;
+    let len = checked_len(f.height as usize - 1, f.stride_bytes, "height × stride")?
+        .checked_add(row)
+        .ok_or_else(|| invalid_arg!("frames[{i}]: size overflows"))?;
+    let data = arg_slice(f.data, len, format_args!("frames[{i}].data"))?;
+    Ok((data, f.width as usize, f.height as usize, f.stride_bytes, format))
 }
 
 /// Embeds `n` already preprocessed images: `pixels` holds n × 3 × S × S floats (CHW, normalised as
@@ -255,9 +273,7 @@ pub extern "C" fn rateclust_embed_pixels(
         let m = &arg_ref(model, "model")?.inner;
         let s = m.image_size().ok_or_else(|| invalid_arg!("this model has no vision tower"))?;
         let pixels = arg_slice(pixels, checked_len(n, 3 * s * s, "n × 3 × S × S")?, "pixels")?;
-        embed_into(m, true, n, params, out, out_len, |opts, _| {
-            m.embed_pixels(pixels, n, opts)
-        })
+        embed_into(m, true, n, params, out, out_len, |opts, _, out| m.embed_pixels_into(pixels, n, opts, out))
     })
 }
 
@@ -278,8 +294,9 @@ pub extern "C" fn rateclust_embed_texts(
         let m = &arg_ref(model, "model")?.inner;
         let ptrs = arg_slice(texts, n, "texts")?;
         let texts: Vec<&str> = ptrs.iter().enumerate().map(|(i, &p)| arg_str(p, &format!("texts[{i}]"))).collect::<Result<_>>()?;
-        embed_into(m, false, n, params, out, out_len, |opts, progress| {
-            m.embed_texts(&texts, opts, progress)
+        embed_into(m, false, n, params, out, out_len, |opts, progress, out| {
+            out.copy_from_slice(&m.embed_texts(&texts, opts, progress)?);
+            Ok(())
         })
     })
 }
@@ -309,8 +326,8 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
     ))
 }
 
-/// Checks the options and the caller's output buffer (n rows of the output width), runs `embed`, and copies
-/// its rows into `out`: the part every embed entry point shares once its inputs are checked.
+/// Checks the options and the caller's output buffer (n rows of the output width), and runs `embed`, which
+/// writes exactly those rows: the part every embed entry point shares once its inputs are checked.
 fn embed_into(
     m: &ClipModel,
     images: bool,
@@ -318,13 +335,11 @@ fn embed_into(
     params: *const rateclust_embed_params,
     out: *mut f32,
     out_len: usize,
-    embed: impl FnOnce(&EmbedOptions, &mut CProgress) -> Result<Vec<f32>>,
+    embed: impl FnOnce(&EmbedOptions, &mut CProgress, &mut [f32]) -> Result<()>,
 ) -> Result<()> {
     let (opts, mut progress) = options(params)?;
     let out = output(m, images, &opts, n, out, out_len)?;
-    let rows = embed(&opts, &mut progress)?;
-    out[..rows.len()].copy_from_slice(&rows);
-    Ok(())
+    embed(&opts, &mut progress, out)
 }
 
 /// The caller's output buffer, checked to hold n rows of the output width.

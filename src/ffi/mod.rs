@@ -48,6 +48,16 @@ thread_local! {
 }
 
 fn set_last_error(msg: &str) {
+    if msg.is_empty() {
+        // The common case, a successful call: no allocation when the message is already empty.
+        LAST_ERROR.with(|e| {
+            let mut e = e.borrow_mut();
+            if !e.as_bytes().is_empty() {
+                *e = CString::default();
+            }
+        });
+        return;
+    }
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
@@ -126,7 +136,7 @@ pub(crate) fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
 }
 
 /// A caller buffer of `len` elements as a slice. NULL is an error unless `len == 0`.
-pub(crate) fn arg_slice<'a, T>(p: *const T, len: usize, name: &str) -> Result<&'a [T]> {
+pub(crate) fn arg_slice<'a, T>(p: *const T, len: usize, name: impl std::fmt::Display) -> Result<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
     }
