@@ -2,8 +2,12 @@
 //! (best one-to-one matching of clusters to classes, Hungarian), NMI (`normalized_mutual_info_score`,
 //! arithmetic mean) and ARI (`adjusted_rand_score`). Label values are arbitrary integers; the number of
 //! clusters need not equal the number of classes.
+//!
+//! The matching behind accuracy is `pathfinding`'s Kuhn–Munkres (the optimum `scipy.optimize.linear_sum_assignment`
+//! finds; ties may pair differently, the matched total is the same).
 
-use super::hungarian::min_cost_assignment;
+use pathfinding::kuhn_munkres::kuhn_munkres;
+use pathfinding::matrix::Matrix;
 use crate::error::Result;
 use crate::invalid_arg;
 
@@ -80,12 +84,17 @@ pub fn accuracy(pred: &[i64], truth: &[i64]) -> Result<f64> {
     Ok(accuracy_of(&c))
 }
 
+/// Fraction of points on the best one-to-one matching of clusters to classes (maximum matched count).
 fn accuracy_of(c: &Contingency) -> f64 {
-    let cost: Vec<f64> = c.counts.iter().map(|&x| -(x as f64)).collect();
-    let matched: u64 = min_cost_assignment(&cost, c.clusters, c.classes)
-        .into_iter()
-        .map(|(i, j)| c.counts[i * c.classes + j])
-        .sum();
+    // Kuhn–Munkres wants no more rows than columns: put the shorter side on the rows.
+    let (rows, cols) = (c.clusters.min(c.classes), c.clusters.max(c.classes));
+    let count = |r: usize, col: usize| if c.clusters <= c.classes { c.counts[r * c.classes + col] } else { c.counts[col * c.classes + r] };
+    // Counts are at most n, far inside i64.
+    let weights: Vec<i64> = (0..rows * cols).map(|i| count(i / cols, i % cols) as i64).collect();
+    let Ok(table) = Matrix::from_vec(rows, cols, weights) else {
+        return 0.0; // unreachable: the vector has rows × cols entries
+    };
+    let (matched, _) = kuhn_munkres(&table);
     matched as f64 / c.n as f64
 }
 
@@ -158,4 +167,53 @@ fn ari_of(c: &Contingency) -> f64 {
 pub fn scores(pred: &[i64], truth: &[i64]) -> Result<Scores> {
     let c = Contingency::new(pred, truth)?;
     Ok(Scores { acc: accuracy_of(&c), nmi: nmi_of(&c), ari: ari_of(&c) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Largest matched count over every one-to-one map of the shorter side into the longer one.
+    fn brute(table: &[Vec<u64>]) -> u64 {
+        fn rec(t: &[Vec<u64>], i: usize, used: &mut Vec<bool>) -> u64 {
+            if i == t.len() {
+                return 0;
+            }
+            let mut best = rec(t, i + 1, used); // row i unmatched (more rows than columns)
+            for j in 0..used.len() {
+                if !used[j] {
+                    used[j] = true;
+                    best = best.max(t[i][j] + rec(t, i + 1, used));
+                    used[j] = false;
+                }
+            }
+            best
+        }
+        rec(table, 0, &mut vec![false; table[0].len()])
+    }
+
+    #[test]
+    fn accuracy_is_the_best_matching_on_rectangular_tables() {
+        let mut rng = crate::rng::Rng::new(7);
+        for &(clusters, classes) in &[(1, 1), (3, 3), (2, 5), (5, 2), (6, 6), (4, 7), (7, 4)] {
+            for _ in 0..20 {
+                let n = 60;
+                let pred: Vec<i64> = (0..n).map(|_| rng.below(clusters) as i64).collect();
+                let truth: Vec<i64> = (0..n).map(|_| rng.below(classes) as i64).collect();
+                // The table over the labels that occur, as the metrics build it.
+                let mut ps: Vec<i64> = pred.clone();
+                ps.sort_unstable();
+                ps.dedup();
+                let mut ts: Vec<i64> = truth.clone();
+                ts.sort_unstable();
+                ts.dedup();
+                let mut table = vec![vec![0u64; ts.len()]; ps.len()];
+                for (p, t) in pred.iter().zip(&truth) {
+                    table[ps.binary_search(p).unwrap()][ts.binary_search(t).unwrap()] += 1;
+                }
+                let want = brute(&table) as f64 / n as f64;
+                assert_eq!(accuracy(&pred, &truth).unwrap(), want, "{clusters}×{classes}: {table:?}");
+            }
+        }
+    }
 }

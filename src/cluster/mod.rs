@@ -5,7 +5,6 @@ pub mod head;
 pub mod head_cuda;
 pub mod sgd;
 pub mod params;
-pub mod hungarian;
 pub mod metrics;
 pub mod kmeans;
 pub mod spectral;
