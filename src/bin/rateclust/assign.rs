@@ -1,7 +1,6 @@
 //! `rateclust assign`: label every row of a feature matrix with a fitted clusterer.
 
 use crate::common::*;
-use rateclust::cluster::model::Clusterer;
 use rateclust::io::npy::{write_npy_f32, write_npy_i64};
 use rateclust::{Device, DeviceKind};
 use std::path::PathBuf;
@@ -13,12 +12,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(args_override_self = true, allow_negative_numbers = true)]
 pub struct Args {
-    /// The fitted clusterer (rateclust fit)
-    #[arg(long, value_name = "M.safetensors")]
-    model: PathBuf,
-    /// Feature matrix, n × dim, dim the model's input dimension
-    #[arg(long, value_name = "X.npy")]
-    features: PathBuf,
+    #[command(flatten)]
+    input: FittedInput,
     /// Labels, n int64
     #[arg(long, value_name = "labels.npy")]
     out: PathBuf,
@@ -39,13 +34,12 @@ pub struct Args {
 
 /// Runs `rateclust assign`.
 pub fn run(args: Args) -> CliResult {
-    let Args { model, features, out, confidence: conf, scores, device, quiet } = args;
-    let model = Clusterer::load(&model)?;
+    let Args { input, out, confidence: conf, scores, device, quiet } = args;
     let outputs: Vec<&std::path::PathBuf> = [Some(&out), conf.as_ref(), scores.as_ref()].into_iter().flatten().collect();
     if (1..outputs.len()).any(|i| outputs[..i].contains(&outputs[i])) {
         return Err(usage("two of --out, --confidence and --scores name the same file: one would replace the other"));
     }
-    let (x, n) = read_features_for(&model, &features)?;
+    let (model, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
     let a = model.assign_on(&dev, model.params.assign_rule, &x, n, progress(quiet).as_mut())?;
     write_npy_i64(&out, &a.labels, &[n])?;

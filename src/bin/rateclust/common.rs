@@ -166,3 +166,24 @@ impl rateclust::progress::Progress for Bar {
         true
     }
 }
+
+/// A fitted clusterer and a feature matrix for it: what assign, select-k and recluster read.
+#[derive(clap::Args)]
+pub struct FittedInput {
+    /// The fitted clusterer (rateclust fit)
+    #[arg(long, value_name = "M.safetensors")]
+    pub model: PathBuf,
+    /// Feature matrix, n × dim, dim the model's input dimension
+    #[arg(long, value_name = "X.npy")]
+    pub features: PathBuf,
+}
+
+impl FittedInput {
+    /// The clusterer and its features (values, rows); the width must be the model's input dimension.
+    pub fn load(&self) -> CliResult<(Clusterer, Vec<f32>, usize)> {
+        let model = Clusterer::load(&self.model)?;
+        let (x, n) = read_features_for(&model, &self.features)?;
+        Ok((model, x, n))
+    }
+}
+

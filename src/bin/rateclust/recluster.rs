@@ -2,7 +2,6 @@
 //! chose) from the features, without retraining the head.
 
 use crate::common::*;
-use rateclust::cluster::model::Clusterer;
 use rateclust::{Device, DeviceKind};
 use std::path::PathBuf;
 
@@ -13,12 +12,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(args_override_self = true, allow_negative_numbers = true)]
 pub struct Args {
-    /// The fitted clusterer (rateclust fit)
-    #[arg(long, value_name = "M.safetensors")]
-    model: PathBuf,
-    /// Feature matrix, n × dim, dim the model's input dimension
-    #[arg(long, value_name = "X.npy")]
-    features: PathBuf,
+    #[command(flatten)]
+    input: FittedInput,
     /// The new number of clusters
     #[arg(short, long, value_name = "K")]
     k: usize,
@@ -35,9 +30,8 @@ pub struct Args {
 
 /// Runs `rateclust recluster`.
 pub fn run(args: Args) -> CliResult {
-    let Args { model, features, k, out, device, quiet } = args;
-    let mut model = Clusterer::load(&model)?;
-    let (x, n) = read_features_for(&model, &features)?;
+    let Args { input, k, out, device, quiet } = args;
+    let (mut model, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
     model.set_k(&x, n, k, &dev, progress(quiet).as_mut())?;
     model.save(&out)?;

@@ -1,9 +1,7 @@
 //! `rateclust select-k`: the coding-length curve over candidate k, and its minimiser, as JSON on stdout.
 
 use crate::common::*;
-use rateclust::cluster::model::Clusterer;
 use rateclust::{Device, DeviceKind};
-use std::path::PathBuf;
 
 /// The coding-length curve over candidate k and its minimiser, as JSON
 ///
@@ -12,12 +10,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(args_override_self = true, allow_negative_numbers = true)]
 pub struct Args {
-    /// The fitted clusterer (rateclust fit)
-    #[arg(long, value_name = "M.safetensors")]
-    model: PathBuf,
-    /// Feature matrix, n × dim, dim the model's input dimension
-    #[arg(long, value_name = "X.npy")]
-    features: PathBuf,
+    #[command(flatten)]
+    input: FittedInput,
     /// Candidate numbers of clusters, comma-separated (e.g. 5,8,10)
     #[arg(long, value_name = "K,K,...", value_parser = parse_candidates)]
     candidates: Candidates,
@@ -31,9 +25,8 @@ pub struct Args {
 
 /// Runs `rateclust select-k`.
 pub fn run(args: Args) -> CliResult {
-    let Args { model, features, candidates: Candidates(cands), device, quiet } = args;
-    let model = Clusterer::load(&model)?;
-    let (x, n) = read_features_for(&model, &features)?;
+    let Args { input, candidates: Candidates(cands), device, quiet } = args;
+    let (model, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
     let r = model.select_k(&x, n, &cands, &dev, progress(quiet).as_mut())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| rateclust::Error::Internal(e.to_string()))?);
