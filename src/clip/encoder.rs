@@ -49,6 +49,11 @@ impl Workspace {
         ws
     }
 
+    /// Bytes the buffers hold.
+    pub fn bytes(&self) -> usize {
+        4 * [&self.h, &self.qkv, &self.heads, &self.mlp, &self.scores].iter().map(|v| v.capacity()).sum::<usize>()
+    }
+
     /// Makes room for a forward pass over `tokens` tokens (the score matrices are sized by
     /// [`Encoder::forward`], which knows the sequence length).
     pub fn ensure(&mut self, cfg: &EncoderConfig, tokens: usize) {

@@ -128,6 +128,18 @@ struct ImageScratch {
     vision: VisionScratch,
 }
 
+impl ImageScratch {
+    /// Bytes the buffers hold (the resize buffers and frame copies aside: a few per thread).
+    fn bytes(&self) -> usize {
+        4 * self.pixels.capacity() + self.pre.iter().map(|p| p.rgb.data.capacity()).sum::<usize>() + self.vision.bytes()
+    }
+}
+
+/// Most bytes of workspaces a model keeps between calls: enough for steady-state media-pipeline batches
+/// (ViT-B/32, 32 frames: about 90 MB), while the workspaces of large batches (ViT-L/14, 32 images: about
+/// 370 MB each, one per concurrent pass) are freed after the call.
+const MAX_POOLED_SCRATCH_BYTES: usize = 512 << 20;
+
 /// What an embedding call returns, and in what batches it works.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmbedOptions {
@@ -428,12 +440,17 @@ impl ClipModel {
         Ok(())
     }
 
-    /// Runs `f` with a workspace from the pool (a new one if none is free), then returns it to the pool.
+    /// Runs `f` with a workspace from the pool (a new one if none is free), then returns it to the pool,
+    /// unless the pool would then hold more than [`MAX_POOLED_SCRATCH_BYTES`] (a large batch's workspaces
+    /// are freed after the call, as before the pool existed).
     fn with_scratch<T>(&self, f: impl FnOnce(&mut ImageScratch) -> T) -> T {
         let taken = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut ws = taken.unwrap_or_default();
         let result = f(&mut ws);
-        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.iter().map(ImageScratch::bytes).sum::<usize>() + ws.bytes() <= MAX_POOLED_SCRATCH_BYTES {
+            pool.push(ws);
+        }
         result
     }
 

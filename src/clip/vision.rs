@@ -128,3 +128,10 @@ pub struct VisionScratch {
     /// Class tokens (`[n, d]`), then the pooled rows (`[n, d]`).
     pooled: Vec<f32>,
 }
+
+impl VisionScratch {
+    /// Bytes the buffers hold.
+    pub fn bytes(&self) -> usize {
+        self.encoder.bytes() + 4 * (self.cols.capacity() + self.x.capacity() + self.pooled.capacity())
+    }
+}
