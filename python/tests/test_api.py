@@ -24,7 +24,7 @@ def fitted(synth):
 
 
 def test_version_and_abi():
-    assert rateclust.abi_version() == 1
+    assert rateclust.abi_version() == 2
     major, minor, patch = map(int, rateclust.version().split("."))
     assert (major, minor, patch) >= (0, 1, 0)
     assert rateclust.library_path().endswith(".so") or rateclust.library_path().endswith(".dylib")
