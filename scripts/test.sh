@@ -50,7 +50,8 @@ log=$(mktemp)
 export RATECLUST_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$RATECLUST_SKIP_LOG"' EXIT
 set +e
-cargo test --release "$@" 2>&1 | tee "$log"
+# --no-fail-fast: every test binary runs even after one fails, so the closing count covers the whole suite.
+cargo test --release --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 run_time_skips=$(wc -l < "$RATECLUST_SKIP_LOG")

@@ -10,6 +10,19 @@ mod common;
 use common::*;
 use std::process::Command;
 
+/// `build_example` writes `<stem>-dyn`, the same path for both tests of this file, which run in parallel:
+/// each builds under this lock and moves its executable to a name of its own before letting go.
+static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Builds `examples/<src>` with `flags` and moves the executable to `<name>-<suffix>`.
+fn build_apart(src: &str, flags: &[String], suffix: &str) -> std::path::PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = build_example_with(src, Link::Dynamic, flags);
+    let apart = exe.with_file_name(format!("{}-{suffix}", exe.file_name().unwrap().to_string_lossy()));
+    std::fs::rename(&exe, &apart).unwrap();
+    apart
+}
+
 /// Every C/C++ example with the arguments its own test uses; `dir` is a scratch directory.
 fn cases<'a>(dir: &'a str, model: &'a str, image: &'a str) -> Vec<(&'static str, Vec<&'a str>)> {
     vec![
@@ -40,7 +53,7 @@ fn c_and_cpp_examples_run_clean_under_valgrind() {
     // The C++ demo repeats cluster.c's fit through the header-only wrapper (ASan/UBSan run it below); under
     // valgrind's serialised threads each fit takes minutes on 2 cores, so it runs once.
     for (src, args) in cases(d, m, i).into_iter().filter(|(src, _)| !src.starts_with("cpp/")) {
-        let exe = build_example(src, Link::Dynamic);
+        let exe = build_apart(src, &[], "valgrind");
         let lib = shared_library();
         let out = Command::new("valgrind")
             .args(["-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"])
@@ -65,13 +78,8 @@ fn c_and_cpp_examples_run_clean_under_asan_and_ubsan() {
     let (d, m, i) = (dir.to_str().unwrap(), model.to_str().unwrap(), image.to_str().unwrap());
     let flags: Vec<String> = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-g"].map(String::from).to_vec();
     for (src, args) in cases(d, m, i) {
-        let exe = build_example_with(src, Link::Dynamic, &flags);
-        let exe = {
-            // Keep the sanitised build apart from the plain one build_example makes under the same name.
-            let asan = exe.with_file_name(format!("{}-asan", exe.file_name().unwrap().to_string_lossy()));
-            std::fs::rename(&exe, &asan).unwrap();
-            asan
-        };
+        // Kept apart from the plain build other tests make under the same name.
+        let exe = build_apart(src, &flags, "asan");
         let lib = shared_library();
         let out = Command::new(&exe)
             .args(&args)
