@@ -42,7 +42,7 @@ def valid_blank_png(width, height):
     return png(width, height, b"".join(parts))
 
 
-def lying_jpeg(tmp):
+def lying_jpeg():
     """A small real JPEG (a fixture) whose frame header is rewritten to claim 10000 × 10000."""
     data = bytearray(open(os.path.join(ROOT, "tests/fixtures/clip_io/preprocess/j420.jpg"), "rb").read())
     sof = data.find(b"\xff\xc0")
@@ -108,7 +108,7 @@ def main():
                   ["embed", "--model", TINY, "--images", images_dir("valid_bomb", {"big.png": valid_bomb}), "--out", P("v.npy"), "--quiet"],
                   lambda c: c == 1))
     cases.append(("JPEG frame header claiming 10000×10000 (1 KB)", "refused: data cannot fill the frame",
-                  ["embed", "--model", TINY, "--images", images_dir("lying", {"lie.jpg": lying_jpeg(tmp)}), "--out", P("l.npy"), "--quiet"],
+                  ["embed", "--model", TINY, "--images", images_dir("lying", {"lie.jpg": lying_jpeg()}), "--out", P("l.npy"), "--quiet"],
                   lambda c: c == 1))
     # One bad file among good ones: listed and skipped.
     good = valid_blank_png(40, 30)
