@@ -3,7 +3,7 @@
 //!
 //!   cargo run --release --example bench_clip [case ...]
 //!
-//! Cases: `vit_b32_image` (ViT-B/32 vision tower, 224 px, batch 32), `vit_l14_image` (ViT-L/14, batch 8),
+//! Cases: `vit_b32_image` (ViT-B/32 vision tower, 224 px, batch 32), `vit_b32_image_one` (one image a call), `vit_l14_image` (ViT-L/14, batch 8),
 //! `vit_b32_text_short` (ViT-B/32 text tower on "a photo of a {label}" prompts, batch 64).
 //! Prints `BENCH<TAB>case<TAB>milliseconds per item` (best of the timed repetitions).
 
@@ -36,7 +36,7 @@ fn main() {
     let mut rng = Rng::new(11);
     eprintln!("threads: {}", rayon::current_num_threads());
 
-    if want("vit_b32_image") || want("vit_b32_text_short") {
+    if want("vit_b32_image") || want("vit_b32_image_one") || want("vit_b32_text_short") {
         // openai/clip-vit-base-patch32
         let cfg = vision_config(r#"{"model_type": "clip", "projection_dim": 512}"#);
         let model = ClipModel::from_tensors(cfg.clone(), &random_checkpoint(&cfg, 1)).unwrap();
@@ -46,6 +46,15 @@ fn main() {
             let opts = EmbedOptions { batch_size: n, ..Default::default() };
             bench("vit_b32_image", n, 3, || {
                 std::hint::black_box(model.embed_pixels(&pixels, n, &opts).unwrap());
+            });
+        }
+        if want("vit_b32_image_one") {
+            // One image a call: the latency a media pipeline sees per frame.
+            let pixels: Vec<f32> = (0..3 * 224 * 224).map(|_| rng.normal() as f32).collect();
+            let mut out = vec![0.0f32; model.output_dim(true, &EmbedOptions::default())];
+            bench("vit_b32_image_one", 1, 10, || {
+                model.embed_pixels_into(&pixels, 1, &EmbedOptions::default(), &mut out).unwrap();
+                std::hint::black_box(&out);
             });
         }
         if want("vit_b32_text_short") {

@@ -43,7 +43,7 @@ fn main() -> rateclust::Result<()> {
 
     // Training step.
     let (m, input, hidden, d) = (1024, 768, 4096, 128);
-    let params = FitParams { hidden, zdim: d, batch: m, warmup: 1, ..FitParams::default() };
+    let params = FitParams { hidden, zdim: d, batch: m, warmup: 1, ..FitParams::default() }.resolve(m);
     let mut head = Head::<f32>::new(HeadDims { input, hidden, zdim: d }, 42)?;
     let x: Vec<f32> = (0..m * input).map(|_| rng.normal() as f32).collect();
     let mut trainer = Trainer::<f32>::new(&params, &dev);

@@ -1,4 +1,5 @@
-//! Random CLIP checkpoints in the real configurations for the benchmarks (`bench_clip`, `bench_clip_cuda`):
+//! Random CLIP checkpoints in the real configurations for the benchmarks (`bench_clip`, `bench_clip_cuda`) and
+//! tests that need products large enough to run in parallel (`tests/clip_alloc_free.rs`):
 //! HF tensor names, f16, loaded through the same safetensors path as a real checkpoint.
 
 use rateclust::clip::weights::TensorFile;
@@ -28,7 +29,13 @@ impl View for &F16Tensor {
 }
 
 /// Random f16 weights with HF CLIP names for `cfg` (std 0.02 matrices, LayerNorm weight 1).
+#[allow(dead_code)] // each including target uses one of the two forms
 pub fn random_checkpoint(cfg: &ClipConfig, seed: u64) -> TensorFile {
+    TensorFile::from_bytes("random checkpoint", random_safetensors(cfg, seed))
+}
+
+/// [`random_checkpoint`] as the bytes of a `model.safetensors` file.
+pub fn random_safetensors(cfg: &ClipConfig, seed: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut tensors: Vec<(String, F16Tensor)> = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, kind: u8| {
@@ -82,6 +89,5 @@ pub fn random_checkpoint(cfg: &ClipConfig, seed: u64) -> TensorFile {
         encoder(&mut add, "text_model.", d, t.encoder.intermediate_size, t.encoder.num_layers);
         add("text_projection.weight".into(), vec![cfg.projection_dim, d], b'r');
     }
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.clone(), t)), None).expect("serialize");
-    TensorFile::from_bytes("random checkpoint", bytes)
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.clone(), t)), None).expect("serialize")
 }

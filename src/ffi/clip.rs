@@ -2,7 +2,7 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::clip::image::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::model::LoadedImage;
 use crate::clip::{ClipModel, EmbedOptions};
@@ -335,11 +335,14 @@ fn embed_into(
     params: *const rateclust_embed_params,
     out: *mut f32,
     out_len: usize,
-    embed: impl FnOnce(&EmbedOptions, &mut CProgress, &mut [f32]) -> Result<()>,
+    embed: impl FnOnce(&EmbedOptions, &mut CProgress, &mut [f32]) -> Result<()> + Send,
 ) -> Result<()> {
     let (opts, mut progress) = options(params)?;
     let out = output(m, images, &opts, n, out, out_len)?;
-    embed(&opts, &mut progress, out)
+    if progress.f.is_some() {
+        return embed(&opts, &mut progress, out);
+    }
+    on_pool(|| embed(&opts, &mut CProgress::none(), out))
 }
 
 /// The caller's output buffer, checked to hold n rows of the output width.

@@ -197,6 +197,30 @@ pub(crate) struct CProgress {
     pub user_data: *mut c_void,
 }
 
+impl CProgress {
+    /// No callback: reports go nowhere and nothing cancels.
+    pub fn none() -> Self {
+        CProgress { f: None, user_data: std::ptr::null_mut() }
+    }
+}
+
+/// Runs `f` on a thread of the library's rayon pool (directly when the caller already is one), the caller
+/// blocked until it returns; a panic in `f` resumes on the caller, inside its [`guard`].
+///
+/// Why: each parallel step started from a thread outside the pool enters it through rayon's injector
+/// queue, which allocates a new block every 63 entries. Moved onto the pool, a call enters it once, and
+/// every parallel step inside (row blocks, attention heads, `linalg::gemm`'s pieces) then runs on pool
+/// threads, which allocate nothing. So a media pipeline calling from its own thread allocates one block
+/// per 63 calls instead of several per call. Only for calls without a progress callback: callbacks stay on
+/// the caller's thread, where C, Go, Julia and Python callers expect them.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::join(f, || ()).0
+    }
+}
+
 impl Progress for CProgress {
     fn report(&mut self, stage: &str, done: u64, total: u64) -> bool {
         let Some(f) = self.f else { return true };
