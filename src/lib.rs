@@ -20,6 +20,7 @@ pub mod progress;
 pub mod rate;
 pub mod report;
 pub mod rng;
+pub mod scratch;
 
 pub use device::{Device, DeviceKind};
 pub use error::{Error, Result, Status};

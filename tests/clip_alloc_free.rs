@@ -1,7 +1,8 @@
-//! Steady-state CPU embedding calls do not touch the heap: after a few warm-up calls with the same batch
-//! (same count, same frame size), `rateclust_embed_frames` and `rateclust_embed_pixels` allocate nothing and
-//! return the first call's rows bit for bit. The model keeps its forward-pass buffers, preprocessing buffers
-//! and resize taps in a workspace pool that later calls reuse; `linalg::gemm` splits large products over
+//! Steady-state CPU embedding and labelling calls do not touch the heap: after a few warm-up calls with the
+//! same batch (same count, same frame size), `rateclust_embed_frames`, `rateclust_embed_pixels` and
+//! `rateclust_assign` (default rule) allocate nothing and return the first call's output bit for bit. The model keeps its forward-pass buffers, preprocessing buffers
+//! and resize taps in a workspace pool that later calls reuse (a clusterer likewise keeps its projections and
+//! neighbour-search buffers); `linalg::gemm` splits large products over
 //! the pool with `rayon::join`, which allocates nothing on pool threads.
 //!
 //! The model here is a random one whose products are large enough to be split (a vision tower of width
@@ -23,6 +24,7 @@ use rateclust::ffi::clip::{
     rateclust_embed_default_params, rateclust_embed_frames, rateclust_embed_pixels, rateclust_frame, rateclust_model_free,
     rateclust_model_image_size, rateclust_model_load, rateclust_model_output_dim,
 };
+use rateclust::ffi::cluster::{rateclust_assign, rateclust_clusterer, rateclust_clusterer_free, rateclust_fit, rateclust_fit_default_params};
 use rateclust::ffi::core::rateclust_set_cpu_threads;
 use rateclust::Status;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -110,6 +112,8 @@ struct Ptrs {
     model: *mut rateclust::ffi::clip::rateclust_model,
     frames: *const rateclust_frame,
     pixels: *const f32,
+    clusterer: *mut rateclust_clusterer,
+    embeddings: *const f32,
 }
 // SAFETY: the pointees outlive every use (the pool runs the closure to completion before they are dropped)
 // and the model may be used from any thread (its C API contract).
@@ -142,29 +146,63 @@ fn steady_state_cpu_embedding_calls_do_not_allocate() {
     assert_eq!(side, 64);
     let pixels: Vec<f32> = (0..n * 3 * side * side).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
 
-    let p = Ptrs { model, frames: frames.as_ptr(), pixels: pixels.as_ptr() };
+    // A clusterer of three clusters fitted on points around three of the embedding's axes (the C API's
+    // defaults, few steps), and the frames' embeddings to label with it.
+    let (fit_n, centres) = (300usize, [0usize, dim / 3, 2 * dim / 3]);
+    let mut rng = rateclust::rng::Rng::new(9);
+    let fit_x: Vec<f32> = (0..fit_n * dim).map(|i| if i % dim == centres[(i / dim) % 3] { 1.0 } else { 0.15 * rng.normal() as f32 }).collect();
+    let mut fp = rateclust_fit_default_params();
+    fp.k = 3;
+    fp.steps = 20;
+    let mut clusterer = std::ptr::null_mut();
+    let dk = rateclust::DeviceKind::Cpu as u32;
+    assert_eq!(rateclust_fit(fit_x.as_ptr(), fit_n, dim, &fp, dk, None, std::ptr::null_mut(), &mut clusterer), Status::Ok);
+    let mut embeddings = vec![0.0f32; n * dim];
+    let params = rateclust_embed_default_params();
+    assert_eq!(rateclust_embed_frames(model, frames.as_ptr(), n, &params, embeddings.as_mut_ptr(), embeddings.len()), Status::Ok);
+
+    let p = Ptrs { model, frames: frames.as_ptr(), pixels: pixels.as_ptr(), clusterer, embeddings: embeddings.as_ptr() };
     let run = move |measured: usize| {
         let params = rateclust_embed_default_params();
         let p = p;
         let frames = steady_state("rateclust_embed_frames", |out| rateclust_embed_frames(p.model, p.frames, n, &params, out.as_mut_ptr(), out.len()), n * dim, measured);
         let pixels = steady_state("rateclust_embed_pixels", |out| rateclust_embed_pixels(p.model, p.pixels, n, &params, out.as_mut_ptr(), out.len()), n * dim, measured);
-        (frames, pixels)
+        let (mut labels, mut confidence) = ([0i64; 4], [0.0f32; 4]);
+        let assign = steady_state(
+            "rateclust_assign",
+            |out| {
+                let status = rateclust_assign(p.clusterer, p.embeddings, n, dim, dk, labels.as_mut_ptr(), confidence.as_mut_ptr(), None, std::ptr::null_mut());
+                // Labels are small integers (exact in f32); the confidence may be 0, the labels make the row non-zero.
+                for i in 0..n {
+                    out[i] = labels[i] as f32 + 1.0;
+                    out[n + i] = confidence[i];
+                }
+                status
+            },
+            2 * n,
+            measured,
+        );
+        (frames, pixels, assign)
     };
 
     // From a thread of a rayon pool: nothing, every call.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let (frames, pixels) = pool.install(move || run(5));
-    assert!(frames.iter().chain(&pixels).all(|&a| a == 0), "allocations per call from a pool thread: frames {frames:?}, pixels {pixels:?}");
+    let (frames, pixels, assign) = pool.install(move || run(5));
+    assert!(
+        frames.iter().chain(&pixels).chain(&assign).all(|&a| a == 0),
+        "allocations per call from a pool thread: frames {frames:?}, pixels {pixels:?}, assign {assign:?}"
+    );
 
     // From this thread (outside any pool): at most one injector block per 63 calls, so at most 2 (or 3
     // when the warm-up calls end just before a block boundary) over 126 calls.
-    let (frames, pixels) = run(126);
-    for (what, counts) in [("rateclust_embed_frames", &frames), ("rateclust_embed_pixels", &pixels)] {
+    let (frames, pixels, assign) = run(126);
+    for (what, counts) in [("rateclust_embed_frames", &frames), ("rateclust_embed_pixels", &pixels), ("rateclust_assign", &assign)] {
         let total: usize = counts.iter().sum();
         let most = counts.iter().max().copied().unwrap_or(0);
         assert!(total <= 3 && most <= 1, "{what} from an outside thread: {total} allocations in 126 calls (at most {most} in one)");
         eprintln!("{what} from an outside thread: {total} allocations in 126 calls");
     }
 
+    rateclust_clusterer_free(clusterer);
     rateclust_model_free(model);
 }

@@ -4,6 +4,7 @@ use super::config::{Activation, EncoderConfig};
 use super::layers::{attention, attention_groups, LayerNorm, Linear};
 use super::weights::Tensors;
 use crate::error::Result;
+use crate::scratch::grow;
 
 /// transformers `CLIPEncoderLayer`: LN1 → self-attention → residual, LN2 → MLP → residual.
 /// Q, K and V are one fused `[3d, d]` projection (one GEMM instead of three).
@@ -33,13 +34,6 @@ pub struct Workspace {
     pub(crate) mlp: Vec<f32>,
     /// Attention score matrices, one `seq × seq` per run of (item, head) tasks.
     scores: Vec<f32>,
-}
-
-/// Grows `v` to at least `len` values (new ones zero); never shrinks it.
-pub(crate) fn grow(v: &mut Vec<f32>, len: usize) {
-    if v.len() < len {
-        v.resize(len, 0.0);
-    }
 }
 
 impl Workspace {

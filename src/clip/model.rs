@@ -21,7 +21,7 @@ use crate::progress::{self, NoProgress, Progress};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
+use crate::scratch::ScratchPool;
 
 /// Fewest items a pass gets when passes are split across threads (keeps its GEMMs from getting thin).
 const MIN_ITEMS_PER_PASS: usize = 4;
@@ -128,7 +128,7 @@ struct ImageScratch {
     vision: VisionScratch,
 }
 
-impl ImageScratch {
+impl crate::scratch::Workspace for ImageScratch {
     /// Bytes the buffers hold (the resize buffers and frame copies aside: a few per thread).
     fn bytes(&self) -> usize {
         4 * self.pixels.capacity() + self.pre.iter().map(|p| p.rgb.data.capacity()).sum::<usize>() + self.vision.bytes()
@@ -178,7 +178,7 @@ pub struct ClipModel {
     /// Why `DeviceKind::Auto` stayed on the CPU, when it did (no GPU, or the upload failed).
     cpu_reason: Option<String>,
     /// Workspaces of CPU image passes, reused by later passes (see [`ImageScratch`]).
-    scratch: Mutex<Vec<ImageScratch>>,
+    scratch: ScratchPool<ImageScratch>,
 }
 
 impl ClipModel {
@@ -340,7 +340,7 @@ impl ClipModel {
             preprocess,
             cuda: None,
             cpu_reason: None,
-            scratch: Mutex::new(Vec::new()),
+            scratch: ScratchPool::new(MAX_POOLED_SCRATCH_BYTES),
         })
     }
 
@@ -425,7 +425,7 @@ impl ClipModel {
             return Ok(());
         }
         run_chunks_into(n, pass_size(n, opts.batch_size), &mut NoProgress, "embed images", out, dim, |r, o| {
-            self.with_scratch(|ws| {
+            self.scratch.with(|ws| {
                 let pooled = v.forward_with(&pixels[r.start * per..r.end * per], r.len(), None, &mut ws.vision);
                 self.finish_into(pooled, r.len(), self.visual_projection.as_ref(), opts, o)
             })
@@ -438,20 +438,6 @@ impl ClipModel {
             return Err(invalid_arg!("output has {} values, {n} rows × {dim} = {} expected", out.len(), n.saturating_mul(dim)));
         }
         Ok(())
-    }
-
-    /// Runs `f` with a workspace from the pool (a new one if none is free), then returns it to the pool,
-    /// unless the pool would then hold more than [`MAX_POOLED_SCRATCH_BYTES`] (a large batch's workspaces
-    /// are freed after the call, as before the pool existed).
-    fn with_scratch<T>(&self, f: impl FnOnce(&mut ImageScratch) -> T) -> T {
-        let taken = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut ws = taken.unwrap_or_default();
-        let result = f(&mut ws);
-        let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.iter().map(ImageScratch::bytes).sum::<usize>() + ws.bytes() <= MAX_POOLED_SCRATCH_BYTES {
-            pool.push(ws);
-        }
-        result
     }
 
     /// Embeddings of token id sequences (each with its end-of-text token; no padding needed). Sequences are
@@ -568,7 +554,7 @@ impl ClipModel {
         // Fills `ws.pixels` with the preprocessed images of `r`: the images are split into one run of
         // consecutive images per thread, each run preprocessed with its own buffers.
         let preprocess = |r: Range<usize>, ws: &mut ImageScratch| -> Result<()> {
-            crate::clip::encoder::grow(&mut ws.pixels, r.len() * per);
+            crate::scratch::grow(&mut ws.pixels, r.len() * per);
             let runs = rayon::current_num_threads().clamp(1, r.len().max(1));
             if ws.pre.len() < runs {
                 ws.pre.resize_with(runs, PreScratch::default);
@@ -595,7 +581,7 @@ impl ClipModel {
             progress::report(progress, "embed images", 0, n as u64)?;
             for start in (0..n).step_by(bs) {
                 let r = start..(start + bs).min(n);
-                let pass = self.with_scratch(|ws| -> Result<Vec<f32>> {
+                let pass = self.scratch.with(|ws| -> Result<Vec<f32>> {
                     preprocess(r.clone(), ws)?;
                     c.embed_pixels(&ws.pixels[..r.len() * per], r.len(), bs, opts.pooled)
                 })?;
@@ -606,7 +592,7 @@ impl ClipModel {
             return Ok(());
         }
         run_chunks_into(n, pass_size(n, opts.batch_size), progress, "embed images", out, dim, |r, o| {
-            self.with_scratch(|ws| {
+            self.scratch.with(|ws| {
                 preprocess(r.clone(), ws)?;
                 let pooled = v.forward_with(&ws.pixels[..r.len() * per], r.len(), None, &mut ws.vision);
                 self.finish_into(pooled, r.len(), self.visual_projection.as_ref(), opts, o)

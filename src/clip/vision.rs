@@ -1,7 +1,8 @@
 //! The vision tower: transformers `CLIPVisionTransformer` (`CLIPVisionModel.forward`), block by block.
 
 use super::config::VisionConfig;
-use super::encoder::{grow, load_layer_norm, Encoder, Workspace};
+use super::encoder::{load_layer_norm, Encoder, Workspace};
+use crate::scratch::grow;
 use super::layers::LayerNorm;
 use super::weights::Tensors;
 use crate::error::Result;

@@ -17,6 +17,7 @@ use super::params::AssignRule;
 use crate::error::{Error, Result};
 use crate::linalg::eigh::eigh;
 use crate::linalg::{gemm, Trans};
+use crate::scratch::grow;
 use rayon::prelude::*;
 
 /// Per-cluster summaries of the spectral sample.
@@ -143,9 +144,9 @@ impl AssignModel {
 
     /// Labels and confidences of n points given their projections into the input space (n×rank), for
     /// `AssignRule::PrototypeInput`.
-    pub fn assign_input(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+    pub fn assign_input(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32], ws: &mut AssignScratch) -> Result<()> {
         let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
-        best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence)
+        best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence, ws)
     }
 
     /// Scores of n points given their projections into the input space (n×rank) into `out` (n×k): for
@@ -154,12 +155,13 @@ impl AssignModel {
     pub fn scores_input(&self, rule: AssignRule, p: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
         if rule != AssignRule::NeighborsInput {
-            return score_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, out);
+            return score_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, out, &mut Vec::new());
         }
         if out.len() != n * self.k {
             return Err(crate::invalid_arg!("assign: expected {n}×{} score slots", self.k));
         }
-        let (nbrs, kn) = self.neighbor_lists(p, n)?;
+        let mut ws = AssignScratch::default();
+        let (nbrs, kn) = self.neighbor_lists(p, n, &mut ws)?;
         nbrs.par_chunks(kn).zip(out.par_chunks_mut(self.k)).for_each(|(list, row)| {
             row.iter_mut().for_each(|v| *v = 0.0);
             // Whole counts first (exact in f32), then one division: ten additions of 0.1 overshoot 1.
@@ -172,33 +174,31 @@ impl AssignModel {
     }
 
     /// The nearest reference points of n projected points: n lists of `kn` indices, and kn.
-    fn neighbor_lists(&self, p: &[f32], n: usize) -> Result<(Vec<u32>, usize)> {
+    fn neighbor_lists<'a>(&self, p: &[f32], n: usize, ws: &'a mut AssignScratch) -> Result<(&'a [u32], usize)> {
         let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
         let m = ip.references();
         if m == 0 {
             return Err(crate::invalid_arg!("this model stores no reference points (a version 2 file); use rule prototype-x"));
         }
         let kn = neighbors::NEIGHBORS.min(m);
-        Ok((neighbors::nearest(p, n, &ip.reference, m, ip.space.rank, kn)?, kn))
+        neighbors::nearest_into(p, n, &ip.reference, m, ip.space.rank, kn, &mut ws.scores, &mut ws.neighbors)?;
+        Ok((&ws.neighbors[..n * kn], kn))
     }
 
     /// Labels and confidences (the vote's margin) of n points given their projections into the input
     /// space (n×rank), for `AssignRule::NeighborsInput`: the majority among the nearest
-    /// [`neighbors::NEIGHBORS`] reference points.
-    pub fn assign_neighbors(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+    /// [`neighbors::NEIGHBORS`] reference points. `ws` holds the search's buffers.
+    pub fn assign_neighbors(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32], ws: &mut AssignScratch) -> Result<()> {
         if labels.len() != n || confidence.len() != n {
             return Err(crate::invalid_arg!("assign: expected {n} output slots"));
         }
-        let (nbrs, kn) = self.neighbor_lists(p, n)?;
+        let (nbrs, kn) = self.neighbor_lists(p, n, ws)?;
         let ip = self.input.as_ref().expect("neighbor_lists checked the input-space model");
-        nbrs.par_chunks(kn).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each_init(
-            || vec![0u32; self.k],
-            |counts, ((list, l), c)| {
-                let (label, margin) = neighbors::vote(list.iter().map(|&j| ip.reference_labels[j as usize] as usize), self.k, counts);
-                *l = label as i64;
-                *c = margin;
-            },
-        );
+        nbrs.par_chunks(kn).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each(|((list, l), c)| {
+            let (label, margin) = neighbors::vote(list.iter().map(|&j| ip.reference_labels[j as usize] as usize));
+            *l = label as i64;
+            *c = margin;
+        });
         Ok(())
     }
 
@@ -206,13 +206,13 @@ impl AssignModel {
     /// written into `labels` and `confidence` (n each).
     pub fn assign(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
         let (x, protos, rank) = self.head_space_rule(rule, z, c)?;
-        best_of_rows(x, n, self.zdim, protos, self.k, rank, labels, confidence)
+        best_of_rows(x, n, self.zdim, protos, self.k, rank, labels, confidence, &mut AssignScratch::default())
     }
 
     /// The per-cluster scores [`Self::assign`] compares, into `out` (n×k).
     pub fn scores(&self, rule: AssignRule, z: &[f32], c: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         let (x, protos, rank) = self.head_space_rule(rule, z, c)?;
-        score_rows(x, n, self.zdim, protos, self.k, rank, out)
+        score_rows(x, n, self.zdim, protos, self.k, rank, out, &mut Vec::new())
     }
 
     /// What a head-space rule compares: which embedding, against which prototypes or bases, with which rank.
@@ -228,17 +228,50 @@ impl AssignModel {
     }
 }
 
+/// Buffers of one assignment call ([`crate::scratch`]): a [`super::model::Clusterer`] keeps these in a
+/// pool, so that labelling one frame after another allocates nothing once they have grown.
+#[derive(Default)]
+pub struct AssignScratch {
+    /// Input rows scaled to unit norm (models fitted with `normalize_input`).
+    pub unit: Vec<f32>,
+    /// Input rows minus the input space's mean.
+    pub centred: Vec<f32>,
+    /// Projections into the input space (n×rank).
+    pub projections: Vec<f32>,
+    /// Scores against the clusters (n×k), or similarities to the reference points (one block of rows).
+    scores: Vec<f32>,
+    /// Products behind the scores (a block of rows × k·r).
+    products: Vec<f32>,
+    /// Nearest reference points (n×kn).
+    neighbors: Vec<u32>,
+    /// Confidences, when the caller wants labels only.
+    pub confidence: Vec<f32>,
+}
+
+impl crate::scratch::Workspace for AssignScratch {
+    fn bytes(&self) -> usize {
+        4 * (self.unit.capacity()
+            + self.centred.capacity()
+            + self.projections.capacity()
+            + self.scores.capacity()
+            + self.products.capacity()
+            + self.neighbors.capacity()
+            + self.confidence.capacity())
+    }
+}
+
 /// The k scores of each of the n rows of `x` (n×d) against `protos`, into `out` (n×k): the cosine with each
 /// prototype row (`rank` None), or with `rank` Some(r) the squared projection norm on each block of r basis
-/// rows. Computed in blocks of rows, which bound the n×(k·r) product.
-fn score_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, out: &mut [f32]) -> Result<()> {
+/// rows. Computed in blocks of rows, which bound the n×(k·r) product (held in `products`, grown as needed).
+#[allow(clippy::too_many_arguments)]
+fn score_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, out: &mut [f32], products: &mut Vec<f32>) -> Result<()> {
     if x.len() != n * d || out.len() != n * k {
         return Err(crate::invalid_arg!("assign: expected {n}×{d} embeddings and {n}×{k} score slots"));
     }
     let r = rank.unwrap_or(1);
     let cols = k * r;
     const BLOCK: usize = 4096;
-    let mut products = vec![0.0f32; BLOCK.min(n) * cols];
+    grow(products, BLOCK.min(n) * cols);
     for start in (0..n).step_by(BLOCK) {
         let rows = BLOCK.min(n - start);
         let s = &mut products[..rows * cols];
@@ -255,12 +288,13 @@ fn score_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Opt
 /// For each of the n rows of `x`, the best of its k scores ([`score_rows`]) as label and its margin over the
 /// second best as confidence.
 #[allow(clippy::too_many_arguments)]
-fn best_of_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, labels: &mut [i64], confidence: &mut [f32]) -> Result<()> {
+fn best_of_rows(x: &[f32], n: usize, d: usize, protos: &[f32], k: usize, rank: Option<usize>, labels: &mut [i64], confidence: &mut [f32], ws: &mut AssignScratch) -> Result<()> {
     if labels.len() != n || confidence.len() != n {
         return Err(crate::invalid_arg!("assign: expected {n} output slots"));
     }
-    let mut scores = vec![0.0f32; n * k];
-    score_rows(x, n, d, protos, k, rank, &mut scores)?;
+    grow(&mut ws.scores, n * k);
+    let scores = &mut ws.scores[..n * k];
+    score_rows(x, n, d, protos, k, rank, scores, &mut ws.products)?;
     scores.par_chunks(k).zip(labels.par_iter_mut()).zip(confidence.par_iter_mut()).for_each(|((row, l), cf)| {
         let (mut best, mut second, mut arg) = (f32::NEG_INFINITY, f32::NEG_INFINITY, 0usize);
         for (j, &v) in row.iter().enumerate() {

@@ -9,6 +9,7 @@
 use crate::error::Result;
 use crate::linalg::eigh::eigh;
 use crate::linalg::{gemm, Trans};
+use crate::scratch::grow;
 
 /// Dimension of the space (at most the input dimension and m − 1).
 pub const SPACE_DIM: usize = 128;
@@ -47,14 +48,26 @@ impl InputSpace {
 
     /// The n×rank row-normalised projections of the n×dim rows `x`.
     pub fn project(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let (mut centred, mut p) = (Vec::new(), Vec::new());
+        self.project_into(x, n, &mut centred, &mut p)?;
+        Ok(p)
+    }
+
+    /// [`Self::project`] into `out[..n × rank]`, with `centred` for the centred rows; both grow as needed.
+    pub fn project_into(&self, x: &[f32], n: usize, centred: &mut Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
         if x.len() != n * self.dim {
             return Err(crate::invalid_arg!("input space: {} values for {n}×{} rows", x.len(), self.dim));
         }
-        let xc: Vec<f32> = x.chunks(self.dim).flat_map(|row| row.iter().zip(&self.mean).map(|(&v, &mu)| v - mu)).collect();
-        let mut p = vec![0.0f32; n * self.rank];
-        gemm(n, self.rank, self.dim, 1.0, &xc, self.dim, Trans::No, &self.basis, self.rank, Trans::No, 0.0, &mut p, self.rank);
-        crate::linalg::rows::l2_normalize_rows(&mut p, self.rank);
-        Ok(p)
+        grow(centred, n * self.dim);
+        let xc = &mut centred[..n * self.dim];
+        for (c, row) in xc.chunks_mut(self.dim).zip(x.chunks(self.dim)) {
+            c.iter_mut().zip(row.iter().zip(&self.mean)).for_each(|(c, (&v, &mu))| *c = v - mu);
+        }
+        grow(out, n * self.rank);
+        let p = &mut out[..n * self.rank];
+        gemm(n, self.rank, self.dim, 1.0, xc, self.dim, Trans::No, &self.basis, self.rank, Trans::No, 0.0, p, self.rank);
+        crate::linalg::rows::l2_normalize_rows(p, self.rank);
+        Ok(())
     }
 
     /// Checks the stored sizes (after loading a file).

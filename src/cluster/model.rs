@@ -3,7 +3,7 @@
 //! with the consensus of k-means runs by coding length and refine the winner on the neighbour graph
 //! (docs/defaults.md); then label any number of points, choose k, save and load.
 
-use super::assign::{AssignModel, InputSpaceModel};
+use super::assign::{AssignModel, AssignScratch, InputSpaceModel};
 use super::consensus::{consensus_partition, runs_for, CONSENSUS_REPLICATES};
 use super::head::{Head, HeadDims};
 use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
@@ -19,6 +19,7 @@ use crate::error::{check_finite, Result};
 use crate::progress::{report, NoProgress, Progress};
 use crate::rate::membership;
 use crate::rng::Rng;
+use crate::scratch::{grow, ScratchPool};
 
 /// How much shorter (a fraction of the consensus's code) the head's partition must code the scoring sample
 /// to replace the k-means consensus. On real features the two differed by under 1 % either way, and the
@@ -45,7 +46,13 @@ pub struct Clusterer {
     /// partition (same sample as `restart_scores`; the shorter was kept). Not saved.
     pub head_score: Option<f64>,
     pub consensus_score: Option<f64>,
+    /// Workspaces of [`Clusterer::assign_into`] (see [`AssignScratch`]).
+    pub(crate) assign_scratch: ScratchPool<AssignScratch>,
 }
+
+/// Most bytes of assignment workspaces a clusterer keeps between calls: a frame or a batch of frames needs
+/// kilobytes; a full 16384-row chunk against 10,000 references about 70 MB, which is freed after the call.
+const MAX_POOLED_ASSIGN_BYTES: usize = 16 << 20;
 
 /// Labels and per-point confidence (see [`super::assign`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +115,7 @@ pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, pa
 impl Clusterer {
     /// A clusterer from its parts with no training history (loaded files, benchmarks).
     pub fn from_parts(params: FitParams, head: Head<f32>, assign_model: AssignModel) -> Self {
-        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0, k_curve: None, head_score: None, consensus_score: None }
+        Clusterer { params, head, assign_model, losses: Vec::new(), restart_scores: Vec::new(), chosen_restart: 0, k_curve: None, head_score: None, consensus_score: None, assign_scratch: ScratchPool::new(MAX_POOLED_ASSIGN_BYTES) }
     }
 
     /// Trains on `x` (n×dim, row-major), clusters a sample of `params.spectral_sample` points spectrally
@@ -215,7 +222,7 @@ impl Clusterer {
         }
         report(progress, "refine", 0, 1)?;
         let nbrs = neighbors::nearest(&scorer.proj, m, &scorer.proj, m, scorer.space.rank, NEIGHBORS.min(m))?;
-        let refined = neighbors::refine(&chosen, &nbrs, k, REFINE_ROUNDS);
+        let refined = neighbors::refine(&chosen, &nbrs, REFINE_ROUNDS);
         self.assign_model.input = Some(InputSpaceModel::build(scorer.space.clone(), &scorer.proj, m, &refined, k)?);
         self.params.assign_rule = AssignRule::NeighborsInput;
         report(progress, "refine", 1, 1)?;
@@ -309,16 +316,48 @@ impl Clusterer {
     /// products) in chunks of [`EVAL_CHUNK`] rows, and the next chunk's forward overlaps the CPU's
     /// assignment of the current one; on the CPU this is exactly `assign_with`.
     pub fn assign_on(&self, device: &Device, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        if rule.uses_input_space() {
-            return self.assign_input_space(rule, x, n, progress);
+        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
+        self.assign_into(device, rule, x, n, &mut out.labels, Some(&mut out.confidence), progress)?;
+        Ok(out)
+    }
+
+    /// [`Self::assign_on`] into the caller's `labels` (n) and, if given, `confidence` (n). With the
+    /// input-space rules (the default `neighbors-x`, and `prototype-x`) a call allocates nothing once an
+    /// earlier call of the same size has grown the model's workspaces; the head-space rules allocate for
+    /// the head's forward pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assign_into(
+        &self,
+        device: &Device,
+        rule: AssignRule,
+        x: &[f32],
+        n: usize,
+        labels: &mut [i64],
+        confidence: Option<&mut [f32]>,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        self.check_input(x, n)?;
+        if labels.len() != n || confidence.as_ref().is_some_and(|c| c.len() != n) {
+            return Err(crate::invalid_arg!("assign: {n} points need {n} label and confidence slots"));
         }
-        if device.is_cuda() {
-            let head = HeadOn::new(device, &self.head)?;
-            return self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, progress);
-        }
-        self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
-            let (z, c) = self.rule_embeddings(rule, xs, rows)?;
-            self.assign_model.assign(rule, &z, &c, rows, labels, conf)
+        self.assign_scratch.with(|ws| {
+            let mut spare = std::mem::take(&mut ws.confidence);
+            let conf = match confidence {
+                Some(c) => c,
+                None => crate::scratch::refill(&mut spare, n),
+            };
+            let result = if rule.uses_input_space() {
+                self.assign_input_space(rule, x, n, labels, conf, ws, progress)
+            } else if device.is_cuda() {
+                HeadOn::new(device, &self.head).and_then(|head| self.assign_pipelined(&head, EVAL_CHUNK, rule, x, n, labels, conf, progress))
+            } else {
+                self.assign_in_chunks(x, n, labels, conf, progress, |xs, rows, labels, conf| {
+                    let (z, c) = self.rule_embeddings(rule, xs, rows)?;
+                    self.assign_model.assign(rule, &z, &c, rows, labels, conf)
+                })
+            };
+            ws.confidence = spare;
+            result
         })
     }
 
@@ -332,24 +371,43 @@ impl Clusterer {
     }
 
     /// `rows` input rows projected into the stored input space (after the model's input normalisation),
-    /// as the input-space rules compare them.
-    fn input_projections(&self, rule: AssignRule, xs: &[f32], rows: usize) -> Result<Vec<f32>> {
+    /// as the input-space rules compare them: into `ws.projections[..rows × rank]`.
+    fn input_projections_into(&self, rule: AssignRule, xs: &[f32], rows: usize, ws: &mut AssignScratch) -> Result<()> {
         let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
-        if self.params.normalize_input {
-            ip.space.project(&l2_normalize_rows(xs, self.input_dim()), rows)
+        let xs = if self.params.normalize_input {
+            grow(&mut ws.unit, xs.len());
+            let unit = &mut ws.unit[..xs.len()];
+            unit.copy_from_slice(xs);
+            crate::linalg::rows::l2_normalize_rows(unit, self.input_dim());
+            &*unit
         } else {
-            ip.space.project(xs, rows)
-        }
+            xs
+        };
+        ip.space.project_into(xs, rows, &mut ws.centred, &mut ws.projections)
     }
 
-    /// [`Self::assign_on`] for the input-space rules: no head; the nearest prototype or the neighbours' vote.
-    fn assign_input_space(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        self.assign_in_chunks(x, n, progress, |xs, rows, labels, conf| {
-            let p = self.input_projections(rule, xs, rows)?;
-            match rule {
-                AssignRule::NeighborsInput => self.assign_model.assign_neighbors(&p, rows, labels, conf),
-                _ => self.assign_model.assign_input(&p, rows, labels, conf),
-            }
+    /// [`Self::assign_into`] for the input-space rules: no head; the nearest prototype or the neighbours' vote.
+    #[allow(clippy::too_many_arguments)]
+    fn assign_input_space(
+        &self,
+        rule: AssignRule,
+        x: &[f32],
+        n: usize,
+        labels: &mut [i64],
+        confidence: &mut [f32],
+        ws: &mut AssignScratch,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let rank = self.assign_model.input.as_ref().map_or(0, |ip| ip.space.rank);
+        self.assign_in_chunks(x, n, labels, confidence, progress, |xs, rows, labels, conf| {
+            self.input_projections_into(rule, xs, rows, ws)?;
+            let mut p = std::mem::take(&mut ws.projections);
+            let result = match rule {
+                AssignRule::NeighborsInput => self.assign_model.assign_neighbors(&p[..rows * rank], rows, labels, conf, ws),
+                _ => self.assign_model.assign_input(&p[..rows * rank], rows, labels, conf, ws),
+            };
+            std::mem::swap(&mut ws.projections, &mut p);
+            result
         })
     }
 
@@ -369,7 +427,10 @@ impl Clusterer {
             let xs = &x[start * dim..(start + rows) * dim];
             let o = &mut out[start * k..(start + rows) * k];
             if rule.uses_input_space() {
-                self.assign_model.scores_input(rule, &self.input_projections(rule, xs, rows)?, rows, o)?;
+                let mut ws = AssignScratch::default();
+                self.input_projections_into(rule, xs, rows, &mut ws)?;
+                let rank = self.assign_model.input.as_ref().map_or(0, |ip| ip.space.rank);
+                self.assign_model.scores_input(rule, &ws.projections[..rows * rank], rows, o)?;
             } else {
                 let (z, c) = self.rule_embeddings(rule, xs, rows)?;
                 self.assign_model.scores(rule, &z, &c, rows, o)?;
@@ -379,33 +440,43 @@ impl Clusterer {
         Ok(out)
     }
 
-    /// Checks `x`, then labels it in chunks of 16384 rows (memory O(chunk)) with `label_chunk(rows of x,
-    /// row count, labels out, confidences out)`. Progress stage "assign".
+    /// Labels `x` (checked by the caller) in chunks of 16384 rows (memory O(chunk)) with `label_chunk(rows
+    /// of x, row count, labels out, confidences out)`. Progress stage "assign".
     fn assign_in_chunks(
         &self,
         x: &[f32],
         n: usize,
+        labels: &mut [i64],
+        confidence: &mut [f32],
         progress: &mut dyn Progress,
         mut label_chunk: impl FnMut(&[f32], usize, &mut [i64], &mut [f32]) -> Result<()>,
-    ) -> Result<Assignment> {
-        self.check_input(x, n)?;
+    ) -> Result<()> {
         let dim = self.input_dim();
-        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
         const CHUNK: usize = 16384;
         report(progress, "assign", 0, n as u64)?;
         for start in (0..n).step_by(CHUNK) {
             let rows = CHUNK.min(n - start);
             let span = start..start + rows;
-            label_chunk(&x[start * dim..(start + rows) * dim], rows, &mut out.labels[span.clone()], &mut out.confidence[span])?;
+            label_chunk(&x[start * dim..(start + rows) * dim], rows, &mut labels[span.clone()], &mut confidence[span])?;
             report(progress, "assign", (start + rows) as u64, n as u64)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The CUDA side of [`Self::assign_on`]: the forward of chunk i+1 (`chunk` rows, on `head`'s device)
     /// alongside the CPU assignment of chunk i.
-    fn assign_pipelined(&self, head: &HeadOn<'_>, chunk: usize, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
-        self.check_input(x, n)?;
+    #[allow(clippy::too_many_arguments)]
+    fn assign_pipelined(
+        &self,
+        head: &HeadOn<'_>,
+        chunk: usize,
+        rule: AssignRule,
+        x: &[f32],
+        n: usize,
+        labels: &mut [i64],
+        confidence: &mut [f32],
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
         let dim = self.input_dim();
         let want_c = rule == AssignRule::PrototypeC && !self.params.single_head;
         let embed = |start: usize| -> Result<(Vec<f32>, Vec<f32>)> {
@@ -414,13 +485,12 @@ impl Clusterer {
             let c = if want_c { c } else { z.clone() };
             Ok((z, c))
         };
-        let mut out = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
         report(progress, "assign", 0, n as u64)?;
         let mut next = Some(embed(0)?);
         let mut start = 0;
         while let Some((z, c)) = next.take() {
             let rows = chunk.min(n - start);
-            let (labels, conf) = (&mut out.labels[start..start + rows], &mut out.confidence[start..start + rows]);
+            let (labels, conf) = (&mut labels[start..start + rows], &mut confidence[start..start + rows]);
             let (ahead, done) = rayon::join(
                 || (start + rows < n).then(|| embed(start + rows)),
                 || self.assign_model.assign(rule, &z, &c, rows, labels, conf),
@@ -430,7 +500,7 @@ impl Clusterer {
             start += rows;
             report(progress, "assign", start as u64, n as u64)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Clusters the model's own sample of `x` again for another k and keeps that (no retraining).
@@ -495,7 +565,8 @@ mod tests {
         for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
             let a = model.assign_with(rule, &x, n, &mut NoProgress).unwrap();
             for chunk in [1, 10, 47, 100] {
-                let b = model.assign_pipelined(&HeadOn::Cpu(&model.head), chunk, rule, &x, n, &mut NoProgress).unwrap();
+                let mut b = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
+                model.assign_pipelined(&HeadOn::Cpu(&model.head), chunk, rule, &x, n, &mut b.labels, &mut b.confidence, &mut NoProgress).unwrap();
                 assert_eq!(a.labels, b.labels, "{rule:?}, chunk {chunk}");
                 for (p, q) in a.confidence.iter().zip(&b.confidence) {
                     assert!((p - q).abs() < 1e-5, "{rule:?}, chunk {chunk}: confidence {p} vs {q}");

@@ -14,6 +14,7 @@
 
 use crate::error::Result;
 use crate::linalg::{gemm, Trans};
+use crate::scratch::grow;
 use rayon::prelude::*;
 
 /// Votes per point: itself (or its nearest reference point) and the next nearest.
@@ -27,60 +28,88 @@ const BLOCK: usize = 512;
 /// Indices (into `refs`) of the `kn` nearest reference rows of every query row, nearest first: nq×kn.
 /// `queries` nq×d and `refs` nr×d hold unit rows; kn ≤ nr.
 pub fn nearest(queries: &[f32], nq: usize, refs: &[f32], nr: usize, d: usize, kn: usize) -> Result<Vec<u32>> {
+    let (mut sims, mut out) = (Vec::new(), Vec::new());
+    nearest_into(queries, nq, refs, nr, d, kn, &mut sims, &mut out)?;
+    Ok(out)
+}
+
+/// [`nearest`] into `out[..nq × kn]`, with `sims` for the similarity blocks; both grow as needed
+/// ([`crate::scratch::grow`]), so calls with buffers that have grown allocate nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn nearest_into(queries: &[f32], nq: usize, refs: &[f32], nr: usize, d: usize, kn: usize, sims: &mut Vec<f32>, out: &mut Vec<u32>) -> Result<()> {
     if queries.len() != nq * d || refs.len() != nr * d || kn == 0 || kn > nr || nr > u32::MAX as usize {
         return Err(crate::invalid_arg!("nearest neighbours: {nq}×{d} queries, {nr}×{d} references, {kn} neighbours do not fit"));
     }
-    let mut out = vec![0u32; nq * kn];
-    let mut sims = vec![0.0f32; BLOCK.min(nq) * nr];
+    grow(out, nq * kn);
+    grow(sims, BLOCK.min(nq) * nr);
     for start in (0..nq).step_by(BLOCK) {
         let rows = BLOCK.min(nq - start);
         let s = &mut sims[..rows * nr];
         gemm(rows, nr, d, 1.0, &queries[start * d..(start + rows) * d], d, Trans::No, refs, d, Trans::Yes, 0.0, s, nr);
         s.par_chunks(nr).zip(out[start * kn..(start + rows) * kn].par_chunks_mut(kn)).for_each(|(row, best)| top_k(row, best));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The indices of the `best.len()` largest values of `row`, largest first (ties: lower index first).
 fn top_k(row: &[f32], best: &mut [u32]) {
+    // The kept values ride alongside `best`, on the stack for the usual kn (≈ 10).
+    const ON_STACK: usize = 32;
     let kn = best.len();
-    // (value, index) kept sorted descending; a linear insert is cheapest for kn ≈ 10.
-    let mut kept: Vec<(f32, u32)> = Vec::with_capacity(kn + 1);
+    let mut stack = [0.0f32; ON_STACK];
+    let mut heap = Vec::new();
+    let vals = if kn <= ON_STACK {
+        &mut stack[..kn]
+    } else {
+        heap.resize(kn, 0.0);
+        &mut heap[..]
+    };
+    // (vals, best)[..len] kept sorted descending; a linear insert is cheapest for kn ≈ 10.
+    let mut len = 0;
     for (j, &v) in row.iter().enumerate() {
-        if kept.len() == kn && v <= kept[kn - 1].0 {
+        if len == kn && v <= vals[kn - 1] {
             continue;
         }
-        let at = kept.iter().position(|&(w, _)| v > w).unwrap_or(kept.len());
-        kept.insert(at, (v, j as u32));
-        kept.truncate(kn);
+        let at = vals[..len].iter().position(|&w| v > w).unwrap_or(len);
+        if at == kn {
+            continue; // NaN against a full list
+        }
+        for i in (at..len.min(kn - 1)).rev() {
+            vals[i + 1] = vals[i];
+            best[i + 1] = best[i];
+        }
+        vals[at] = v;
+        best[at] = j as u32;
+        len = (len + 1).min(kn);
     }
-    best.iter_mut().zip(&kept).for_each(|(b, &(_, j))| *b = j);
 }
 
-/// The majority label among `votes` (labels in 0..k, nearest first) and its margin over the runner-up
-/// as a fraction of the votes. Ties go to the label whose first vote is nearest.
-pub fn vote(votes: impl Iterator<Item = usize> + Clone, k: usize, counts: &mut [u32]) -> (usize, f32) {
-    counts[..k].iter_mut().for_each(|c| *c = 0);
-    let mut total = 0u32;
+/// The majority label among `votes` (labels, nearest first) and its margin over the runner-up as a
+/// fraction of the votes. Ties go to the label whose first vote is nearest. Counts by rescanning the
+/// votes (a handful): no per-label buffer, whatever the number of clusters.
+pub fn vote(votes: impl Iterator<Item = usize> + Clone) -> (usize, f32) {
+    let count = |l: usize| votes.clone().filter(|&m| m == l).count();
+    let (mut winner, mut top, mut total) = (0, 0, 0);
     for l in votes.clone() {
-        counts[l] += 1;
         total += 1;
+        let c = count(l);
+        if c > top {
+            (winner, top) = (l, c);
+        }
     }
-    let top = *counts[..k].iter().max().unwrap_or(&0);
-    let winner = votes.clone().find(|&l| counts[l] == top).unwrap_or(0);
-    let runner_up = counts[..k].iter().enumerate().filter(|&(l, _)| l != winner).map(|(_, &c)| c).max().unwrap_or(0);
+    let runner_up = votes.clone().filter(|&l| l != winner).map(count).max().unwrap_or(0);
     (winner, (top - runner_up) as f32 / total.max(1) as f32)
 }
 
 /// `rounds` rounds of the vote on the m×[`NEIGHBORS`] neighbour lists `nbrs` of the sample itself (each
 /// list starts with the point itself): every point takes the majority label of its list.
-pub fn refine(labels: &[usize], nbrs: &[u32], k: usize, rounds: usize) -> Vec<usize> {
+pub fn refine(labels: &[usize], nbrs: &[u32], rounds: usize) -> Vec<usize> {
     let kn = nbrs.len() / labels.len().max(1);
     let mut cur = labels.to_vec();
     for _ in 0..rounds {
         cur = nbrs
             .par_chunks(kn)
-            .map_init(|| vec![0u32; k], |counts, list| vote(list.iter().map(|&j| cur[j as usize]), k, counts).0)
+            .map(|list| vote(list.iter().map(|&j| cur[j as usize])).0)
             .collect();
     }
     cur
@@ -118,10 +147,26 @@ mod tests {
 
     #[test]
     fn vote_majority_tie_and_margin() {
-        let mut c = vec![0u32; 3];
-        assert_eq!(vote([2, 1, 1, 0].into_iter(), 3, &mut c), (1, 0.25));
+        assert_eq!(vote([2, 1, 1, 0].into_iter()), (1, 0.25));
         // 1 and 2 tie; 2's first vote is nearer.
-        assert_eq!(vote([2, 1, 1, 2].into_iter(), 3, &mut c), (2, 0.0));
+        assert_eq!(vote([2, 1, 1, 2].into_iter()), (2, 0.0));
+        assert_eq!(vote([5, 5, 5].into_iter()), (5, 1.0));
+        assert_eq!(vote(std::iter::empty()), (0, 0.0));
+    }
+
+    /// The kept list: largest first, ties to the lower index, on the stack and on the heap alike.
+    #[test]
+    fn top_k_keeps_the_largest_in_order() {
+        let row = [0.5, 0.9, 0.1, 0.9, 0.7, 0.2, 0.95];
+        let mut best = [0u32; 4];
+        top_k(&row, &mut best);
+        assert_eq!(best, [6, 1, 3, 4]);
+        let long: Vec<f32> = (0..100).map(|i| ((i * 37) % 101) as f32).collect();
+        let mut best = vec![0u32; 40];
+        top_k(&long, &mut best);
+        let mut want: Vec<u32> = (0..100).collect();
+        want.sort_by(|&a, &b| long[b as usize].total_cmp(&long[a as usize]).then(a.cmp(&b)));
+        assert_eq!(best, want[..40]);
     }
 
     /// A point whose neighbours all carry another label is relabelled; a consistent labelling is a fixed point.
@@ -129,7 +174,7 @@ mod tests {
     fn refine_moves_isolated_errors_only() {
         let nbrs: Vec<u32> = vec![0, 1, 2, 1, 0, 2, 2, 1, 0, 3, 4, 5, 4, 3, 5, 5, 4, 3];
         let labels = vec![0, 0, 1, 1, 1, 1];
-        assert_eq!(refine(&labels, &nbrs, 2, 2), vec![0, 0, 0, 1, 1, 1]);
-        assert_eq!(refine(&[0, 0, 0, 1, 1, 1], &nbrs, 2, 2), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(refine(&labels, &nbrs, 2), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(refine(&[0, 0, 0, 1, 1, 1], &nbrs, 2), vec![0, 0, 0, 1, 1, 1]);
     }
 }

@@ -3,7 +3,7 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, rateclust_progress_fn, CBool, CProgress};
+use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
@@ -299,14 +299,14 @@ pub extern "C" fn rateclust_assign(
         let m = model(c)?;
         let x = features(x, n, dim)?;
         let labels = arg_slice_mut(labels, n, "labels")?;
+        let confidence = if confidence.is_null() { None } else { Some(arg_slice_mut(confidence, n, "confidence")?) };
         let dev = Device::open_default(device_kind(device)?)?;
-        let mut prog = CProgress { f: progress, user_data };
-        let a = m.assign_on(&dev, m.params.assign_rule, x, n, &mut prog)?;
-        labels.copy_from_slice(&a.labels);
-        if !confidence.is_null() {
-            arg_slice_mut(confidence, n, "confidence")?.copy_from_slice(&a.confidence);
+        let rule = m.params.assign_rule;
+        if progress.is_some() {
+            return m.assign_into(&dev, rule, x, n, labels, confidence, &mut CProgress { f: progress, user_data });
         }
-        Ok(())
+        // No callback: one job on the pool, as rateclust_embed_frames (a frame pipeline's steady state).
+        on_pool(|| m.assign_into(&dev, rule, x, n, labels, confidence, &mut CProgress::none()))
     })
 }
 
