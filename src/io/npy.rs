@@ -7,6 +7,8 @@
 //! then the raw data. Anything we cannot read faithfully (big-endian, Fortran order, object or structured
 //! dtypes, a short data section) is refused with an [`Error::Format`] naming the file and the problem,
 //! rather than guessed at.
+//!
+//! Hand-written rather than built on the `npyz` crate: see "Why `io/npy.rs` is hand-written" in `docs/design.md`.
 
 use crate::error::{check_finite, Error, Result};
 use half::f16;
