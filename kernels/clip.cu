@@ -1,4 +1,4 @@
-// CLIP-specific glue kernels for the CUDA towers (src/clip/cuda.rs, issue 4 item 6); the transformer
+// CLIP-specific glue kernels for the CUDA towers (src/clip/cuda.rs); the transformer
 // building blocks themselves are in kernels/nn.cu. Plain CUDA C for NVRTC (no headers).
 
 // Text embeddings (mirrors transformers CLIPTextEmbeddings.forward: token_embedding(ids) +

@@ -1,4 +1,4 @@
-// The CPP clustering head on CUDA (issue 3): every non-GEMM step of src/cluster/head.rs (forward in
+// The CPP clustering head on CUDA: every non-GEMM step of src/cluster/head.rs (forward in
 // training and evaluation mode, the hand-written backward) and of src/cluster/sgd.rs (SGD with momentum).
 // The matrix products are cuBLAS GEMMs between these kernels (src/cluster/head_cuda.rs).
 //

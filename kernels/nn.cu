@@ -1,4 +1,4 @@
-// Transformer building blocks for the CLIP towers on CUDA (issue 4, item 6): pixel normalisation,
+// Transformer building blocks for the CLIP towers on CUDA: pixel normalisation,
 // patch extraction (im2col), token assembly, LayerNorm, bias + activation, bias + residual, row softmax and
 // a fused multi-head attention. The matrix products themselves are cuBLAS GEMMs (f16 inputs, f32
 // accumulation) between these kernels.

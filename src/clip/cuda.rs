@@ -1,4 +1,4 @@
-//! The CLIP towers on CUDA (issue 4, item 6): the same forward pass as the CPU towers
+//! The CLIP towers on CUDA: the same forward pass as the CPU towers
 //! (`vision.rs`, `text.rs`, `encoder.rs`, which mirror transformers block by block), with
 //!
 //! * weights uploaded once: every linear layer's matrix as f16 (`[out, in]`, row-major as in the

@@ -1,4 +1,4 @@
-//! The CPP head on CUDA (issue 3's GPU goals): the same module, forward passes, hand-written backward and
+//! The CPP head on CUDA: the same module, forward passes, hand-written backward and
 //! two-group SGD as [`super::head`], [`super::sgd`] and [`super::train::Trainer::step`], with the
 //! parameters (f32 master weights), BatchNorm running statistics and momentum buffers resident on the
 //! device. Only the scalar loss comes back to the host during training.

@@ -1,4 +1,4 @@
-//! Launch wrappers for `kernels/nn.cu`: the CLIP towers' non-GEMM steps on CUDA (issue 4, item 6).
+//! Launch wrappers for `kernels/nn.cu`: the CLIP towers' non-GEMM steps on CUDA.
 //!
 //! Every wrapper checks its buffers' lengths against the shapes it is given before launching (a short
 //! buffer is an `InvalidArgument`, never an out-of-bounds access) and only queues work on the device's
