@@ -8,7 +8,11 @@
  * Threads: calls on different handles never interfere; calls taking a const handle may share it across
  * threads; calls taking a non-const handle (set_k, *_free) need it to themselves. rateclust_last_error()
  * is per thread and valid until that thread's next rateclust call. On failure, *out handles are NULL and
- * output buffers hold unspecified values.
+ * output buffers hold unspecified values. Work runs on the library's CPU thread pool (the caller waits);
+ * progress callbacks always run on the calling thread. Repeated rateclust_embed_frames,
+ * rateclust_embed_pixels and rateclust_assign (input-space rules, the default) calls of the same size and
+ * without a callback allocate nothing after the first few (from a thread outside the pool: one small
+ * block per 63 calls, the pool's job queue).
  */
 
 #ifndef RATECLUST_H
