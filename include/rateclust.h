@@ -32,8 +32,7 @@
 #define RATECLUST_VERSION_PATCH 0
 
 /**
- * Status codes returned by every C entry point (C: `rateclust_status`, `RATECLUST_STATUS_*`). Values are part of the stable ABI: never renumber,
- * only append.
+ * Status codes returned by every C entry point (C: `rateclust_status`, `RATECLUST_STATUS_*`).
  */
 typedef enum {
   /**
@@ -79,7 +78,7 @@ typedef enum {
 } rateclust_status;
 
 /**
- * Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
+ * Which loss to evaluate.
  */
 typedef enum {
   /**
@@ -107,7 +106,7 @@ typedef enum {
 } rateclust_sinkhorn_gradient;
 
 /**
- * Which device a call should run on (C: `rateclust_device_kind`).
+ * Which device a call should run on.
  */
 typedef enum {
   /**
@@ -119,7 +118,7 @@ typedef enum {
    */
   RATECLUST_DEVICE_KIND_CPU = 1,
   /**
-   * A CUDA GPU; fails with `RATECLUST_DEVICE` if none is usable.
+   * A CUDA GPU; fails with `RATECLUST_STATUS_DEVICE` if none is usable.
    */
   RATECLUST_DEVICE_KIND_CUDA = 2,
 } rateclust_device_kind;
@@ -142,12 +141,12 @@ typedef enum {
   RATECLUST_ASSIGN_RULE_PROTOTYPE_C = 2,
   /**
    * Largest cosine to each cluster's mean in the input space (centred, principal directions,
-   * row-normalised; [`super::input_space`]). The head is not needed to label.
+   * row-normalised). The head is not needed to label.
    */
   RATECLUST_ASSIGN_RULE_PROTOTYPE_INPUT = 3,
   /**
-   * Majority vote of the nearest fitting-sample points in the input space ([`super::neighbors`]): the
-   * default fit's rule (docs/defaults.md). The head is not needed to label.
+   * Majority vote of the nearest fitting-sample points in the input space: the default fit's rule
+   * (docs/defaults.md). The head is not needed to label.
    */
   RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT = 4,
 } rateclust_assign_rule;
@@ -171,8 +170,7 @@ typedef enum {
 } rateclust_sample_clustering;
 
 /**
- * Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
- * Values are part of the C ABI: never renumber, only append.
+ * Layout of one pixel in a raw frame handed over by a media pipeline.
  */
 typedef enum {
   /**

@@ -1,36 +1,9 @@
-//! One error type for the whole library, and its mapping onto the C status codes.
+//! One error type for the whole library.
 //!
 //! Every fallible function returns [`Result`]; the C boundary (`ffi`) turns an [`Error`] into a
-//! [`Status`] code plus a message kept in a thread-local for `rateclust_last_error()`.
+//! status code (`ffi::enums::Status`) plus a message kept in a thread-local for `rateclust_last_error()`.
 
 use thiserror::Error;
-
-/// Status codes returned by every C entry point (C: `rateclust_status`, `RATECLUST_STATUS_*`). Values are part of the stable ABI: never renumber,
-/// only append.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Success.
-    Ok = 0,
-    /// An argument is invalid: NULL pointer, zero or mismatched size, out-of-range parameter.
-    InvalidArgument = 1,
-    /// Input data contains NaN or infinity.
-    NonFinite = 2,
-    /// A file could not be read or written.
-    Io = 3,
-    /// A file or buffer has the wrong format, version, dtype or shape, or is corrupted.
-    Format = 4,
-    /// The requested device is not usable (no CUDA driver, no GPU, driver too old, kernel compile failure).
-    Device = 5,
-    /// A numerical failure: a matrix that must be positive definite is not, an iteration diverged.
-    Numerical = 6,
-    /// The progress callback asked to stop.
-    Cancelled = 7,
-    /// Out of host or device memory.
-    OutOfMemory = 8,
-    /// A bug in rateclust (a caught panic). Please report it with the message.
-    Internal = 9,
-}
 
 /// The library's error. The message names the argument, tensor, field or file involved.
 #[derive(Debug, Error)]
@@ -58,21 +31,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The C status code for this error.
-    pub fn status(&self) -> Status {
-        match self {
-            Error::InvalidArgument(_) => Status::InvalidArgument,
-            Error::NonFinite(_) => Status::NonFinite,
-            Error::Io { .. } => Status::Io,
-            Error::Format(_) => Status::Format,
-            Error::Device(_) => Status::Device,
-            Error::Numerical(_) => Status::Numerical,
-            Error::Cancelled => Status::Cancelled,
-            Error::OutOfMemory(_) => Status::OutOfMemory,
-            Error::Internal(_) => Status::Internal,
-        }
-    }
-
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io { path: path.as_ref().display().to_string(), source }

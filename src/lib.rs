@@ -23,7 +23,8 @@ pub mod rng;
 pub mod scratch;
 
 pub use device::{Device, DeviceKind};
-pub use error::{Error, Result, Status};
+pub use error::{Error, Result};
+pub use ffi::enums::Status;
 
 /// Incremented on any incompatible change to the C ABI.
 pub const RATECLUST_ABI_VERSION: u32 = 2;

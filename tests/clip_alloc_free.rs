@@ -126,7 +126,7 @@ fn steady_state_cpu_embedding_calls_do_not_allocate() {
     let _ = rateclust_set_cpu_threads(2);
     let dir = CString::new(mid_size_model().to_str().unwrap()).unwrap();
     let mut model = std::ptr::null_mut();
-    assert_eq!(rateclust_model_load(dir.as_ptr(), rateclust::DeviceKind::Cpu as u32, &mut model), Status::Ok);
+    assert_eq!(rateclust_model_load(dir.as_ptr(), rateclust::ffi::enums::rateclust_device_kind::Cpu as u32, &mut model), Status::Ok);
     let mut dim = 0usize;
     assert_eq!(rateclust_model_output_dim(model, rateclust::ffi::CBool(1), std::ptr::null(), &mut dim), Status::Ok);
 
@@ -155,7 +155,7 @@ fn steady_state_cpu_embedding_calls_do_not_allocate() {
     fp.k = 3;
     fp.steps = 20;
     let mut clusterer = std::ptr::null_mut();
-    let dk = rateclust::DeviceKind::Cpu as u32;
+    let dk = rateclust::ffi::enums::rateclust_device_kind::Cpu as u32;
     assert_eq!(rateclust_fit(fit_x.as_ptr(), fit_n, dim, &fp, dk, None, std::ptr::null_mut(), &mut clusterer), Status::Ok);
     let mut embeddings = vec![0.0f32; n * dim];
     let params = rateclust_embed_default_params();

@@ -3,6 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rateclust::clip::image::{from_raw, PixelFormat};
+use rateclust::ffi::mirror::CEnum;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 13 {
@@ -11,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let w = u32::from_le_bytes(data[0..4].try_into().unwrap()) as usize % 4096;
     let h = u32::from_le_bytes(data[4..8].try_into().unwrap()) as usize % 4096;
     let stride = u32::from_le_bytes(data[8..12].try_into().unwrap()) as usize;
-    let Ok(format) = PixelFormat::from_raw_value(data[12] as u32 % 8) else { return };
+    let Some(format) = PixelFormat::from_c(data[12] as u32 % 8) else { return };
     if let Ok(img) = from_raw(&data[13..], w, h, stride, format) {
         assert_eq!(img.data.len(), img.width * img.height * 3);
     }

@@ -53,9 +53,7 @@ impl RgbImage8 {
     }
 }
 
-/// Layout of one pixel in a raw frame handed over by a media pipeline (C: `rateclust_pixel_format`).
-/// Values are part of the C ABI: never renumber, only append.
-#[repr(C)]
+/// Layout of one pixel in a raw frame handed over by a media pipeline (C mirror: `rateclust_pixel_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
     /// `R G B`, 3 bytes per pixel.
@@ -82,20 +80,6 @@ impl PixelFormat {
             PixelFormat::Rgb8 | PixelFormat::Bgr8 => 3,
             PixelFormat::Rgba8 | PixelFormat::Bgra8 | PixelFormat::Rgbx8 | PixelFormat::Bgrx8 => 4,
         }
-    }
-
-    /// The C ABI value back to the enum (an out-of-range integer from C is an error, not UB).
-    pub fn from_raw_value(v: u32) -> Result<Self> {
-        Ok(match v {
-            0 => PixelFormat::Rgb8,
-            1 => PixelFormat::Rgba8,
-            2 => PixelFormat::Bgr8,
-            3 => PixelFormat::Bgra8,
-            4 => PixelFormat::Gray8,
-            5 => PixelFormat::Rgbx8,
-            6 => PixelFormat::Bgrx8,
-            _ => return Err(invalid_arg!("pixel format {v} is not a rateclust_pixel_format value")),
-        })
     }
 }
 

@@ -5,7 +5,6 @@ use crate::rate::{RateParams, SinkhornGradient};
 use serde::{Deserialize, Serialize};
 
 /// How points outside the spectral sample get their label (docs/design.md §2). All are linear in n.
-#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AssignRule {
     /// Largest projection norm onto each cluster's subspace (top singular vectors of its Z rows).
@@ -51,7 +50,6 @@ impl AssignRule {
 }
 
 /// How the fitted sample is partitioned before the per-cluster summaries are built.
-#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SampleClustering {
     /// Spectral clustering of Π (the CPP protocol, docs/design.md §1.4).

@@ -9,8 +9,7 @@ pub mod cuda;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
-/// Which device a call should run on (C: `rateclust_device_kind`).
-#[repr(C)]
+/// Which device a call should run on (C mirror: `rateclust_device_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceKind {
     /// CUDA if a usable GPU is present, else the CPU.

@@ -2,11 +2,14 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
+use super::mirror::CValue;
+use rateclust_macros::CMirror;
+use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::clip::image::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::model::LoadedImage;
 use crate::clip::{ClipModel, EmbedOptions};
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Result};
+use super::enums::Status;
 use crate::invalid_arg;
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
@@ -21,7 +24,8 @@ pub struct rateclust_model {
 
 /// Options of the embed calls. Get defaults from `rateclust_embed_default_params()`, then change fields.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, CMirror)]
+#[mirror(EmbedOptions)]
 pub struct rateclust_embed_params {
     /// L2-normalise every output row (default true).
     pub normalize: CBool,
@@ -33,8 +37,10 @@ pub struct rateclust_embed_params {
     /// Progress callback, may be NULL: called after each batch with `stage` naming the step ("embed
     /// images", "embed texts"; valid only during the call) and `done` of `total` items finished. Return 0
     /// to continue, non-zero to cancel (the call then fails with `RATECLUST_STATUS_CANCELLED`).
+    #[mirror(c_only = "None")]
     pub progress: rateclust_progress_fn,
     /// Passed to `progress` unchanged.
+    #[mirror(c_only = "std::ptr::null_mut()")]
     pub progress_user_data: *mut c_void,
     /// Largest image decoded or frame accepted, in pixels (default 178956970, Pillow's decompression-bomb
     /// limit; 0 also means the default). An encoded image whose header claims more fails with
@@ -58,15 +64,7 @@ pub struct rateclust_frame {
 /// Default embed options: normalised projected embeddings, batches of 32, no progress callback.
 #[no_mangle]
 pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
-    let d = EmbedOptions::default();
-    rateclust_embed_params {
-        normalize: d.normalize.into(),
-        pooled: d.pooled.into(),
-        batch_size: d.batch_size as u32,
-        progress: None,
-        progress_user_data: std::ptr::null_mut(),
-        max_image_pixels: d.max_image_pixels,
-    }
+    (&EmbedOptions::default()).into()
 }
 
 /// Loads a Hugging Face CLIP directory: `config.json` and `model.safetensors` (f32, f16 or bf16; a
@@ -83,20 +81,15 @@ pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mu
         let dir = arg_str(dir, "dir")?;
         let kind = device_kind(device)?;
         let inner = ClipModel::load_on(dir, kind)?;
-        *out = Box::into_raw(Box::new(rateclust_model { inner }));
+        *out = new_handle(rateclust_model { inner });
         Ok(())
     })
 }
 
 /// Frees a model from `rateclust_model_load`. NULL is ignored.
-// A C entry point cannot be `unsafe fn` in any way a C caller would notice; the contract is in the header.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[no_mangle]
 pub extern "C" fn rateclust_model_free(model: *mut rateclust_model) {
-    if !model.is_null() {
-        // SAFETY: a non-NULL pointer came from `Box::into_raw` in `rateclust_model_load` (header contract).
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(model) }));
-    }
+    free_handle(model);
 }
 
 /// Writes the width of the projected embeddings (the shared image–text space) into `*out`.
@@ -245,7 +238,7 @@ impl Frames<'_> {
 /// Frame `i`'s pixel bytes, width, height, stride and format, checked (format value, positive size, a
 /// readable buffer of the size they imply). Allocates only for an error message.
 fn frame_view(f: &rateclust_frame, i: usize) -> Result<(&[u8], usize, usize, usize, PixelFormat)> {
-    let format = PixelFormat::from_raw_value(f.format).map_err(|e| about(e, &format!("frames[{i}]")))?;
+    let format: PixelFormat = CValue::to_engine(f.format, "format").map_err(|e| about(e, &format!("frames[{i}]")))?;
     if f.width == 0 || f.height == 0 {
         return Err(invalid_arg!("frames[{i}]: size {}×{} must be positive", f.width, f.height));
     }
@@ -315,15 +308,11 @@ fn options(params: *const rateclust_embed_params) -> Result<(EmbedOptions, CProg
     if p.batch_size == 0 {
         return Err(invalid_arg!("params.batch_size must be positive"));
     }
-    Ok((
-        EmbedOptions {
-            normalize: p.normalize.get(),
-            pooled: p.pooled.get(),
-            batch_size: p.batch_size as usize,
-            max_image_pixels: if p.max_image_pixels == 0 { MAX_IMAGE_PIXELS } else { p.max_image_pixels },
-        },
-        CProgress { f: p.progress, user_data: p.progress_user_data },
-    ))
+    let mut opts = EmbedOptions::try_from(&p)?;
+    if opts.max_image_pixels == 0 {
+        opts.max_image_pixels = MAX_IMAGE_PIXELS;
+    }
+    Ok((opts, CProgress { f: p.progress, user_data: p.progress_user_data }))
 }
 
 /// Checks the options and the caller's output buffer (n rows of the output width), and runs `embed`, which

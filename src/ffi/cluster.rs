@@ -3,12 +3,14 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
+use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::cluster::metrics;
 use crate::cluster::model::Clusterer;
-use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
+use crate::cluster::params::FitParams;
+use rateclust_macros::CMirror;
 use crate::device::Device;
-use crate::error::{Result, Status};
+use crate::error::Result;
+use super::enums::Status;
 use crate::progress::NoProgress;
 use std::ffi::{c_char, c_void};
 use std::path::Path;
@@ -28,7 +30,8 @@ pub struct rateclust_clusterer {
 /// "automatic": derived from the data by the rule in README.md ("Defaults"); the fitted model keeps the
 /// values used.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, CMirror)]
+#[mirror(FitParams)]
 pub struct rateclust_fit_params {
     /// Number of clusters (≥ 2), or 0 to choose k in 2..=k_max by coding length in the same fit
     /// (`rateclust_clusterer_k_curve` returns the curve).
@@ -82,85 +85,6 @@ pub struct rateclust_fit_params {
     /// (default 30; 0 = the head's partition and assign_rule only). Otherwise the winner is refined on the
     /// neighbour graph and the model labels with RATECLUST_ASSIGN_RULE_NEIGHBORS_INPUT.
     pub kmeans_candidates: usize,
-}
-
-impl From<&FitParams> for rateclust_fit_params {
-    fn from(p: &FitParams) -> Self {
-        rateclust_fit_params {
-            k: p.k,
-            k_max: p.k_max,
-            hidden: p.hidden,
-            zdim: p.zdim,
-            eta: p.eta,
-            eps_sq: p.eps_sq,
-            gamma: p.gamma,
-            lambda: p.lambda,
-            sinkhorn_half_iters: p.sinkhorn_half_iters,
-            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient.into(),
-            batch: p.batch,
-            steps: p.steps,
-            warmup: p.warmup,
-            head_restarts: p.head_restarts,
-            lr: p.lr,
-            lr_cluster: p.lr_cluster,
-            momentum: p.momentum,
-            weight_decay: p.weight_decay,
-            weight_decay_cluster: p.weight_decay_cluster,
-            seed: p.seed,
-            single_head: p.single_head.into(),
-            normalize_input: p.normalize_input.into(),
-            spectral_sample: p.spectral_sample,
-            kmeans_restarts: p.kmeans_restarts,
-            assign_rule: p.assign_rule as u32,
-            subspace_rank: p.subspace_rank,
-            sample_clustering: p.sample_clustering as u32,
-            kmeans_candidates: p.kmeans_candidates,
-        }
-    }
-}
-
-impl TryFrom<&rateclust_fit_params> for FitParams {
-    type Error = crate::Error;
-    fn try_from(p: &rateclust_fit_params) -> Result<Self> {
-        let assign_rule = [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput, AssignRule::NeighborsInput]
-            .into_iter()
-            .find(|r| *r as u32 == p.assign_rule)
-            .ok_or_else(|| crate::invalid_arg!("params.assign_rule = {} is not a rateclust_assign_rule", p.assign_rule))?;
-        let sample_clustering = [SampleClustering::SpectralPi, SampleClustering::KMeansZ, SampleClustering::KMeansC]
-            .into_iter()
-            .find(|r| *r as u32 == p.sample_clustering)
-            .ok_or_else(|| crate::invalid_arg!("params.sample_clustering = {} is not a rateclust_sample_clustering", p.sample_clustering))?;
-        Ok(FitParams {
-            k: p.k,
-            k_max: p.k_max,
-            hidden: p.hidden,
-            zdim: p.zdim,
-            eta: p.eta,
-            eps_sq: p.eps_sq,
-            gamma: p.gamma,
-            lambda: p.lambda,
-            sinkhorn_half_iters: p.sinkhorn_half_iters,
-            exact_sinkhorn_gradient: p.exact_sinkhorn_gradient.get(),
-            batch: p.batch,
-            steps: p.steps,
-            warmup: p.warmup,
-            head_restarts: p.head_restarts,
-            lr: p.lr,
-            lr_cluster: p.lr_cluster,
-            momentum: p.momentum,
-            weight_decay: p.weight_decay,
-            weight_decay_cluster: p.weight_decay_cluster,
-            seed: p.seed,
-            single_head: p.single_head.get(),
-            normalize_input: p.normalize_input.get(),
-            spectral_sample: p.spectral_sample,
-            kmeans_restarts: p.kmeans_restarts,
-            assign_rule,
-            subspace_rank: p.subspace_rank,
-            sample_clustering,
-            kmeans_candidates: p.kmeans_candidates,
-        })
-    }
 }
 
 /// The default fit parameters, the recommended path: k and the head's sizes, batch, steps, warm-up, η and
@@ -217,7 +141,7 @@ pub extern "C" fn rateclust_fit(
         let dev = Device::open_default(device_kind(device)?)?;
         let mut prog = CProgress { f: progress, user_data };
         let model = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
-        *out = Box::into_raw(Box::new(rateclust_clusterer { inner: model }));
+        *out = new_handle(rateclust_clusterer { inner: model });
         Ok(())
     })
 }
@@ -229,10 +153,7 @@ fn model<'a>(c: *const rateclust_clusterer) -> Result<&'a Clusterer> {
 /// Frees a clusterer; NULL is ignored.
 #[no_mangle]
 pub extern "C" fn rateclust_clusterer_free(c: *mut rateclust_clusterer) {
-    if !c.is_null() {
-        // SAFETY: `c` came from Box::into_raw in rateclust_fit / rateclust_clusterer_load (header contract).
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(c) }));
-    }
+    free_handle(c);
 }
 
 /// Writes the number of clusters and the input feature dimension of a fitted clusterer (either may be NULL).
@@ -419,7 +340,7 @@ pub extern "C" fn rateclust_clusterer_load(path: *const c_char, out: *mut *mut r
         let out = arg_mut(out, "out")?;
         *out = std::ptr::null_mut();
         let m = Clusterer::load(Path::new(arg_str(path, "path")?))?;
-        *out = Box::into_raw(Box::new(rateclust_clusterer { inner: m }));
+        *out = new_handle(rateclust_clusterer { inner: m });
         Ok(())
     })
 }

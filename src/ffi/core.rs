@@ -2,7 +2,7 @@
 
 use super::{arg_mut, device_kind, guard, write_c_string};
 use crate::device::{self, Device, DeviceKind};
-use crate::error::Status;
+use super::enums::Status;
 use std::ffi::c_char;
 
 /// The library version as "MAJOR.MINOR.PATCH" (static string; do not free).

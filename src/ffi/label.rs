@@ -1,13 +1,15 @@
 //! C API for self-labeling: name clusters from image and caption embeddings.
 
 use super::{arg_ref, arg_slice, arg_slice_mut, checked_len, guard, write_c_string};
-use crate::error::Status;
+use super::enums::Status;
 use crate::label::{self, LabelParams};
+use rateclust_macros::CMirror;
 use std::ffi::c_char;
 
 /// Parameters of the cluster-naming vote. Get defaults from `rateclust_label_default_params()`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, CMirror)]
+#[mirror(LabelParams)]
 pub struct rateclust_label_params {
     /// Multiplies cosine similarities before the softmax (CLIP: 100).
     pub logit_scale: f32,
@@ -18,8 +20,7 @@ pub struct rateclust_label_params {
 /// The default vote parameters (logit scale 100, top 5).
 #[no_mangle]
 pub extern "C" fn rateclust_label_default_params() -> rateclust_label_params {
-    let p = LabelParams::default();
-    rateclust_label_params { logit_scale: p.logit_scale, top: p.top as u32 }
+    (&LabelParams::default()).into()
 }
 
 /// Names `k` clusters. `image_emb`: n×dim floats; `labels`: n cluster ids in [0, k); `text_emb`: n_text×dim
@@ -50,7 +51,7 @@ pub extern "C" fn rateclust_label_clusters(
             .map(|(i, &l)| usize::try_from(l).map_err(|_| crate::invalid_arg!("labels[{i}] = {l} is negative")))
             .collect::<crate::Result<_>>()?;
         let out_caption = arg_slice_mut(out_caption, k, "out_caption")?;
-        let params = LabelParams { logit_scale: p.logit_scale, top: p.top as usize };
+        let params = LabelParams::try_from(&p)?;
         let names = label::label_clusters(image, n, dim, &labels, k, text, n_text, &params)?;
         for (o, name) in out_caption.iter_mut().zip(&names) {
             *o = name.caption.map_or(-1, |c| c as i64);

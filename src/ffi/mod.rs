@@ -13,11 +13,14 @@
 pub mod clip;
 pub mod cluster;
 pub mod core;
+pub mod enums;
+pub mod mirror;
 pub mod label;
 pub mod rate;
 pub mod report;
 
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Result};
+use crate::ffi::enums::Status;
 use std::cell::RefCell;
 use crate::progress::Progress;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -165,6 +168,21 @@ pub(crate) fn arg_slice_mut<'a, T>(p: *mut T, len: usize, name: &str) -> Result<
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }
 
+/// A new C handle owning `value` (an opaque `rateclust_*` struct): what every create/load call writes to
+/// its `*out`. [`free_handle`] takes it back.
+pub(crate) fn new_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Drops a handle from [`new_handle`]; NULL is ignored, and a panic in a destructor stays on this side.
+pub(crate) fn free_handle<T>(handle: *mut T) {
+    if !handle.is_null() {
+        // SAFETY: a non-NULL handle came from `new_handle` (`Box::into_raw`) and is freed once (header
+        // contract: *_free needs the handle to itself and it is not used afterwards).
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(handle) })));
+    }
+}
+
 /// A NUL-terminated UTF-8 string argument.
 pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     if p.is_null() {
@@ -174,14 +192,9 @@ pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("`{name}` is not valid UTF-8")))
 }
 
-/// A `rateclust_device_kind` value from C. Enum arguments cross the boundary as `uint32_t` and are checked
-/// here, because an out-of-range value in a Rust enum would be undefined behaviour.
+/// A `rateclust_device_kind` value from C (checked: see [`enums`]).
 pub(crate) fn device_kind(raw: u32) -> Result<crate::device::DeviceKind> {
-    use crate::device::DeviceKind;
-    [DeviceKind::Auto, DeviceKind::Cpu, DeviceKind::Cuda]
-        .into_iter()
-        .find(|k| *k as u32 == raw)
-        .ok_or_else(|| Error::InvalidArgument(format!("device kind {raw} is not a rateclust_device_kind (0 auto, 1 cpu, 2 cuda)")))
+    mirror::CValue::to_engine(raw, "device")
 }
 
 /// Progress callback for long calls (fit, embed): `stage` names the step and is valid only during the call;

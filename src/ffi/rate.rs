@@ -6,14 +6,18 @@
 
 use super::{arg_mut, device_kind, arg_slice, arg_slice_mut, checked_len, guard};
 use crate::device::{Device, DeviceKind};
-use crate::error::{Result, Status};
+use crate::error::Result;
+use super::enums::Status;
 use crate::linalg::Real;
-use crate::rate::{self, Objective, RateParams, SinkhornGradient};
+use super::mirror::CValue;
+use crate::rate::{self, Objective, RateParams};
+use rateclust_macros::CMirror;
 
 /// Constants of the MLC objective. Get the reference's defaults from `rateclust_rate_default_params()` and
 /// change fields as needed.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, CMirror)]
+#[mirror(RateParams)]
 pub struct rateclust_rate_params {
     /// ε², the allowed distortion (> 0; default 0.1).
     pub eps_sq: f64,
@@ -27,6 +31,7 @@ pub struct rateclust_rate_params {
     pub sinkhorn_half_iters: u32,
     /// A `rateclust_sinkhorn_gradient`: `RATECLUST_SINKHORN_GRADIENT_REFERENCE` (default) or
     /// `RATECLUST_SINKHORN_GRADIENT_EXACT`.
+    #[mirror(engine = "gradient")]
     pub sinkhorn_gradient: u32,
 }
 
@@ -44,43 +49,10 @@ pub struct rateclust_mlc_values {
     pub pi_penalty: f64,
 }
 
-impl From<RateParams> for rateclust_rate_params {
-    fn from(p: RateParams) -> Self {
-        rateclust_rate_params {
-            eps_sq: p.eps_sq,
-            gamma: p.gamma,
-            lambda: p.lambda,
-            eta: p.eta,
-            sinkhorn_half_iters: p.sinkhorn_half_iters as u32,
-            sinkhorn_gradient: p.gradient as u32,
-        }
-    }
-}
-
-impl rateclust_rate_params {
-    fn to_rust(self) -> Result<RateParams> {
-        let gradient = match self.sinkhorn_gradient {
-            x if x == SinkhornGradient::Reference as u32 => SinkhornGradient::Reference,
-            x if x == SinkhornGradient::Exact as u32 => SinkhornGradient::Exact,
-            other => return Err(crate::invalid_arg!("params.sinkhorn_gradient = {other} (expected 0 = reference or 1 = exact)")),
-        };
-        let p = RateParams {
-            eps_sq: self.eps_sq,
-            gamma: self.gamma,
-            lambda: self.lambda,
-            eta: self.eta,
-            sinkhorn_half_iters: self.sinkhorn_half_iters as usize,
-            gradient,
-        };
-        p.validate()?;
-        Ok(p)
-    }
-}
-
 /// The reference's constants: ε² 0.1, γ 1, λ 0.05, η 0.175, 5 half-iterations, reference gradient.
 #[no_mangle]
 pub extern "C" fn rateclust_rate_default_params() -> rateclust_rate_params {
-    RateParams::default().into()
+    (&RateParams::default()).into()
 }
 
 fn params_or_default(params: *const rateclust_rate_params) -> Result<RateParams> {
@@ -88,15 +60,11 @@ fn params_or_default(params: *const rateclust_rate_params) -> Result<RateParams>
     // every field is a plain number, so any bit pattern is a valid value and is then checked.
     match unsafe { params.as_ref() } {
         None => Ok(RateParams::default()),
-        Some(p) => p.to_rust(),
-    }
-}
-
-fn objective_from(v: u32) -> Result<Objective> {
-    match v {
-        x if x == Objective::Tcr as u32 => Ok(Objective::Tcr),
-        x if x == Objective::Mlc as u32 => Ok(Objective::Mlc),
-        other => Err(crate::invalid_arg!("objective = {other} (expected 0 = TCR or 1 = MLC)")),
+        Some(p) => {
+            let p = RateParams::try_from(p)?;
+            p.validate()?;
+            Ok(p)
+        }
     }
 }
 
@@ -116,7 +84,7 @@ fn mlc_loss_c<T: Real>(
 ) -> Result<()> {
     let p = params_or_default(params)?;
     let kind = device_kind(kind)?;
-    let objective = objective_from(objective)?;
+    let objective: Objective = CValue::to_engine(objective, "objective")?;
     let out = arg_mut(out, "out")?;
     if m == 0 || d == 0 {
         return Err(crate::invalid_arg!("m = {m}, d = {d}: both must be ≥ 1 (and m ≥ 2)"));

@@ -1,7 +1,8 @@
 //! C API for the report a person reads after clustering images (src/report.rs).
 
 use super::{arg_str, guard};
-use crate::error::{Result, Status};
+use crate::error::Result;
+use super::enums::Status;
 use crate::report::{write_report, Report};
 use std::ffi::c_char;
 use std::path::Path;

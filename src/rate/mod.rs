@@ -19,8 +19,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::linalg::Real;
 
-/// Which gradient flows through the Sinkhorn iterations.
-#[repr(C)]
+/// Which gradient flows through the Sinkhorn iterations (C mirror: `rateclust_sinkhorn_gradient`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SinkhornGradient {
     /// As the reference code: through u and the final exp, v detached at each column step (docs/design.md §1).
@@ -52,8 +51,7 @@ impl Default for RateParams {
     }
 }
 
-/// Which loss to evaluate (C: `rateclust_objective`, `RATECLUST_OBJECTIVE_*`).
-#[repr(C)]
+/// Which loss to evaluate (C mirror: `rateclust_objective`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Objective {
     /// Warm-up: −R(Z) only (total coding rate). C is not used and gets no gradient.
