@@ -20,7 +20,7 @@ use rateclust::cluster::params::AssignRule;
 use rateclust::cluster::head::{Head, HeadDims};
 use rateclust::cluster::model::Clusterer;
 use rateclust::cluster::params::FitParams;
-use rateclust::cluster::train::Trainer;
+use rateclust::cluster::head::train::Trainer;
 use rateclust::progress::NoProgress;
 use rateclust::rng::Rng;
 use rateclust::{Device, DeviceKind};

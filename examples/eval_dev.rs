@@ -17,7 +17,7 @@ use rateclust::cluster::metrics::{scores, Scores};
 use rateclust::cluster::model::{l2_normalize_rows, sample_rows, Clusterer};
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
-use rateclust::cluster::train::shuffled_batches;
+use rateclust::cluster::head::train::shuffled_batches;
 use rateclust::progress::NoProgress;
 use rateclust::Device;
 use std::path::PathBuf;

@@ -11,7 +11,7 @@
 use rateclust::cluster::head::{Head, HeadDims};
 use rateclust::cluster::model::{gather_rows, sample_rows};
 use rateclust::cluster::params::FitParams;
-use rateclust::cluster::train::{shuffled_batches, train, BatchOrder};
+use rateclust::cluster::head::train::{shuffled_batches, train, BatchOrder};
 use rateclust::io::npy::read_npy;
 use rateclust::progress::NoProgress;
 use rateclust::Device;

@@ -2,8 +2,6 @@
 //! assignment, choice of k by coding length, metrics, save/load.
 
 pub mod head;
-pub mod head_cuda;
-pub mod sgd;
 pub mod params;
 pub mod metrics;
 pub mod kmeans;
@@ -14,7 +12,6 @@ pub mod restart_select;
 pub mod input_space;
 pub mod consensus;
 pub mod neighbors;
-pub mod train;
 pub mod assign;
 pub mod synthetic;
 pub mod model;

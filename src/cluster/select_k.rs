@@ -60,7 +60,7 @@ impl Clusterer {
         }
         let xs = gather_rows(x, dim, &rows);
         let d = self.head.dims.zdim;
-        let (z, c) = super::head_cuda::forward_eval_on(device, &self.head, &xs, m, !self.params.single_head)?;
+        let (z, c) = super::head::cuda::forward_eval_on(device, &self.head, &xs, m, !self.params.single_head)?;
         let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
         // Every candidate is coded in the same leading principal coordinates: as many as the largest
         // candidate affords (restart_select::score_rank, m / (3 k_max)). In all of the input's coordinates a
