@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example kmeans_npy -- FEATURES.npy K [SEED]
 
-use rateclust::cluster::kmeans::{kmeans, KMeansParams};
+use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
 use rateclust::cluster::model::l2_normalize_rows;
 
 fn main() -> rateclust::Result<()> {

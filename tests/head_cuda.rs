@@ -231,7 +231,7 @@ fn fit_on_cuda_recovers_union_of_subspaces() {
     assert_eq!(model.losses.len(), 8 * (spec.n / 200));
     assert!(model.losses.iter().all(|l| l.is_finite()));
     let a = model.assign_on(&device, AssignRule::Subspace, &x, spec.n, &mut NoProgress).unwrap();
-    let acc = rateclust::cluster::metrics::accuracy(&a.labels, &y).unwrap();
+    let acc = rateclust::cluster::algorithms::metrics::accuracy(&a.labels, &y).unwrap();
     println!("fit on CUDA: accuracy {acc:.4}");
     assert!(acc >= 0.99, "accuracy {acc}");
 }

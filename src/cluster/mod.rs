@@ -1,12 +1,9 @@
 //! CPP clustering on feature vectors: the head and its training, spectral clustering of Π, out-of-sample
 //! assignment, choice of k by coding length, metrics, save/load.
 
+pub mod algorithms;
 pub mod head;
 pub mod params;
-pub mod metrics;
-pub mod kmeans;
-pub mod spectral;
-pub mod coding_length;
 pub mod coding_refine;
 pub mod restart_select;
 pub mod input_space;

@@ -18,7 +18,7 @@
 use super::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
 use super::coding_refine::{merge_cheapest_pair, refine_by_coding_length, MAX_ROUNDS};
 use super::restart_select::PartitionScorer;
-use super::spectral::spectral_clustering_cancellable;
+use super::algorithms::spectral::spectral_clustering_cancellable;
 use crate::device::Device;
 use crate::error::Result;
 use crate::progress::{report, Progress};

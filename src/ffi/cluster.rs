@@ -4,7 +4,7 @@
 #![allow(non_camel_case_types)]
 
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
-use crate::cluster::metrics;
+use crate::cluster::algorithms::metrics;
 use crate::cluster::model::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
 use crate::device::Device;
