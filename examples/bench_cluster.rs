@@ -18,7 +18,7 @@ use rateclust::cluster::assign::{AssignModel, InputSpaceModel};
 use rateclust::cluster::input_space::InputSpace;
 use rateclust::cluster::params::AssignRule;
 use rateclust::cluster::head::{Head, HeadDims};
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::cluster::head::train::Trainer;
 use rateclust::progress::NoProgress;

@@ -14,7 +14,7 @@
 
 use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
 use rateclust::cluster::algorithms::metrics::{scores, Scores};
-use rateclust::cluster::model::{l2_normalize_rows, sample_rows, Clusterer};
+use rateclust::cluster::clusterer::{l2_normalize_rows, sample_rows, Clusterer};
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::cluster::head::train::shuffled_batches;

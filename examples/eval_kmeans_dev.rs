@@ -8,7 +8,7 @@
 
 use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
 use rateclust::cluster::algorithms::metrics::scores;
-use rateclust::cluster::model::l2_normalize_rows;
+use rateclust::cluster::clusterer::l2_normalize_rows;
 use std::path::PathBuf;
 
 #[path = "common/dev_set.rs"]

@@ -2,7 +2,7 @@
 //! every point labelled, accuracy ≥ 0.99 for several seeds; save/load round trip; select-k; bad input.
 
 use rateclust::cluster::algorithms::metrics::accuracy;
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::progress::NoProgress;

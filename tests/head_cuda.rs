@@ -17,7 +17,7 @@ mod common;
 use common::cuda_or_skip;
 use rateclust::cluster::head::{Head, HeadDims, B1, BETA, GAMMA, N_PARAMS, PARAM_NAMES};
 use rateclust::cluster::head::cuda::{CudaHead, StepConfig, EVAL_CHUNK};
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::cluster::head::train::{train, BatchOrder, Trainer};

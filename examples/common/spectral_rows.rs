@@ -3,7 +3,7 @@
 
 use rateclust::cluster::head::Head;
 use rateclust::cluster::algorithms::metrics::{scores, Scores};
-use rateclust::cluster::model::{gather_rows, pi_affinity};
+use rateclust::cluster::clusterer::{gather_rows, pi_affinity};
 use rateclust::cluster::params::FitParams;
 use rateclust::cluster::algorithms::spectral::spectral_clustering;
 use rateclust::Device;

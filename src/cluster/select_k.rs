@@ -15,7 +15,7 @@
 //!   spectral partitions of 240 points into 3 had ACC 0.62 and lost to k − 1 and k + 1.
 //! Chosen: 12 of 12 (before these: 5 of 12).
 
-use super::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
+use super::clusterer::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
 use super::coding_refine::{merge_cheapest_pair, refine_by_coding_length, MAX_ROUNDS};
 use super::restart_select::PartitionScorer;
 use super::algorithms::spectral::spectral_clustering_cancellable;

@@ -371,7 +371,7 @@ mod tests {
     fn handles_are_shareable_across_threads() {
         fn shareable<T: Send + Sync>() {}
         shareable::<ClipModel>();
-        shareable::<crate::cluster::model::Clusterer>();
+        shareable::<crate::cluster::clusterer::Clusterer>();
     }
 
     /// C `bool`s holding 2 (any non-zero byte) read as true, without undefined behaviour: `pooled` = 2 gives

@@ -1,11 +1,11 @@
 //! C API for the cluster stage: fit a clusterer on feature vectors, label points, choose k, score a
-//! labelling, save and load. Mirrors `rateclust::cluster::model::Clusterer`.
+//! labelling, save and load. Mirrors `rateclust::cluster::clusterer::Clusterer`.
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::cluster::algorithms::metrics;
-use crate::cluster::model::Clusterer;
+use crate::cluster::clusterer::Clusterer;
 use crate::cluster::params::{AssignRule, FitParams, SampleClustering};
 use crate::device::Device;
 use crate::error::{Result, Status};

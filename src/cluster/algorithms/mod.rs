@@ -1,5 +1,5 @@
 //! Generic clustering algorithms on rows of features, independent of the CPP head and of the
-//! [`Clusterer`](super::model::Clusterer): k-means ([`kmeans`]), spectral clustering of an affinity
+//! [`Clusterer`](super::clusterer::Clusterer): k-means ([`kmeans`]), spectral clustering of an affinity
 //! matrix ([`spectral`]), the coding length of a partition ([`coding_length`]) and external metrics against
 //! ground-truth classes ([`metrics`]).
 
