@@ -2,7 +2,7 @@
 //! 13 bytes, the rest the pixels): conversion refuses what does not fit instead of reading out of bounds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rateclust::clip::image::{from_raw, PixelFormat};
+use rateclust::image_io::{from_raw, PixelFormat};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 13 {

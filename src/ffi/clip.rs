@@ -3,7 +3,7 @@
 #![allow(non_camel_case_types)] // C names
 
 use super::{arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
-use crate::clip::image::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
+use crate::image_io::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::model::LoadedImage;
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result, Status};
