@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rateclust::clip::image::{decode_bytes, RgbImage8};
+use rateclust::image_io::{decode_bytes, RgbImage8};
 use rateclust::clip::preprocess::{preprocess, PreprocessConfig};
 use rateclust::clip::tokenizer::Tokenizer;
 

@@ -12,12 +12,12 @@
 //! - the reference protocol: spectral clustering of Π of one training batch (on that batch only);
 //! - k-means (k-means++ with 10 restarts) on the L2-normalised input features.
 
-use rateclust::cluster::kmeans::{kmeans, KMeansParams};
-use rateclust::cluster::metrics::{scores, Scores};
-use rateclust::cluster::model::{l2_normalize_rows, sample_rows, Clusterer};
+use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
+use rateclust::cluster::algorithms::metrics::{scores, Scores};
+use rateclust::cluster::clusterer::{l2_normalize_rows, sample_rows, Clusterer};
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
-use rateclust::cluster::train::shuffled_batches;
+use rateclust::cluster::head::train::shuffled_batches;
 use rateclust::progress::NoProgress;
 use rateclust::Device;
 use std::path::PathBuf;

@@ -6,9 +6,9 @@
 //! Fashion-MNIST, two float16 parts, int64 labels). Rows are L2-normalised, then k-means with k = 10,
 //! n_init = 10; prints ACC / NMI / ARI from rateclust's own metrics.
 
-use rateclust::cluster::kmeans::{kmeans, KMeansParams};
-use rateclust::cluster::metrics::scores;
-use rateclust::cluster::model::l2_normalize_rows;
+use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
+use rateclust::cluster::algorithms::metrics::scores;
+use rateclust::cluster::clusterer::l2_normalize_rows;
 use std::path::PathBuf;
 
 #[path = "common/dev_set.rs"]

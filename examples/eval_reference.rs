@@ -9,9 +9,9 @@
 //! Prints one JSON line: {"acc", "nmi", "ari", "n" (the scored batch), "seconds"}.
 
 use rateclust::cluster::head::{Head, HeadDims};
-use rateclust::cluster::model::{gather_rows, sample_rows};
+use rateclust::cluster::clusterer::{gather_rows, sample_rows};
 use rateclust::cluster::params::FitParams;
-use rateclust::cluster::train::{shuffled_batches, train, BatchOrder};
+use rateclust::cluster::head::train::{shuffled_batches, train, BatchOrder};
 use rateclust::io::npy::read_npy;
 use rateclust::progress::NoProgress;
 use rateclust::Device;

@@ -3,8 +3,8 @@
 //!
 //!     cargo run --release --example kmeans_npy -- FEATURES.npy K [SEED]
 
-use rateclust::cluster::kmeans::{kmeans, KMeansParams};
-use rateclust::cluster::model::l2_normalize_rows;
+use rateclust::cluster::algorithms::kmeans::{kmeans, KMeansParams};
+use rateclust::cluster::clusterer::l2_normalize_rows;
 
 fn main() -> rateclust::Result<()> {
     let args: Vec<String> = std::env::args().collect();

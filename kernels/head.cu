@@ -1,8 +1,8 @@
-// The CPP clustering head on CUDA: every non-GEMM step of src/cluster/head.rs (forward in
-// training and evaluation mode, the hand-written backward) and of src/cluster/sgd.rs (SGD with momentum).
-// The matrix products are cuBLAS GEMMs between these kernels (src/cluster/head_cuda.rs).
+// The CPP clustering head on CUDA: every non-GEMM step of src/cluster/head/mod.rs (forward in
+// training and evaluation mode, the hand-written backward) and of src/cluster/head/sgd.rs (SGD with momentum).
+// The matrix products are cuBLAS GEMMs between these kernels (src/cluster/head/cuda.rs).
 //
-// Conventions (mirroring head.rs so the two can be compared number by number):
+// Conventions (mirroring head/mod.rs so the two can be compared number by number):
 // * activations are row-major [rows, features]; parameters use PyTorch's layout;
 // * column reductions over the batch (BatchNorm statistics, bias gradients) accumulate in double, as the
 //   CPU code does, with a fixed per-block order (deterministic run to run);
@@ -11,10 +11,10 @@
 // row's 32 consecutive entries) × 8 row lanes (threadIdx.x >> 5); grid.x = ceil(columns / 32).
 // Plain CUDA C for NVRTC (no headers).
 
-// BatchNorm1d ε and running-statistics momentum: head.rs BN_EPS and BN_MOMENTUM (PyTorch's defaults).
+// BatchNorm1d ε and running-statistics momentum: head/mod.rs BN_EPS and BN_MOMENTUM (PyTorch's defaults).
 #define HEAD_BN_EPS 1e-5
 #define HEAD_BN_MOMENTUM 0.1f
-// F.normalize's floor on the norm (head.rs NORM_FLOOR).
+// F.normalize's floor on the norm (head/mod.rs NORM_FLOOR).
 #define HEAD_NORM_FLOOR 1e-12f
 #define COL_LANES 8
 
@@ -211,7 +211,7 @@ extern "C" __global__ void head_bn_bwd(float* __restrict__ xhat, const float* __
 }
 
 // torch.optim.SGD (dampening 0, no Nesterov) on n entries: gk = ∇ + wd·p; buf = gk on the parameter's
-// first update (`first` != 0, also used when μ = 0) else μ·buf + gk; p −= lr·buf. Mirrors sgd.rs.
+// first update (`first` != 0, also used when μ = 0) else μ·buf + gk; p −= lr·buf. Mirrors head/sgd.rs.
 // Grid-stride loop.
 extern "C" __global__ void head_sgd(float* __restrict__ p, float* __restrict__ buf, const float* __restrict__ grad, long long n,
                                     float lr, float mu, float wd, int first) {

@@ -5,14 +5,15 @@
 //!
 //! Data flows one way, and each stage is usable alone:
 //! pixels → [`clip`] (embeddings) → features → [`cluster`] (fit / assign / select k) → [`label`] (names).
-//! Underneath: [`rate`] (coding rates, Sinkhorn, gradients), [`linalg`] (GEMM, factorizations),
-//! [`device`] (CPU or CUDA).
+//! Underneath: [`image_io`] (decoding, resizing), [`rate`] (coding rates, Sinkhorn, gradients),
+//! [`linalg`] (GEMM, factorizations), [`device`] (CPU or CUDA).
 
 pub mod clip;
 pub mod cluster;
 pub mod device;
 pub mod error;
 pub mod ffi;
+pub mod image_io;
 pub mod io;
 pub mod label;
 pub mod linalg;

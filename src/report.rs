@@ -3,7 +3,7 @@
 //! and cluster sizes as SVG). Written by `rateclust cluster`, and by any caller through
 //! [`write_report`] (C `rateclust_write_report`, which the Python package and its Ray pipeline use).
 
-use crate::clip::image::decode_file;
+use crate::image_io::decode_file;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;

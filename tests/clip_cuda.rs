@@ -19,7 +19,7 @@ const REL_MAX: f64 = 1e-2;
 /// Both attention implementations are checked explicitly (the tiny model's short sequences would only
 /// ever take the fused one under `Auto`).
 const ATTENTION_PATHS: [CudaAttention; 2] = [CudaAttention::Fused, CudaAttention::Gemm];
-const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32, max_image_pixels: rateclust::clip::image::MAX_IMAGE_PIXELS };
+const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32, max_image_pixels: rateclust::image_io::MAX_IMAGE_PIXELS };
 
 fn tiny_dir() -> std::path::PathBuf {
     fixture("clip_model/tiny")

@@ -80,7 +80,7 @@ fn embeds_a_directory_of_images_in_sorted_order() {
 
 /// The PNG mirrored left-right (decoded and re-encoded with the image crate).
 fn image_mirror(path: &std::path::Path) -> Vec<u8> {
-    let img = rateclust::clip::image::decode_file(path).unwrap();
+    let img = rateclust::image_io::decode_file(path).unwrap();
     let mut data = img.data.clone();
     for row in data.chunks_mut(img.width * 3) {
         let px: Vec<[u8; 3]> = row.chunks(3).rev().map(|p| [p[0], p[1], p[2]]).collect();

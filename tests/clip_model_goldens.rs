@@ -53,7 +53,7 @@ fn tiny() -> ClipModel {
     ClipModel::load(fixture("clip_model/tiny")).expect("loading the tiny model")
 }
 
-const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32, max_image_pixels: rateclust::clip::image::MAX_IMAGE_PIXELS };
+const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 32, max_image_pixels: rateclust::image_io::MAX_IMAGE_PIXELS };
 
 #[test]
 fn vision_tower_matches_transformers_at_every_layer() {

@@ -80,7 +80,7 @@ fn pixels(n: usize) -> Vec<f32> {
 }
 
 const IDS: [&[u32]; 2] = [&[49406, 320, 1125, 539, 320, 2368, 49407], &[49406, 1929, 49407]];
-const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 8, max_image_pixels: rateclust::clip::image::MAX_IMAGE_PIXELS };
+const RAW: EmbedOptions = EmbedOptions { normalize: false, pooled: false, batch_size: 8, max_image_pixels: rateclust::image_io::MAX_IMAGE_PIXELS };
 
 fn embed_both(dir: &Path) -> (Vec<f32>, Vec<f32>) {
     let m = ClipModel::load(dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()));

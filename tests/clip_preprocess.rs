@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use rateclust::clip::image::{decode_bytes, decode_file, from_raw, over_white, PixelFormat, RgbImage8};
+use rateclust::image_io::{decode_bytes, decode_file, from_raw, over_white, PixelFormat, RgbImage8};
 use rateclust::clip::preprocess::{preprocess, resize_output_size, PreprocessConfig};
-use rateclust::clip::resize::{resize_bicubic, resize_bicubic_window};
+use rateclust::image_io::resize::{resize_bicubic, resize_bicubic_window};
 use rateclust::{Error, Status};
 use safetensors::{Dtype, SafeTensors};
 
@@ -157,7 +157,7 @@ fn jpeg_decoding_matches_pillow_libjpeg_turbo_bit_exactly() {
         let file = j["file"].as_str().unwrap();
         // Straight through our decoder (no fallback to the image crate for these files).
         let bytes = std::fs::read(dir().join(file)).unwrap();
-        let ours = rateclust::clip::jpeg::decode(&bytes, rateclust::clip::image::MAX_IMAGE_PIXELS).unwrap().unwrap_or_else(|| panic!("{file}: fell back"));
+        let ours = rateclust::image_io::jpeg::decode(&bytes, rateclust::image_io::MAX_IMAGE_PIXELS).unwrap().unwrap_or_else(|| panic!("{file}: fell back"));
         assert_eq!(ours, decode_file(&dir().join(file)).unwrap());
         let Some(Golden::U8(want, shape)) = goldens.get(&format!("jpeg_{}", j["index"])) else { panic!("no golden for {file}") };
         assert_eq!(shape, &[ours.height, ours.width, 3], "{file}");

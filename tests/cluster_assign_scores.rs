@@ -3,7 +3,7 @@
 //! of the point's 10 nearest fitted points in each cluster: rows sum to 1 and their argmax is the label
 //! wherever the vote has a single winner; with the subspace rule the argmax is always the label.
 
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::progress::NoProgress;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use rateclust::cluster::coding_length::coding_length;
+use rateclust::cluster::algorithms::coding_length::coding_length;
 use rateclust::io::npy::read_npy;
 use rateclust::rng::Rng;
 use rateclust::Status;

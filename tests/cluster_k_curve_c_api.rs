@@ -1,7 +1,7 @@
 //! `rateclust_clusterer_k_curve`: the coding-length curve of an automatic-k fit through the C API, equal to
 //! the model's own; a model fitted with a given k has none; lengths first (cap 0, NULL buffers), then values.
 
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::ffi::cluster::{rateclust_clusterer_free, rateclust_clusterer_k_curve, rateclust_clusterer_load};

@@ -3,8 +3,8 @@
 
 mod common;
 
-use rateclust::cluster::kmeans::{kmeans, nearest_center, KMeansParams};
-use rateclust::cluster::metrics::ari;
+use rateclust::cluster::algorithms::kmeans::{kmeans, nearest_center, KMeansParams};
+use rateclust::cluster::algorithms::metrics::ari;
 use rateclust::io::npy::read_npy;
 use rateclust::rng::Rng;
 use rateclust::Status;
@@ -116,7 +116,7 @@ fn bad_input_is_a_clear_error() {
 /// (the hardening contract for every long loop), and a check that never cancels changes nothing.
 #[test]
 fn kmeans_restarts_hear_a_cancel_within_a_second() {
-    use rateclust::cluster::kmeans::kmeans_cancellable;
+    use rateclust::cluster::algorithms::kmeans::kmeans_cancellable;
     let (n, d, k) = (20_000, 32, 20);
     let mut rng = rateclust::rng::Rng::new(5);
     let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32).collect();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use rateclust::cluster::metrics::{accuracy, ari, nmi, scores};
+use rateclust::cluster::algorithms::metrics::{accuracy, ari, nmi, scores};
 use rateclust::Status;
 
 #[derive(serde::Deserialize)]

@@ -1,8 +1,8 @@
 //! End-to-end fitting on synthetic unions of low-dimensional subspaces (the data model CPP is built for):
 //! every point labelled, accuracy ≥ 0.99 for several seeds; save/load round trip; select-k; bad input.
 
-use rateclust::cluster::metrics::accuracy;
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::algorithms::metrics::accuracy;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::progress::NoProgress;

@@ -143,7 +143,7 @@ fn loss_gradients_through_the_head_match_pytorch() {
 /// the final weights, BatchNorm statistics and eval-mode outputs agree.
 #[test]
 fn training_trajectory_follows_pytorch() {
-    use rateclust::cluster::train::{train, BatchOrder};
+    use rateclust::cluster::head::train::{train, BatchOrder};
     let g = Goldens::load();
     let params = fit_params(&g);
     let mut head = g.head();

@@ -3,7 +3,7 @@
 //! (80 points each), from 3 seeds each, with every other setting at its default. The acceptance test of
 //! issue 13's automatic k; about 2.5 minutes on 2 cores in release.
 
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 use rateclust::progress::NoProgress;

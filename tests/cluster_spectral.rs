@@ -3,8 +3,8 @@
 
 mod common;
 
-use rateclust::cluster::metrics::ari;
-use rateclust::cluster::spectral::{spectral_clustering, spectral_embedding};
+use rateclust::cluster::algorithms::metrics::ari;
+use rateclust::cluster::algorithms::spectral::{spectral_clustering, spectral_embedding};
 use rateclust::io::npy::{read_npy, NpyData};
 use rateclust::rng::Rng;
 use rateclust::Status;
@@ -144,7 +144,7 @@ fn agrees_with_the_reference_protocol_on_a_sinkhorn_plan() {
     let r: Reference =
         serde_json::from_str(&std::fs::read_to_string(common::fixture("cluster_core/spectral_ref.json")).unwrap()).unwrap();
     let l = labels_i64(&spectral_clustering(&pi, n, r.k, 10, 42).unwrap());
-    let s = rateclust::cluster::metrics::scores(&l, &truth).unwrap();
+    let s = rateclust::cluster::algorithms::metrics::scores(&l, &truth).unwrap();
     println!("ours ACC {:.4} NMI {:.4} ARI {:.4}; reference ACC {:.4} NMI {:.4} ARI {:.4}", s.acc, s.nmi, s.ari, r.acc, r.nmi, r.ari);
     assert!((s.acc - r.acc).abs() < 0.02 && (s.nmi - r.nmi).abs() < 0.02 && (s.ari - r.ari).abs() < 0.02);
     let agreement = ari(&l, &r.labels).unwrap();

@@ -1,4 +1,4 @@
-//! The CUDA CPP head (`cluster::head_cuda`) against the CPU head (`cluster::head`, f32): evaluation and
+//! The CUDA CPP head (`cluster::head::cuda`) against the CPU head (`cluster::head`, f32): evaluation and
 //! training-mode forward, one full backward's gradients, one training step's parameter update, a 20-step
 //! loss trajectory through the warm-up, the head copy and the MLC phase, `train`, the labels of
 //! `Clusterer::assign_on` on CUDA vs `assign_with` on the CPU, and a whole `Clusterer::fit` on CUDA.
@@ -8,7 +8,7 @@
 //! (‖cuda − cpu‖ / ‖cpu‖; element-wise relative error is meaningless near zero), losses 1e-2 relative per
 //! step, assignment labels ≥ 98 % identical. The orchestration itself (every GEMM's operands and offsets,
 //! kernel arguments, chunking) is checked exactly in CI on the kernel emulator
-//! (`src/cluster/head_cuda/emu.rs`); this file checks the CUDA code (kernels, barriers, cuBLAS) on a GPU.
+//! (`src/cluster/head/cuda/emu.rs`); this file checks the CUDA code (kernels, barriers, cuBLAS) on a GPU.
 //!
 //! Needs a GPU: on a machine without one every test prints `SKIP: no CUDA device (<reason>)` and returns.
 
@@ -16,11 +16,11 @@ mod common;
 
 use common::cuda_or_skip;
 use rateclust::cluster::head::{Head, HeadDims, B1, BETA, GAMMA, N_PARAMS, PARAM_NAMES};
-use rateclust::cluster::head_cuda::{CudaHead, StepConfig, EVAL_CHUNK};
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::head::cuda::{CudaHead, StepConfig, EVAL_CHUNK};
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
-use rateclust::cluster::train::{train, BatchOrder, Trainer};
+use rateclust::cluster::head::train::{train, BatchOrder, Trainer};
 use rateclust::device::cuda::CudaDevice;
 use rateclust::device::Device;
 use rateclust::progress::NoProgress;
@@ -231,7 +231,7 @@ fn fit_on_cuda_recovers_union_of_subspaces() {
     assert_eq!(model.losses.len(), 8 * (spec.n / 200));
     assert!(model.losses.iter().all(|l| l.is_finite()));
     let a = model.assign_on(&device, AssignRule::Subspace, &x, spec.n, &mut NoProgress).unwrap();
-    let acc = rateclust::cluster::metrics::accuracy(&a.labels, &y).unwrap();
+    let acc = rateclust::cluster::algorithms::metrics::accuracy(&a.labels, &y).unwrap();
     println!("fit on CUDA: accuracy {acc:.4}");
     assert!(acc >= 0.99, "accuracy {acc}");
 }

@@ -2,10 +2,10 @@
 //! given rows (docs/design.md §1.4), with Π from a trained head's eval-mode outputs.
 
 use rateclust::cluster::head::Head;
-use rateclust::cluster::metrics::{scores, Scores};
-use rateclust::cluster::model::{gather_rows, pi_affinity};
+use rateclust::cluster::algorithms::metrics::{scores, Scores};
+use rateclust::cluster::clusterer::{gather_rows, pi_affinity};
 use rateclust::cluster::params::FitParams;
-use rateclust::cluster::spectral::spectral_clustering;
+use rateclust::cluster::algorithms::spectral::spectral_clustering;
 use rateclust::Device;
 
 /// Scores of the spectral clustering of Π of `rows` of `x` (n×dim, already normalised as the head was

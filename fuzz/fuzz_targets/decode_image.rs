@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 const FUZZ_MAX_PIXELS: u64 = 1 << 16;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(img) = rateclust::clip::image::decode_bytes_within(data, FUZZ_MAX_PIXELS) {
+    if let Ok(img) = rateclust::image_io::decode_bytes_within(data, FUZZ_MAX_PIXELS) {
         assert_eq!(img.data.len(), img.width * img.height * 3);
         assert!(img.width as u64 * img.height as u64 <= FUZZ_MAX_PIXELS);
     }

@@ -2,7 +2,7 @@
 //! crash.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::progress::NoProgress;
 
 fuzz_target!(|data: &[u8]| {

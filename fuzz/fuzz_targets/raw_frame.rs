@@ -2,8 +2,8 @@
 //! 13 bytes, the rest the pixels): conversion refuses what does not fit instead of reading out of bounds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rateclust::clip::image::{from_raw, PixelFormat};
 use rateclust::ffi::mirror::CEnum;
+use rateclust::image_io::{from_raw, PixelFormat};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 13 {

@@ -3,9 +3,7 @@
 
 use super::config::ClipConfig;
 use super::cuda::CudaClip;
-use super::image::RgbImage8;
 use super::preprocess::{preprocess_into_with, PreprocessConfig};
-use super::resize::ResizeScratch;
 use super::tokenizer::Tokenizer;
 use super::encoder::load_linear;
 use super::layers::Linear;
@@ -15,6 +13,8 @@ use super::vision::{VisionScratch, VisionTower};
 use super::weights::TensorFile;
 use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
+use crate::image_io::resize::ResizeScratch;
+use crate::image_io::RgbImage8;
 use crate::invalid_arg;
 use crate::linalg::{gemm, Trans};
 use crate::progress::{self, NoProgress, Progress};
@@ -152,13 +152,13 @@ pub struct EmbedOptions {
     pub batch_size: usize,
     /// Largest image decoded or frame accepted, in pixels: a header claiming more is a format error raised
     /// before any pixel is allocated (a decoded image takes 3 bytes per pixel). Default
-    /// [`MAX_IMAGE_PIXELS`](super::image::MAX_IMAGE_PIXELS), Pillow's decompression-bomb limit.
+    /// [`MAX_IMAGE_PIXELS`](crate::image_io::MAX_IMAGE_PIXELS), Pillow's decompression-bomb limit.
     pub max_image_pixels: u64,
 }
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { normalize: true, pooled: false, batch_size: 32, max_image_pixels: super::image::MAX_IMAGE_PIXELS }
+        EmbedOptions { normalize: true, pooled: false, batch_size: 32, max_image_pixels: crate::image_io::MAX_IMAGE_PIXELS }
     }
 }
 
@@ -514,7 +514,7 @@ impl ClipModel {
     pub fn embed_image_files(&self, paths: &[std::path::PathBuf], opts: &EmbedOptions, progress: &mut dyn Progress) -> Result<Vec<f32>> {
         self.embed_image_source(
             paths.len(),
-            |i, _| super::image::decode_file_within(&paths[i], opts.max_image_pixels).map(LoadedImage::Owned),
+            |i, _| crate::image_io::decode_file_within(&paths[i], opts.max_image_pixels).map(LoadedImage::Owned),
             opts,
             progress,
         )

@@ -1,6 +1,6 @@
 //! CLIP image preprocessing, identical to transformers' PIL-backed `CLIPImageProcessor`
 //! (`CLIPImageProcessorPil` in transformers ≥ 5): resize the shortest edge with Pillow bicubic
-//! (antialiased, bit-exact: [`super::resize`]), center crop, rescale by 1/255, normalise with mean/std.
+//! (antialiased, bit-exact: [`crate::image_io::resize`]), center crop, rescale by 1/255, normalise with mean/std.
 //!
 //! Mirrors transformers `image_transforms.get_resize_output_image_size(default_to_square=False)` (the
 //! long edge is `int(size * long / short)`, truncated), `center_crop` (offsets `(H − crop) // 2`, zero
@@ -12,9 +12,9 @@
 
 use serde_json::Value;
 
-use super::image::RgbImage8;
-use super::resize::{resize_bicubic_window_with, ResizeScratch};
 use crate::error::{Error, Result};
+use crate::image_io::resize::{resize_bicubic_window_with, ResizeScratch};
+use crate::image_io::RgbImage8;
 use crate::invalid_arg;
 
 /// OpenAI CLIP's normalisation constants (transformers `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`), written

@@ -228,7 +228,7 @@ impl AssignModel {
     }
 }
 
-/// Buffers of one assignment call ([`crate::scratch`]): a [`super::model::Clusterer`] keeps these in a
+/// Buffers of one assignment call ([`crate::scratch`]): a [`super::clusterer::Clusterer`] keeps these in a
 /// pool, so that labelling one frame after another allocates nothing once they have grown.
 #[derive(Default)]
 pub struct AssignScratch {

@@ -1,7 +1,7 @@
 //! Improving a partition by coding length: every point moves to the cluster that codes it in the fewest
 //! nats, repeated until no point moves (classification EM on the coding length's Gaussian model).
 //!
-//! The coding length of a cluster ([`super::coding_length`]) is, up to constants, the code length of its
+//! The coding length of a cluster ([`super::algorithms::coding_length`]) is, up to constants, the code length of its
 //! points under a zero-mean Gaussian with covariance Σ_j = Z_jᵀZ_j / n_j + (ε²/d)·I, plus −log(n_j/n) per
 //! point for its membership. So the cost of coding point x in cluster j is
 //!
@@ -13,7 +13,7 @@
 //! true k lost to k − 1 before the comparison was fair. From such a start the reassignment reaches the
 //! subspaces (the K-subspaces iteration with the rank chosen by ε² instead of fixed).
 
-use super::coding_length::{cluster_term, gram};
+use super::algorithms::coding_length::{cluster_term, gram};
 use crate::error::Result;
 use crate::linalg::cholesky::logdet_lower_inverse_in_place;
 use crate::linalg::{gemm, Trans};
@@ -136,7 +136,7 @@ fn cluster_costs(y: &[f64], m: usize, d: usize, labels: &[usize], k: usize, eps_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::metrics::accuracy;
+    use crate::cluster::algorithms::metrics::accuracy;
     use crate::cluster::synthetic::{union_of_subspaces, SubspaceSpec};
 
     /// From a partition with a third of the labels scrambled, the reassignment recovers the subspaces; and it
@@ -152,8 +152,8 @@ mod tests {
         let as_i64 = |v: &[usize]| v.iter().map(|&l| l as i64).collect::<Vec<_>>();
         let acc = accuracy(&as_i64(&refined), &as_i64(&truth)).unwrap();
         assert!(acc > 0.99, "ACC after refinement {acc}");
-        let before = crate::cluster::coding_length::coding_length(&x, spec.n, spec.dim, &noisy, 0.1).unwrap();
-        let after = crate::cluster::coding_length::coding_length(&x, spec.n, spec.dim, &refined, 0.1).unwrap();
+        let before = crate::cluster::algorithms::coding_length::coding_length(&x, spec.n, spec.dim, &noisy, 0.1).unwrap();
+        let after = crate::cluster::algorithms::coding_length::coding_length(&x, spec.n, spec.dim, &refined, 0.1).unwrap();
         assert!(after < before, "coding length {before} → {after}");
     }
 

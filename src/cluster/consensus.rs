@@ -13,7 +13,7 @@
 //! Measured on the Fashion-MNIST train subsets of tools/eval (docs/defaults.md): the consensus of 30 runs
 //! gives the same partition from every seed (dev: ACC 0.716–0.717 where k-means++ ×10 keeps 0.644).
 
-use super::kmeans::{kmeans_cancellable, KMeansParams};
+use super::algorithms::kmeans::{kmeans_cancellable, KMeansParams};
 use crate::error::Result;
 use crate::linalg::eigh::eigh;
 use crate::progress::{report, Progress};
@@ -101,7 +101,7 @@ fn coassociation_embedding(member: &[usize], m: usize, runs: usize, k: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::metrics::accuracy;
+    use crate::cluster::algorithms::metrics::accuracy;
     use crate::progress::NoProgress;
 
     /// Four well-separated blobs: every seed recovers them exactly.

@@ -72,7 +72,7 @@ impl SampleClustering {
     }
 }
 
-/// Settings of [`crate::cluster::model::Clusterer::fit`].
+/// Settings of [`crate::cluster::clusterer::Clusterer::fit`].
 ///
 /// Zero means *automatic* for `k`, `k_max`, `hidden`, `zdim`, `batch`, `steps`, `warmup`, `eta`, `lr` and
 /// `lr_cluster`: [`FitParams::resolve`] derives those from the data's size n and k by the rule

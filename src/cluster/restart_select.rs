@@ -4,7 +4,7 @@
 //! on the Fashion-MNIST dev features five seeds of the same settings gave ACC 0.56–0.66. The loss values of
 //! different heads are not comparable (each codes its own Z), so we compare their partitions in one fixed
 //! space, the way k-means compares its restarts by inertia: the coding length (Ma et al. 2007, the quantity
-//! CPP already uses to choose k; [`super::coding_length`]) of the *input* features of a scoring sample (up
+//! CPP already uses to choose k; [`super::algorithms::coding_length`]) of the *input* features of a scoring sample (up
 //! to [`SCORE_SAMPLE`] points of the fitting set), grouped by the labels each fitted model gives them with
 //! its own assignment rule — the labels the user will get. The shorter code wins: that partition explains
 //! the data with fewer nats.
@@ -15,7 +15,7 @@
 //! k-means followed their ACC and NMI on the dev set (measured with examples/eval_dev.rs `--dump` and the
 //! NumPy restatement tools/dev/score_partitions.py; numbers in src/cluster/params.rs).
 
-use super::coding_length::coding_length;
+use super::algorithms::coding_length::coding_length;
 use super::input_space::InputSpace;
 use crate::error::Result;
 

@@ -7,7 +7,7 @@
 use super::assign::{AssignModel, InputSpaceModel};
 use super::input_space::InputSpace;
 use super::head::{Head, HeadDims, N_PARAMS, PARAM_NAMES};
-use super::model::Clusterer;
+use super::clusterer::Clusterer;
 use super::params::FitParams;
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};

@@ -15,10 +15,10 @@
 //!   spectral partitions of 240 points into 3 had ACC 0.62 and lost to k − 1 and k + 1.
 //! Chosen: 12 of 12 (before these: 5 of 12).
 
-use super::model::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
+use super::clusterer::{gather_rows, l2_normalize_rows, pi_affinity, sample_rows, Clusterer};
 use super::coding_refine::{merge_cheapest_pair, refine_by_coding_length, MAX_ROUNDS};
 use super::restart_select::PartitionScorer;
-use super::spectral::spectral_clustering_cancellable;
+use super::algorithms::spectral::spectral_clustering_cancellable;
 use crate::device::Device;
 use crate::error::Result;
 use crate::progress::{report, Progress};
@@ -60,7 +60,7 @@ impl Clusterer {
         }
         let xs = gather_rows(x, dim, &rows);
         let d = self.head.dims.zdim;
-        let (z, c) = super::head_cuda::forward_eval_on(device, &self.head, &xs, m, !self.params.single_head)?;
+        let (z, c) = super::head::cuda::forward_eval_on(device, &self.head, &xs, m, !self.params.single_head)?;
         let aff = pi_affinity(device, &z, &c, m, d, &self.params)?;
         // Every candidate is coded in the same leading principal coordinates: as many as the largest
         // candidate affords (restart_select::score_rank, m / (3 k_max)). In all of the input's coordinates a

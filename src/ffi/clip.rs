@@ -5,7 +5,7 @@
 use super::mirror::CValue;
 use rateclust_macros::CMirror;
 use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
-use crate::clip::image::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
+use crate::image_io::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::model::LoadedImage;
 use crate::clip::{ClipModel, EmbedOptions};
 use crate::error::{Error, Result};
@@ -360,7 +360,7 @@ mod tests {
     fn handles_are_shareable_across_threads() {
         fn shareable<T: Send + Sync>() {}
         shareable::<ClipModel>();
-        shareable::<crate::cluster::model::Clusterer>();
+        shareable::<crate::cluster::clusterer::Clusterer>();
     }
 
     /// C `bool`s holding 2 (any non-zero byte) read as true, without undefined behaviour: `pooled` = 2 gives

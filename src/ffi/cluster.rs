@@ -1,11 +1,11 @@
 //! C API for the cluster stage: fit a clusterer on feature vectors, label points, choose k, score a
-//! labelling, save and load. Mirrors `rateclust::cluster::model::Clusterer`.
+//! labelling, save and load. Mirrors `rateclust::cluster::clusterer::Clusterer`.
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
 use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
-use crate::cluster::metrics;
-use crate::cluster::model::Clusterer;
+use crate::cluster::algorithms::metrics;
+use crate::cluster::clusterer::Clusterer;
 use crate::cluster::params::FitParams;
 use rateclust_macros::CMirror;
 use crate::device::Device;

@@ -4,7 +4,7 @@
 //! renumber, only append.
 #![allow(non_camel_case_types)]
 
-use crate::clip::image::PixelFormat;
+use crate::image_io::PixelFormat;
 use crate::cluster::params::{AssignRule, SampleClustering};
 use crate::device::DeviceKind;
 use crate::rate::{Objective, SinkhornGradient};

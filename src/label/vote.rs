@@ -2,7 +2,7 @@
 //! image, p = softmax(scale · cos(image, caption)) over all captions; the `top` largest probabilities are
 //! added to the cluster's votes for those captions; the cluster's name is the caption with the most votes.
 
-use crate::cluster::model::l2_normalize_rows;
+use crate::cluster::clusterer::l2_normalize_rows;
 use crate::error::{check_finite, Result};
 use crate::linalg::{gemm, Trans};
 

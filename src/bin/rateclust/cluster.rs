@@ -11,7 +11,7 @@ use crate::images::{embed_skipping, read_file_list, read_skipped, write_file_lis
 use rateclust::io::write_atomically;
 use rateclust::report::{write_report, ClusterSummary, Report};
 use rateclust::clip::{ClipModel, EmbedOptions};
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::label::{default_vocabulary, distinct_names, label_clusters, prompts, LabelParams};
 use rateclust::progress::{NoProgress, Progress};
@@ -267,7 +267,7 @@ fn write_cache(out: &Path, fingerprint: &str, x: &[f32], files: &[PathBuf], skip
 
 /// Per cluster, up to `top` member rows closest (cosine) to the cluster's mean embedding, closest first.
 fn central_members(x: &[f32], n: usize, dim: usize, labels: &[usize], k: usize, top: usize) -> Vec<Vec<usize>> {
-    let unit = rateclust::cluster::model::l2_normalize_rows(x, dim);
+    let unit = rateclust::cluster::clusterer::l2_normalize_rows(x, dim);
     let mut mean = vec![0.0f64; k * dim];
     for (i, &l) in labels.iter().enumerate().take(n) {
         mean[l * dim..(l + 1) * dim].iter_mut().zip(&unit[i * dim..(i + 1) * dim]).for_each(|(m, &v)| *m += v as f64);

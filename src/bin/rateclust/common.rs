@@ -1,7 +1,7 @@
 //! What the subcommands share: error type, value parsers for clap, .npy reading, the progress bar.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::io::npy::read_npy;
 use rateclust::progress::{NoProgress, Progress};

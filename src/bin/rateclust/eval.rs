@@ -1,7 +1,7 @@
 //! `rateclust eval`: accuracy (Hungarian), NMI and ARI of predicted labels against the truth, as JSON.
 
 use crate::common::*;
-use rateclust::cluster::metrics::scores;
+use rateclust::cluster::algorithms::metrics::scores;
 use std::path::PathBuf;
 
 /// Accuracy (Hungarian matching), NMI and ARI of predicted labels against the truth, as one JSON object

@@ -1,7 +1,7 @@
 //! `rateclust fit`: train the CPP head on a feature matrix and save the fitted clusterer.
 
 use crate::common::*;
-use rateclust::cluster::model::Clusterer;
+use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams, SampleClustering};
 use rateclust::{Device, DeviceKind};
 use std::path::PathBuf;
@@ -166,7 +166,7 @@ pub fn run(a: Args) -> CliResult {
         println!("{}", serde_json::to_string(curve).map_err(|e| CliError::Lib(rateclust::Error::Internal(e.to_string())))?);
     }
     if let (Some(h), Some(c)) = (model.head_score, model.consensus_score) {
-        let kept = if h < c * (1.0 - rateclust::cluster::model::HEAD_MARGIN) { "head" } else { "consensus" };
+        let kept = if h < c * (1.0 - rateclust::cluster::clusterer::HEAD_MARGIN) { "head" } else { "consensus" };
         log(format!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", model.params.assign_rule.name()));
     }
     let last = model.losses.last().copied().unwrap_or(f64::NAN);

@@ -1,7 +1,7 @@
 //! Images to CLIP features for the subcommands that read image files (`embed`, `cluster`): files that do not
 //! decode are listed with the reason and left out, never fatal.
 
-use rateclust::clip::image::{decode_file, RgbImage8};
+use rateclust::image_io::{decode_file, RgbImage8};
 use rateclust::clip::{ClipModel, EmbedOptions};
 use rateclust::progress::{NoProgress, Progress};
 use rayon::prelude::*;

@@ -359,7 +359,7 @@ impl Gpu for Emu {
                 }
             }
             // kernels/head.cu (the CUDA CPP head) is emulated next to its orchestration.
-            other => assert!(crate::cluster::head_cuda::emu::launch(self, other, grid, block, a), "the emulator has no kernel {other}"),
+            other => assert!(crate::cluster::head::cuda::emu::launch(self, other, grid, block, a), "the emulator has no kernel {other}"),
         }
         Ok(())
     }

@@ -154,7 +154,7 @@ mod tests {
     use super::super::{forward_backward_on, DeviceHead, StepConfig};
     use crate::cluster::head::{Head, HeadDims, B1, BETA, GAMMA, N_PARAMS, PARAM_NAMES};
     use crate::cluster::params::FitParams;
-    use crate::cluster::train::Trainer;
+    use crate::cluster::head::train::Trainer;
     use crate::device::cuda::Gpu;
     use crate::device::Device;
     use crate::rate::cuda::emu::Emu;
@@ -280,7 +280,7 @@ mod tests {
     /// with the same batches, through the warm-up and the head copy.
     #[test]
     fn train_on_device_matches_cpu_train() {
-        use crate::cluster::train::{train, BatchOrder};
+        use crate::cluster::head::train::{train, BatchOrder};
         use crate::progress::NoProgress;
         let dims = HeadDims { input: 5, hidden: 33, zdim: 4 };
         let (n, m) = (30, 10);
@@ -294,7 +294,7 @@ mod tests {
         let log = train(&mut cpu, &x, n, &params, &Device::Cpu, BatchOrder::Explicit(&batches), &mut NoProgress).unwrap();
         let emu = Emu::new();
         let mut dev = start.clone();
-        let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, crate::cluster::train::Batches { total: batches.len(), iter: Box::new(batches.iter().cloned()) }, &mut NoProgress).unwrap();
+        let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, crate::cluster::head::train::Batches { total: batches.len(), iter: Box::new(batches.iter().cloned()) }, &mut NoProgress).unwrap();
         for (s, (a, b)) in losses.iter().zip(&log.losses).enumerate() {
             assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "step {s}: loss {a} vs CPU {b}");
         }

@@ -1,5 +1,6 @@
-//! Image input for the CLIP engine: decoding encoded files/bytes and accepting raw frames, both
-//! producing one type, [`RgbImage8`] (8-bit RGB, interleaved, no padding).
+//! Generic image I/O, independent of the CLIP engine that uses it. This module decodes encoded
+//! files/bytes and accepts raw frames, both producing one type, [`RgbImage8`] (8-bit RGB, interleaved,
+//! no padding); [`jpeg`] is the JPEG decoder that matches libjpeg-turbo, [`resize`] Pillow's bicubic resize.
 //!
 //! The conversion to RGB mirrors what `transformers` (≥ 5, `convert_to_rgb`) does with a PIL image
 //! before `CLIPImageProcessor` sees it:
@@ -13,10 +14,13 @@
 //! - EXIF orientation (JPEG, PNG `eXIf`, WebP) is applied, as viewers do. `transformers` does not do
 //!   this itself; our goldens call `PIL.ImageOps.exif_transpose` first.
 //!
-//! JPEG goes through [`super::jpeg`], which reproduces libjpeg-turbo + Pillow bit for bit (CMYK
+//! JPEG goes through [`jpeg`], which reproduces libjpeg-turbo + Pillow bit for bit (CMYK
 //! included); PNG and WebP through the `image` crate (lossless formats: exact by construction; lossy
 //! WebP matched libwebp on our fixture). Arithmetic-coded, 12-bit and lossless JPEGs fall back to the
 //! `image` crate's decoder (not bit-exact with Pillow).
+
+pub mod jpeg;
+pub mod resize;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -153,7 +157,7 @@ pub fn decode_bytes_within(bytes: &[u8], max_pixels: u64) -> Result<RgbImage8> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     // JPEG: our libjpeg-turbo-exact decoder (what Pillow sees); the image crate only for what it does
     // not implement (CMYK, arithmetic coding, 12-bit).
-    let rgb = match if is_jpeg { super::jpeg::decode(bytes, max_pixels)? } else { None } {
+    let rgb = match if is_jpeg { jpeg::decode(bytes, max_pixels)? } else { None } {
         Some(rgb) => rgb,
         None => {
             let img = DynamicImage::from_decoder(decoder).map_err(|e| Error::Format(format!("cannot decode image: {e}")))?;

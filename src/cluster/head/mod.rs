@@ -6,6 +6,13 @@
 //! `Z = F.normalize(subspace(pre))`, `C = F.normalize(cluster(pre))` with `subspace`, `cluster` = `Linear(h,d)`.
 //! Weights use PyTorch's layout (Linear weight is out×in, row-major) and PyTorch's default initialisation,
 //! so the state can be compared with, and exported to, the PyTorch restatement.
+//!
+//! This folder holds the head and everything that trains it: the module itself (this file), its optimiser
+//! ([`sgd`]), its training loop ([`train`]) and the same head resident on a CUDA device ([`cuda`]).
+
+pub mod cuda;
+pub mod sgd;
+pub mod train;
 
 use crate::error::{Error, Result};
 use crate::linalg::{gemm, Real, Trans};

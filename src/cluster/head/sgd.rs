@@ -2,7 +2,7 @@
 //! (docs/design.md §1): g ← ∇ + wd·p; buf ← g on a parameter's first update, else μ·buf + g; p ← p − lr·buf.
 //! A parameter whose gradient is `None` is skipped entirely: no decay, no momentum update.
 
-use super::head::{HeadGrads, CLUSTER_PARAMS, N_PARAMS};
+use super::{HeadGrads, CLUSTER_PARAMS, N_PARAMS};
 use crate::linalg::Real;
 use rayon::prelude::*;
 

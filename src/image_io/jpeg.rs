@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::image::RgbImage8;
+use super::RgbImage8;
 use crate::error::{Error, Result};
 
 /// Zigzag position → natural (row-major) index.

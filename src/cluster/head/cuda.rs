@@ -1,23 +1,23 @@
 //! The CPP head on CUDA: the same module, forward passes, hand-written backward and
-//! two-group SGD as [`super::head`], [`super::sgd`] and [`super::train::Trainer::step`], with the
+//! two-group SGD as [`super`] (the CPU head), [`super::sgd`] and [`super::train::Trainer::step`], with the
 //! parameters (f32 master weights), BatchNorm running statistics and momentum buffers resident on the
 //! device. Only the scalar loss comes back to the host during training.
 //!
 //! - Matrix products go through the device's one GEMM helper family ([`Gpu::gemm_tf32`] =
 //!   [`CudaDevice::gemm_tf32_rm`]): TF32 tensor cores with f32 accumulation, so results differ from the
 //!   CPU's f32 by ~1e-3 relative per product (tests/head_cuda.rs uses tolerances sized for that).
-//! - Every other step is a kernel of `kernels/head.cu`, each mirroring one loop of head.rs / sgd.rs
+//! - Every other step is a kernel of `kernels/head.cu`, each mirroring one loop of `head/mod.rs` or `head/sgd.rs`
 //!   (column reductions in f64 as there).
 //! - The loss and its gradients come from [`crate::rate::cuda`] on the device-resident Z and C.
 //!
 //! The orchestration is written against [`Gpu`], so CI runs it on the kernel emulator of
-//! `rate/cuda/emu.rs` (extended by `head_cuda/emu.rs`) against the CPU head: every GEMM's shapes,
+//! `rate/cuda/emu.rs` (extended by `head/cuda/emu.rs`) against the CPU head: every GEMM's shapes,
 //! operands, leading dimensions and offsets, and the kernels' arguments and grids.
 
-use super::head::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAMS, GAMMA, N_PARAMS, PARAM_NAMES, W1, W2, WC, WS};
-use super::params::FitParams;
+use super::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAMS, GAMMA, N_PARAMS, PARAM_NAMES, W1, W2, WC, WS};
 use super::sgd::SgdGroup;
 use super::train::{check_loss, sgd_groups, Batches};
+use crate::cluster::params::FitParams;
 use crate::device::cuda::nn::i32_of;
 use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::device::Device;

@@ -3,17 +3,17 @@
 //! with the consensus of k-means runs by coding length and refine the winner on the neighbour graph
 //! (docs/defaults.md); then label any number of points, choose k, save and load.
 
+use super::algorithms::kmeans::{kmeans_cancellable, KMeansParams};
+use super::algorithms::spectral::spectral_clustering_cancellable;
 use super::assign::{AssignModel, AssignScratch, InputSpaceModel};
 use super::consensus::{consensus_partition, runs_for, CONSENSUS_REPLICATES};
+use super::head::cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
+use super::head::train::{train, BatchOrder, TrainLog};
 use super::head::{Head, HeadDims};
-use super::head_cuda::{forward_eval_on, HeadOn, EVAL_CHUNK};
-use super::kmeans::{kmeans_cancellable, KMeansParams};
 use super::neighbors::{self, NEIGHBORS, REFINE_ROUNDS};
 use super::params::{AssignRule, FitParams, SampleClustering};
 use super::restart_select::{PartitionScorer, SCORE_SAMPLE};
 use super::select_k::SelectK;
-use super::spectral::spectral_clustering_cancellable;
-use super::train::{train, BatchOrder, TrainLog};
 use crate::device::Device;
 use crate::error::{check_finite, Result};
 use crate::progress::{report, NoProgress, Progress};

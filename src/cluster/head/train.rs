@@ -3,9 +3,9 @@
 //! Mirrors the reference training loop (LeslieTrue/CPP `main.py`), restated in
 //! tools/golden/cluster_head_goldens.py.
 
-use super::head::{Head, HeadGrads};
-use super::params::FitParams;
 use super::sgd::{Sgd, SgdGroup};
+use super::{Head, HeadGrads};
+use crate::cluster::params::FitParams;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::linalg::Real;
@@ -87,7 +87,7 @@ pub fn sgd_groups(params: &FitParams) -> (SgdGroup, SgdGroup) {
 
 /// One optimisation step's state: the optimizer and the loss constants. [`train`] drives it over the
 /// batches on the CPU; benchmarks time [`Trainer::step`] alone. The head stays on the host here (with a
-/// CUDA `device` only the loss runs there); the all-device step is `head_cuda::CudaHead::step`, which
+/// CUDA `device` only the loss runs there); the all-device step is `cuda::CudaHead::step`, which
 /// [`train`] uses on CUDA.
 pub struct Trainer<T> {
     pub opt: Sgd<T>,
@@ -139,7 +139,7 @@ impl<T: Real> Trainer<T> {
 }
 
 /// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step. On a CUDA device
-/// the whole step runs there ([`super::head_cuda`], f32 with TF32 products); on the CPU only the loss
+/// the whole step runs there ([`super::cuda`], f32 with TF32 products); on the CPU only the loss
 /// would use a device.
 pub fn train<T: Real>(
     head: &mut Head<T>,
@@ -163,7 +163,7 @@ pub fn train<T: Real>(
         BatchOrder::Explicit(b) => Batches { total: b.len(), iter: Box::new(b.iter().cloned()) },
     };
     if let Device::Cuda(dev) = device {
-        let losses = super::head_cuda::train_cuda(head, x, n, params, dev, batches, progress)?;
+        let losses = super::cuda::train_cuda(head, x, n, params, dev, batches, progress)?;
         check_weights(head)?;
         return Ok(TrainLog { losses });
     }

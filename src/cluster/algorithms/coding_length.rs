@@ -55,7 +55,7 @@ pub(crate) fn gram(z: &[f32], rows: &[usize], d: usize) -> Vec<f64> {
 
 /// One cluster's term of L from its Gram matrix `gram` = Z_jᵀ Z_j (d×d): (n_j + d)/2 · logdet(I + d/(ε² n_j)
 /// Z_jᵀ Z_j) − n_j · log(n_j / n). The one statement of the formula: [`coding_length`] sums it over the
-/// clusters, and the cheapest merge (super::coding_refine) compares it for pairs of clusters.
+/// clusters, and the cheapest merge (crate::cluster::coding_refine) compares it for pairs of clusters.
 pub(crate) fn cluster_term(gram: &[f64], nj: usize, n: usize, d: usize, eps_sq: f64) -> Result<f64> {
     let alpha = d as f64 / (eps_sq * nj as f64);
     let mut m: Vec<f64> = gram.iter().map(|&v| alpha * v).collect();

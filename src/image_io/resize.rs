@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::image::RgbImage8;
+use super::RgbImage8;
 use crate::error::Result;
 use crate::invalid_arg;
 
