@@ -6,7 +6,7 @@ mod common;
 
 use common::cuda_or_skip;
 use half::f16;
-use rateclust::device::cuda::nn::{self, NnActivation};
+use rateclust::clip::cuda::nn::{self, NnActivation};
 use rateclust::rng::Rng;
 
 fn randn(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {

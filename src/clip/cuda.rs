@@ -19,13 +19,15 @@ use super::encoder::Encoder;
 use super::layers::{LayerNorm, Linear};
 use super::text::TextTower;
 use super::vision::VisionTower;
-use crate::device::cuda::nn::{self, grid_for, i32_of, NnActivation, THREADS};
-use crate::device::cuda::{CudaDevice, GpuBuf, KArg, RmGemm};
+pub mod nn;
+
+use crate::device::cuda::{i32_of, KernelFile, CudaDevice, GpuBuf, KArg, RmGemm};
+use nn::{grid_for, NnActivation, THREADS};
 use crate::error::{Error, Result};
 use half::f16;
 use std::sync::{Arc, Mutex};
 
-const CLIP: &str = "clip";
+pub static CLIP: KernelFile = KernelFile { name: "clip", source: include_str!("../../kernels/clip.cu") };
 /// Longest sequence [`CudaAttention::Auto`] gives the fused kernel (ViT-B/32's 50 tokens, the text
 /// tower's ≤ 77); longer ones (ViT-B/16's 197, ViT-L/14's 257) go through cuBLAS, whose tensor cores
 /// outrun the fused kernel's scalar f32 dot products once every block re-reads many keys. A guess to be
@@ -561,7 +563,7 @@ impl CudaClip {
             x.arg(),
         ];
         let dev = &*self.dev;
-        dev.launch_fn(&dev.kernel(CLIP, "text_tokens")?, "text_tokens", grid_for(b * len * d, "text embeddings")?, THREADS, 0, &args)
+        dev.launch_fn(&dev.kernel(&CLIP, "text_tokens")?, "text_tokens", grid_for(b * len * d, "text embeddings")?, THREADS, 0, &args)
     }
 
     /// Gathers the pooled rows of the residual stream, applies the final LayerNorm and (optionally) the
@@ -572,7 +574,7 @@ impl CudaClip {
         need(&ws.pooled_raw, b * d, "pooled rows")?;
         let rows_dev = dev.upload(rows, "pooled row indices")?;
         let args = [ws.x.arg(), rows_dev.arg(), KArg::I64(b as i64), KArg::I32(i32_of(d, "width")?), ws.pooled_raw.arg()];
-        dev.launch_fn(&dev.kernel(CLIP, "gather_rows")?, "gather_rows", grid_for(b * d, "pooled rows")?, THREADS, 0, &args)?;
+        dev.launch_fn(&dev.kernel(&CLIP, "gather_rows")?, "gather_rows", grid_for(b * d, "pooled rows")?, THREADS, 0, &args)?;
         let host = match proj {
             Some(p) => {
                 ln.forward(dev, &ws.pooled_raw, b, None, Some(&mut ws.pooled16))?;

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 
-/// The CLIP engine's non-GEMM CUDA steps (`kernels/nn.cu`), next to the kernel registry it uses.
-pub mod nn;
+#[cfg(test)]
+pub(crate) mod emu;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -131,15 +131,13 @@ impl CudaDevice {
             .map_err(Error::Device)
     }
 
-    /// A kernel from one of the registered `kernels/*.cu` files ([`KERNEL_SOURCES`]), compiling the file
-    /// on first use.
-    pub fn function(&self, file: &'static str, kernel: &str) -> Result<CudaFunction> {
-        let source = kernel_source(file)?;
-        let module = self.module(file, source)?;
+    /// A kernel of `file`, compiling the file on first use.
+    pub fn function(&self, file: &'static KernelFile, kernel: &str) -> Result<CudaFunction> {
+        let module = self.module(file.name, file.source)?;
         guarded("loading a CUDA kernel", || {
             module
                 .load_function(kernel)
-                .map_err(|e| Error::Device(format!("kernel '{kernel}' not found in kernels/{file}.cu: {e}")))
+                .map_err(|e| Error::Device(format!("kernel '{kernel}' not found in kernels/{}.cu: {e}", file.name)))
         })
     }
 
@@ -232,12 +230,12 @@ impl CudaDevice {
     }
 
     /// A registered kernel by file and name, cached per device.
-    pub fn kernel(&self, file: &'static str, kernel: &'static str) -> Result<CudaFunction> {
-        if let Some(f) = self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.get(&(file, kernel)) {
+    pub fn kernel(&self, file: &'static KernelFile, kernel: &'static str) -> Result<CudaFunction> {
+        if let Some(f) = self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.get(&(file.name, kernel)) {
             return Ok(f.clone());
         }
         let f = self.function(file, kernel)?;
-        self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.insert((file, kernel), f.clone());
+        self.functions.lock().map_err(|_| Error::Internal("kernel cache poisoned".into()))?.insert((file.name, kernel), f.clone());
         Ok(f)
     }
 
@@ -404,22 +402,14 @@ pub fn compile(name: &str, source: &str, arch: &'static str) -> Result<cudarc::n
     })
 }
 
-/// Every CUDA source in `kernels/`, by file stem. The CI check (`tests/kernels_compile.rs`) compiles each of
-/// these for sm_80 and sm_90; [`CudaDevice::function`] finds kernels through this table.
-pub const KERNEL_SOURCES: &[(&str, &str)] = &[
-    ("rate_linalg", include_str!("../../kernels/rate_linalg.cu")),
-    ("sinkhorn", include_str!("../../kernels/sinkhorn.cu")),
-    ("nn", include_str!("../../kernels/nn.cu")),
-    ("clip", include_str!("../../kernels/clip.cu")),
-    ("head", include_str!("../../kernels/head.cu")),
-];
-
-fn kernel_source(file: &str) -> Result<&'static str> {
-    KERNEL_SOURCES
-        .iter()
-        .find(|(n, _)| *n == file)
-        .map(|(_, s)| *s)
-        .ok_or_else(|| Error::Internal(format!("kernels/{file}.cu is not registered in KERNEL_SOURCES")))
+/// One `kernels/*.cu` file: its stem and its text. Each domain declares its own files next to the code
+/// that launches their kernels (`rate::cuda`, `cluster::head::cuda`, `clip::cuda`) and names one in every
+/// launch; the device compiles a file with NVRTC on first use and caches it by name. So the backend
+/// lists no domain's kernels.
+#[derive(Debug)]
+pub struct KernelFile {
+    pub name: &'static str,
+    pub source: &'static str,
 }
 
 /// A kernel parameter for [`CudaDevice::launch`].
@@ -642,7 +632,7 @@ pub(crate) trait Gpu {
     fn copy_f32(&self, dst: u64, src: u64, len: usize, what: &str) -> Result<()>;
     /// Sets `len` floats at `dst` to 0 (stream-ordered).
     fn zero_f32(&self, dst: u64, len: usize) -> Result<()>;
-    fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
+    fn launch(&self, file: &'static KernelFile, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()>;
     fn gemm(&self, g: &RmGemm) -> Result<()>;
     /// The same product on tensor cores in TF32 where the device has them ([`CudaDevice::gemm_tf32_rm`]);
     /// the emulator computes it exactly.
@@ -679,7 +669,7 @@ impl Gpu for CudaDevice {
         unsafe { cudarc::driver::result::memset_d8_async(dst, 0, len * 4, self.stream.cu_stream()) }
             .map_err(|e| Error::Device(format!("clearing a buffer on {}: {e}", self.describe())))
     }
-    fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
+    fn launch(&self, file: &'static KernelFile, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, args: &[KArg]) -> Result<()> {
         let f = self.kernel(file, kernel)?;
         self.launch_fn(&f, kernel, grid, block, shared, args)
     }
@@ -689,4 +679,14 @@ impl Gpu for CudaDevice {
     fn gemm_tf32(&self, g: &RmGemm) -> Result<()> {
         self.gemm_tf32_rm(g)
     }
+}
+
+/// `x` as a kernel's `int` argument: every CUDA caller in the crate uses this one conversion.
+pub(crate) fn i32_of(x: usize, what: &str) -> Result<i32> {
+    i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
+}
+
+/// `x` as a grid dimension or a shared-memory size.
+pub(crate) fn u32_of(x: usize, what: &str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for a CUDA grid")))
 }

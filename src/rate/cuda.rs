@@ -27,12 +27,11 @@
 //! - K = |C Cᵀ|: `E = ∂loss/∂K ⊙ sign(C Cᵀ)`, `∂loss/∂C = (E + Eᵀ) C`.
 
 use super::{MlcOutput, Objective, RateParams, SinkhornGradient};
-use crate::device::cuda::nn::i32_of;
-use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
+use crate::device::cuda::{i32_of, KernelFile, u32_of, CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::error::{check_finite, Error, Result};
 
-const LINALG: &str = "rate_linalg";
-const SINKHORN: &str = "sinkhorn";
+pub static LINALG: KernelFile = KernelFile { name: "rate_linalg", source: include_str!("../../kernels/rate_linalg.cu") };
+pub static SINKHORN: KernelFile = KernelFile { name: "sinkhorn", source: include_str!("../../kernels/sinkhorn.cu") };
 /// Largest matrix the single-block shared-memory Cholesky kernel takes (CHOL_MAX_N in the kernel).
 const SMALL_MAX: usize = 128;
 /// Tile size of the blocked Cholesky for d > SMALL_MAX.
@@ -58,10 +57,6 @@ fn gemm(
     batch: usize,
 ) -> Result<()> {
     g.gemm(&RmGemm { ta, tb, m, n, k, alpha, a, b, beta, c, batch })
-}
-
-fn u32_of(x: usize, what: &str) -> Result<u32> {
-    u32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for a CUDA grid")))
 }
 
 fn blocks(n: usize, what: &str) -> Result<u32> {
@@ -192,7 +187,7 @@ fn spd_factor(
             SpdInput::Full(a) => (a, dd as i64, di, 0, 0, 0),
         };
         let xout = if inverse { work.x.ptr() } else { 0 };
-        g.launch(LINALG, "chol_inv_small",
+        g.launch(&LINALG, "chol_inv_small",
             grid,
             THREADS,
             0,
@@ -229,7 +224,7 @@ fn spd_factor(
         _ => return Err(Error::Internal("blocked Cholesky workspace missing".into())),
     };
     match *input {
-        SpdInput::PackedGram { gpack, alpha } => g.launch(LINALG, "sym_unpack",
+        SpdInput::PackedGram { gpack, alpha } => g.launch(&LINALG, "sym_unpack",
             (blocks(dd, "d²")?, u32_of(count, "batch")?, 1),
             THREADS,
             0,
@@ -245,7 +240,7 @@ fn spd_factor(
         let k0 = t * TILE;
         let nb = TILE.min(d - k0);
         // Diagonal tile: L_kk, L_kk⁻¹ (into X's diagonal tile), log-det contribution.
-        g.launch(LINALG, "chol_inv_small",
+        g.launch(&LINALG, "chol_inv_small",
             grid,
             THREADS,
             0,
@@ -315,7 +310,7 @@ impl RateBufs {
         let per = SpdWork::bytes_per_matrix(d) + 2 * 4 * p;
         let cap = (budget / per).clamp(1, max_cols);
         let zpack = g.alloc_f32(m * p, false, "packed outer products of Z")?;
-        g.launch(LINALG, "outer_pack", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(4 * d, "d")?, &[z.arg(), KArg::I32(i32_of(d, "d")?), zpack.arg()])?;
+        g.launch(&LINALG, "outer_pack", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(4 * d, "d")?, &[z.arg(), KArg::I32(i32_of(d, "d")?), zpack.arg()])?;
         Ok(RateBufs {
             m,
             d,
@@ -352,8 +347,8 @@ impl RateBufs {
         spd_factor(g, &SpdInput::PackedGram { gpack: self.gpack.ptr(), alpha }, cols, &self.work, logdet, not_pd, true)?;
         let inv = self.work.inverse_ptr();
         let di = i32_of(d, "d")?;
-        g.launch(LINALG, "sym_pack_weighted", (blocks(p, "p")?, u32_of(cols, "chunk")?, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), self.wpack.arg()])?;
-        g.launch(LINALG, "batched_trace", (u32_of(cols, "chunk")?, 1, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), KArg::Ptr(trinv)])?;
+        g.launch(&LINALG, "sym_pack_weighted", (blocks(p, "p")?, u32_of(cols, "chunk")?, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), self.wpack.arg()])?;
+        g.launch(&LINALG, "batched_trace", (u32_of(cols, "chunk")?, 1, 1), THREADS, 0, &[KArg::Ptr(inv), KArg::I32(di), KArg::Ptr(trinv)])?;
         if let Some((qp, ldq)) = q {
             // Q[:, chunk] = Zpack Wpackᵀ   (m × cols)
             gemm(g, false, true, m, cols, p, 1.0, (self.zpack.ptr(), p, 0), (self.wpack.ptr(), p, 0), 0.0, (qp, ldq, 0), 1)?;
@@ -435,7 +430,7 @@ fn sinkhorn_with(g: &dyn Gpu, c: &GpuBuf<f32>, m: usize, d: usize, params: &Rate
         // Row step: u from v. Column step: v from u, as a row pass because K is symmetric.
         let from = if row { v } else { u };
         let args = [a.arg(), KArg::I32(mi), KArg::Ptr(from), KArg::F32(eta), KArg::F32(log_marginal), KArg::Ptr(out)];
-        g.launch(SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
+        g.launch(&SINKHORN, "sinkhorn_half_step", grid, THREADS, 0, &args)?;
         if row {
             u = out;
         } else {
@@ -446,7 +441,7 @@ fn sinkhorn_with(g: &dyn Gpu, c: &GpuBuf<f32>, m: usize, d: usize, params: &Rate
     let pi = g.alloc_f32(mm, false, "Π")?;
     let row_sumsq = g.alloc_f32(m, true, "row sums of Π²")?;
     let args = [a.arg(), KArg::I32(mi), KArg::Ptr(u), KArg::Ptr(v), KArg::F32(eta), KArg::F32(m as f32), pi.arg(), row_sumsq.arg()];
-    g.launch(SINKHORN, "sinkhorn_plan", grid, THREADS, 0, &args)?;
+    g.launch(&SINKHORN, "sinkhorn_plan", grid, THREADS, 0, &args)?;
     Ok(SinkhornPlan { a, pi, row_sumsq, _zero: zero, _history: history, steps })
 }
 
@@ -474,25 +469,25 @@ fn sinkhorn_backward(g: &dyn Gpu, plan: &SinkhornPlan, qk: &GpuBuf<f32>, colterm
                 lambda,
                 KArg::F32(qscale),
             ];
-            g.launch(SINKHORN, "sinkhorn_backward_ref", grid, THREADS, 0, &args)
+            g.launch(&SINKHORN, "sinkhorn_backward_ref", grid, THREADS, 0, &args)
         }
         SinkhornGradient::Exact => {
             // Adjoints of the current u and v, then every half-step from the last to the first.
             let ubar = g.alloc_f32(m, true, "adjoint of u")?;
             let vbar = g.alloc_f32(m, true, "adjoint of v")?;
             let args = [plan.pi.arg(), qk.arg(), colterm.arg(), KArg::I32(mi), eta, gamma, lambda, KArg::F32(qscale), ubar.arg()];
-            g.launch(SINKHORN, "sinkhorn_backward_final", grid, THREADS, 0, &args)?;
+            g.launch(&SINKHORN, "sinkhorn_backward_final", grid, THREADS, 0, &args)?;
             // v_bar = column sums of K_bar = H/η (Π = m·exp((K + u + v)/η) depends on v_j through column j).
             gemm(g, false, false, 1, m, m, 1.0, (ones.ptr(), m, 0), (qk.ptr(), m, 0), 0.0, (vbar.ptr(), m, 0), 1)?;
             for s in plan.steps.iter().rev() {
                 let (xbar, ybar) = if s.row { (&ubar, &vbar) } else { (&vbar, &ubar) };
                 let args = [plan.a.arg(), KArg::I32(mi), KArg::Ptr(s.out), xbar.arg(), KArg::Ptr(s.from), eta, qk.arg(), ybar.arg()];
-                g.launch(SINKHORN, "sinkhorn_step_backward", grid, THREADS, 0, &args)?;
+                g.launch(&SINKHORN, "sinkhorn_step_backward", grid, THREADS, 0, &args)?;
                 // The potential this step overwrote has no influence past it (it cancels out of the step).
                 g.zero_f32(xbar.ptr(), m)?;
             }
             let total = m * m;
-            g.launch(SINKHORN, "apply_abs_sign", (blocks(total, "m²")?, 1, 1), THREADS, 0, &[plan.a.arg(), qk.arg(), KArg::I64(total as i64)])
+            g.launch(&SINKHORN, "apply_abs_sign", (blocks(total, "m²")?, 1, 1), THREADS, 0, &[plan.a.arg(), qk.arg(), KArg::I64(total as i64)])
         }
     }
 }
@@ -675,7 +670,7 @@ pub(crate) fn mlc_loss_on(
 
     let grad_z = g.alloc_f32(m * d, true, "∂loss/∂Z")?;
     let Some(plan) = plan else {
-        g.launch(LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
+        g.launch(&LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
         check_pd(g, &notpd0, "R(Z): I + d/(mε²) ZᵀZ")?;
         let ld0 = g.download_f32(&logdet0, "log det A_0")?[0] as f64;
         let rate = 0.5 * ld0;
@@ -690,7 +685,7 @@ pub(crate) fn mlc_loss_on(
     let t = g.alloc_f32(m, true, "column sums of Π")?;
     gemm(g, false, false, 1, m, m, 1.0, (ones.ptr(), m, 0), (plan.pi.ptr(), m, 0), 0.0, (t.ptr(), m, 0), 1)?;
     let alpha = g.alloc_f32(m, true, "α_j")?;
-    g.launch(SINKHORN, "rate_alpha", (blocks(m, "m")?, 1, 1), THREADS, 0, &[t.arg(), KArg::I32(mi), KArg::I32(di), KArg::F32(eps_sq as f32), alpha.arg()])?;
+    g.launch(&SINKHORN, "rate_alpha", (blocks(m, "m")?, 1, 1), THREADS, 0, &[t.arg(), KArg::I32(mi), KArg::I32(di), KArg::F32(eps_sq as f32), alpha.arg()])?;
 
     // R_c: chunks of columns of Π; Bpack += γ Π[:, chunk] Wpack, Q[:, chunk] = z_iᵀ A_j⁻¹ z_i.
     let logdet = g.alloc_f32(m, true, "log det A_j")?;
@@ -717,11 +712,11 @@ pub(crate) fn mlc_loss_on(
         )?;
         j0 += cols;
     }
-    g.launch(LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
+    g.launch(&LINALG, "packed_symv", (u32_of(m, "m")?, 1, 1), THREADS, u32_of(8 * d, "d")?, &[bufs.bpack.arg(), z.arg(), KArg::I32(di), KArg::F32(scale_c), grad_z.arg()])?;
 
     // Backward through Π, Sinkhorn and |C Cᵀ|.
     let colterm = g.alloc_f32(m, true, "column terms of ∂R_c/∂Π")?;
-    g.launch(SINKHORN, "rate_colterm", (blocks(m, "m")?, 1, 1), THREADS, 0, &[logdet.arg(), trinv.arg(), KArg::I32(mi), KArg::I32(di), colterm.arg()])?;
+    g.launch(&SINKHORN, "rate_colterm", (blocks(m, "m")?, 1, 1), THREADS, 0, &[logdet.arg(), trinv.arg(), KArg::I32(mi), KArg::I32(di), colterm.arg()])?;
     let qscale = (d as f64 / (2.0 * m as f64 * eps_sq)) as f32;
     sinkhorn_backward(g, &plan, &qe, &colterm, &ones, m, params, qscale)?;
     let grad_c = g.alloc_f32(m * d, true, "∂loss/∂C")?;

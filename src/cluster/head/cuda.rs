@@ -18,8 +18,7 @@ use super::{Head, HeadDims, HeadGrads, B1, B2, BC, BETA, BS, CLUSTER_PARAMS, GAM
 use super::sgd::SgdGroup;
 use super::train::{check_loss, sgd_groups, Batches};
 use crate::cluster::params::FitParams;
-use crate::device::cuda::nn::i32_of;
-use crate::device::cuda::{CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
+use crate::device::cuda::{i32_of, KernelFile, CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::progress::{report, Progress};
@@ -27,7 +26,7 @@ use crate::rate::cuda::{mlc_loss_on, CHUNK_BUDGET_BYTES};
 use crate::rate::RateParams;
 use std::sync::Arc;
 
-const FILE: &str = "head";
+pub static FILE: KernelFile = KernelFile { name: "head", source: include_str!("../../../kernels/head.cu") };
 /// Threads per block of the flat (grid-stride) and column-reduction kernels (the latter need 256).
 const THREADS: u32 = 256;
 /// Threads per block of the one-block-per-row kernels (rows of d ≤ a few thousand).
@@ -59,18 +58,18 @@ fn linear_gemm(g: &dyn Gpu, m: usize, k: usize, o: usize, x: u64, w: u64, out: u
 /// `y (rows×cols) += b` per row, then ReLU if `relu`.
 fn bias_act(g: &dyn Gpu, y: u64, b: &GpuBuf<f32>, rows: usize, cols: usize, relu: bool) -> Result<()> {
     let total = rows * cols;
-    g.launch(FILE, "head_bias_act", flat_grid(total), THREADS, 0, &[KArg::Ptr(y), b.arg(), KArg::I64(total as i64), KArg::I32(i32_of(cols, "cols")?), KArg::I32(relu as i32)])
+    g.launch(&FILE, "head_bias_act", flat_grid(total), THREADS, 0, &[KArg::Ptr(y), b.arg(), KArg::I64(total as i64), KArg::I32(i32_of(cols, "cols")?), KArg::I32(relu as i32)])
 }
 
 /// Row L2 normalisation in place; divisors to `norms` (0 = not kept).
 fn l2norm_rows(g: &dyn Gpu, y: u64, norms: u64, rows: usize, d: usize) -> Result<()> {
-    g.launch(FILE, "head_l2norm_rows", row_grid(rows)?, ROW_THREADS, 0, &[KArg::Ptr(y), KArg::Ptr(norms), KArg::I32(i32_of(rows, "rows")?), KArg::I32(i32_of(d, "d")?)])
+    g.launch(&FILE, "head_l2norm_rows", row_grid(rows)?, ROW_THREADS, 0, &[KArg::Ptr(y), KArg::Ptr(norms), KArg::I32(i32_of(rows, "rows")?), KArg::I32(i32_of(d, "d")?)])
 }
 
 /// Column sums (f64 accumulation) of a rows×cols matrix into a new buffer: a bias gradient.
 fn col_sums(g: &dyn Gpu, a: &GpuBuf<f32>, rows: usize, cols: usize, what: &str) -> Result<GpuBuf<f32>> {
     let out = g.alloc_f32(cols, false, what)?;
-    g.launch(FILE, "head_col_sums", col_grid(cols)?, THREADS, 0, &[a.arg(), KArg::I32(i32_of(rows, "rows")?), KArg::I32(i32_of(cols, "cols")?), out.arg()])?;
+    g.launch(&FILE, "head_col_sums", col_grid(cols)?, THREADS, 0, &[a.arg(), KArg::I32(i32_of(rows, "rows")?), KArg::I32(i32_of(cols, "cols")?), out.arg()])?;
     Ok(out)
 }
 
@@ -142,7 +141,7 @@ impl DeviceHead {
         let r1 = g.alloc_f32(m * h, false, "BatchNorm+ReLU output")?;
         let invstd = g.alloc_f32(h, false, "BatchNorm 1/σ")?;
         g.launch(
-            FILE,
+            &FILE,
             "head_bn_train_fwd",
             col_grid(h)?,
             THREADS,
@@ -190,7 +189,7 @@ impl DeviceHead {
         let gh = g.alloc_f32(m * h, false, "∂loss/∂pre-feature")?;
         let mut head_backward = |out: &GpuBuf<f32>, norm: &GpuBuf<f32>, g1: &GpuBuf<f32>, g2: u64, w: usize, b: usize, beta: f32| -> Result<()> {
             let gpre = g.alloc_f32(m * d, false, "∂loss/∂(head before normalisation)")?;
-            g.launch(FILE, "head_l2norm_rows_bwd", row_grid(m)?, ROW_THREADS, 0, &[out.arg(), norm.arg(), g1.arg(), KArg::Ptr(g2), gpre.arg(), KArg::I32(mi), KArg::I32(di)])?;
+            g.launch(&FILE, "head_l2norm_rows_bwd", row_grid(m)?, ROW_THREADS, 0, &[out.arg(), norm.arg(), g1.arg(), KArg::Ptr(g2), gpre.arg(), KArg::I32(mi), KArg::I32(di)])?;
             let gw = g.alloc_f32(d * h, false, PARAM_NAMES[w])?;
             // ∂W (d×h) = gpreᵀ (d×m) · r2 (m×h)
             g.gemm_tf32(&RmGemm { ta: true, tb: false, m: d, n: h, k: m, alpha: 1.0, a: (gpre.ptr(), d, 0), b: (r2.ptr(), h, 0), beta: 0.0, c: (gw.ptr(), h, 0), batch: 1 })?;
@@ -205,7 +204,7 @@ impl DeviceHead {
         }
         // Second ReLU, then the second Linear.
         let total = (m * h) as i64;
-        g.launch(FILE, "head_relu_mask", flat_grid(m * h), THREADS, 0, &[gh.arg(), r2.arg(), KArg::I64(total)])?;
+        g.launch(&FILE, "head_relu_mask", flat_grid(m * h), THREADS, 0, &[gh.arg(), r2.arg(), KArg::I64(total)])?;
         drop(r2);
         let gw2 = g.alloc_f32(h * h, false, PARAM_NAMES[W2])?;
         g.gemm_tf32(&RmGemm { ta: true, tb: false, m: h, n: h, k: m, alpha: 1.0, a: (gh.ptr(), h, 0), b: (r1.ptr(), h, 0), beta: 0.0, c: (gw2.ptr(), h, 0), batch: 1 })?;
@@ -219,7 +218,7 @@ impl DeviceHead {
         let ggamma = g.alloc_f32(h, false, PARAM_NAMES[GAMMA])?;
         let gbeta = g.alloc_f32(h, false, PARAM_NAMES[BETA])?;
         g.launch(
-            FILE,
+            &FILE,
             "head_bn_bwd",
             col_grid(h)?,
             THREADS,
@@ -251,7 +250,7 @@ impl DeviceHead {
             }
             let buf = self.momentum[i].as_ref().ok_or_else(|| Error::Internal("momentum buffer".into()))?;
             g.launch(
-                FILE,
+                &FILE,
                 "head_sgd",
                 flat_grid(n),
                 THREADS,
@@ -326,7 +325,7 @@ impl DeviceHead {
             linear_gemm(g, rows, input, h, xc.ptr(), self.p[W1].ptr(), a1.ptr())?;
             let total = (rows * h) as i64;
             g.launch(
-                FILE,
+                &FILE,
                 "head_bn_eval_relu",
                 flat_grid(rows * h),
                 THREADS,
@@ -520,7 +519,7 @@ pub(crate) fn train_on<T: crate::linalg::Real>(
         let idx = g.upload_i32(&idx, "batch row indices")?;
         // Written in full by the gather.
         let xb = g.alloc_f32(m * input, false, "training batch")?;
-        g.launch(FILE, "head_gather_rows", flat_grid(m * input), THREADS, 0, &[xd.arg(), idx.arg(), KArg::I32(i32_of(m, "batch")?), KArg::I32(xi), xb.arg()])?;
+        g.launch(&FILE, "head_gather_rows", flat_grid(m * input), THREADS, 0, &[xd.arg(), idx.arg(), KArg::I32(i32_of(m, "batch")?), KArg::I32(xi), xb.arg()])?;
         losses.push(dh.step(g, &cfg, &xb, m, step)?);
         report(progress, "train", step as u64 + 1, total)?;
     }

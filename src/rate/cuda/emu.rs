@@ -1,133 +1,15 @@
-//! A CPU emulator of the CUDA rate kernels and of cuBLAS, so that CI (no GPU) checks the CUDA path's
-//! orchestration against the CPU reference: every GEMM's operands, leading dimensions, offsets and batch
-//! strides (through the same row-major → column-major translation the real cuBLAS call uses), the chunking
-//! over columns of Π, the blocked Cholesky with partial tiles, and the gradient formulas.
+//! The rate kernels (`kernels/rate*.cu`, `kernels/linalg.cu`) restated on the CPU for the CUDA emulator
+//! (`device::cuda::emu`), and the CI tests that run the CUDA rate path's orchestration on it against the
+//! CPU reference: the chunking over columns of Π, the blocked Cholesky with partial tiles, and the
+//! gradient formulas.
 //!
 //! Each kernel below restates its `kernels/*.cu` counterpart sequentially (same indexing, same loop
 //! order for the in-place factorisation), covering exactly the threads the launch configuration provides,
 //! so an undersized grid shows up as missing results. What it cannot check is the CUDA code itself
 //! (races, barriers): that is `tests/rate_cuda.rs` on a GPU.
-//!
-//! Memory is one flat arena addressed like device memory. Fresh "uninitialised" buffers are filled with
-//! NaN, so reading before writing poisons the result; every buffer is followed by guard words that must
-//! be intact at the end (catches out-of-bounds writes), and out-of-bounds reads return NaN.
 
-use super::*;
-use crate::device::cuda::CmGemm;
-use std::cell::RefCell;
-
-const BASE: u64 = 1 << 20;
-const GUARD: usize = 16;
-const GUARD_BITS: u32 = 0x7fc0_dead; // a NaN
-const NAN_BITS: u32 = 0x7fc0_0000;
-
-pub(crate) struct Emu {
-    mem: RefCell<Vec<u32>>,
-    /// (start word, length) of every allocation, to check the guards.
-    allocs: RefCell<Vec<(usize, usize)>>,
-}
-
-impl Emu {
-    pub(crate) fn new() -> Self {
-        Emu { mem: RefCell::new(Vec::new()), allocs: RefCell::new(Vec::new()) }
-    }
-
-    fn alloc(&self, len: usize, fill: u32) -> u64 {
-        let mut mem = self.mem.borrow_mut();
-        let start = mem.len();
-        let len = len.max(1);
-        mem.resize(start + len, fill);
-        mem.resize(start + len + GUARD, GUARD_BITS);
-        self.allocs.borrow_mut().push((start, len));
-        BASE + 4 * start as u64
-    }
-
-    fn word(&self, addr: u64) -> usize {
-        assert!(addr >= BASE && (addr - BASE) % 4 == 0, "misaligned or NULL device address {addr:#x}");
-        ((addr - BASE) / 4) as usize
-    }
-
-    pub(crate) fn rf(&self, addr: u64, i: usize) -> f32 {
-        let w = self.word(addr) + i;
-        self.mem.borrow().get(w).map(|&b| f32::from_bits(b)).unwrap_or(f32::NAN)
-    }
-
-    pub(crate) fn wf(&self, addr: u64, i: usize, v: f32) {
-        let w = self.word(addr) + i;
-        let mut mem = self.mem.borrow_mut();
-        assert!(w < mem.len(), "write past the end of emulated memory");
-        mem[w] = v.to_bits();
-    }
-
-    pub(crate) fn ri(&self, addr: u64, i: usize) -> i32 {
-        self.mem.borrow()[self.word(addr) + i] as i32
-    }
-
-    fn wi(&self, addr: u64, i: usize, v: i32) {
-        let w = self.word(addr) + i;
-        self.mem.borrow_mut()[w] = v as u32;
-    }
-
-    /// Panics if any buffer's guard words were overwritten.
-    pub(crate) fn check_guards(&self) {
-        let mem = self.mem.borrow();
-        for &(start, len) in self.allocs.borrow().iter() {
-            for g in 0..GUARD {
-                assert_eq!(mem[start + len + g], GUARD_BITS, "write past the end of the buffer at word {start} (length {len})");
-            }
-        }
-    }
-
-    fn gemm_cm(&self, g: &CmGemm) {
-        let (m, n, k) = (g.m as usize, g.n as usize, g.k as usize);
-        for bi in 0..g.batch as usize {
-            let a = |r: usize, c: usize| self.rf(g.a, bi * g.stride_a as usize + r + c * g.lda as usize);
-            let b = |r: usize, c: usize| self.rf(g.b, bi * g.stride_b as usize + r + c * g.ldb as usize);
-            for j in 0..n {
-                for i in 0..m {
-                    let mut acc = 0.0f64;
-                    for l in 0..k {
-                        let x = if g.trans_a { a(l, i) } else { a(i, l) };
-                        let y = if g.trans_b { b(j, l) } else { b(l, j) };
-                        acc += x as f64 * y as f64;
-                    }
-                    let ci = bi * g.stride_c as usize + i + j * g.ldc as usize;
-                    let v = if g.beta == 0.0 {
-                        g.alpha as f64 * acc
-                    } else {
-                        g.alpha as f64 * acc + g.beta as f64 * self.rf(g.c, ci) as f64
-                    };
-                    self.wf(g.c, ci, v as f32);
-                }
-            }
-        }
-    }
-}
-
-pub(crate) fn ptr(a: &[KArg], i: usize) -> u64 {
-    match a[i] {
-        KArg::Ptr(p) => p,
-        other => panic!("argument {i} should be a pointer, got {other:?}"),
-    }
-}
-pub(crate) fn int(a: &[KArg], i: usize) -> i32 {
-    match a[i] {
-        KArg::I32(x) => x,
-        other => panic!("argument {i} should be an int, got {other:?}"),
-    }
-}
-pub(crate) fn long(a: &[KArg], i: usize) -> i64 {
-    match a[i] {
-        KArg::I64(x) => x,
-        other => panic!("argument {i} should be a long long, got {other:?}"),
-    }
-}
-pub(crate) fn flt(a: &[KArg], i: usize) -> f32 {
-    match a[i] {
-        KArg::F32(x) => x,
-        other => panic!("argument {i} should be a float, got {other:?}"),
-    }
-}
+use crate::device::cuda::emu::{flt, int, long, ptr, Emu};
+use crate::device::cuda::KArg;
 
 fn unpack(q: usize) -> (usize, usize) {
     let mut a = (((8 * q + 1) as f64).sqrt() as usize).saturating_sub(1) / 2;
@@ -146,58 +28,8 @@ fn lse(xs: impl Iterator<Item = f32>) -> f32 {
     mx + v.iter().map(|x| (x - mx).exp()).sum::<f32>().ln()
 }
 
-impl Gpu for Emu {
-    fn alloc_f32(&self, len: usize, zeroed: bool, _what: &str) -> Result<GpuBuf<f32>> {
-        Ok(GpuBuf::emulated(self.alloc(len, if zeroed { 0 } else { NAN_BITS }), len))
-    }
-    fn alloc_i32(&self, len: usize, _what: &str) -> Result<GpuBuf<i32>> {
-        Ok(GpuBuf::emulated(self.alloc(len, 0), len))
-    }
-    fn upload_f32(&self, host: &[f32], _what: &str) -> Result<GpuBuf<f32>> {
-        let p = self.alloc(host.len(), NAN_BITS);
-        for (i, &v) in host.iter().enumerate() {
-            self.wf(p, i, v);
-        }
-        Ok(GpuBuf::emulated(p, host.len()))
-    }
-    fn upload_i32(&self, host: &[i32], _what: &str) -> Result<GpuBuf<i32>> {
-        let p = self.alloc(host.len(), NAN_BITS);
-        for (i, &v) in host.iter().enumerate() {
-            self.wi(p, i, v);
-        }
-        Ok(GpuBuf::emulated(p, host.len()))
-    }
-    fn download_f32(&self, buf: &GpuBuf<f32>, _what: &str) -> Result<Vec<f32>> {
-        Ok((0..buf.len()).map(|i| self.rf(buf.ptr(), i)).collect())
-    }
-    fn download_i32(&self, buf: &GpuBuf<i32>, _what: &str) -> Result<Vec<i32>> {
-        Ok((0..buf.len()).map(|i| self.ri(buf.ptr(), i)).collect())
-    }
-    fn copy_f32(&self, dst: u64, src: u64, len: usize, _what: &str) -> Result<()> {
-        for i in 0..len {
-            self.wf(dst, i, self.rf(src, i));
-        }
-        Ok(())
-    }
-    fn zero_f32(&self, dst: u64, len: usize) -> Result<()> {
-        for i in 0..len {
-            self.wf(dst, i, 0.0);
-        }
-        Ok(())
-    }
-    fn gemm(&self, g: &RmGemm) -> Result<()> {
-        if let Some(cm) = g.to_column_major()? {
-            self.gemm_cm(&cm);
-        }
-        Ok(())
-    }
-
-    fn launch(&self, file: &'static str, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, a: &[KArg]) -> Result<()> {
-        let declared = |src: &str| src.contains(&format!("void {kernel}(")) || src.contains(&format!("\n{kernel}("));
-        assert!(
-            crate::device::cuda::KERNEL_SOURCES.iter().any(|(f, src)| *f == file && declared(src)),
-            "kernel {kernel} is not in kernels/{file}.cu"
-        );
+/// Runs a rate or linear-algebra kernel on the emulator; `false` if `kernel` is not one of them.
+pub(crate) fn launch(e: &Emu, kernel: &str, grid: (u32, u32, u32), block: u32, shared: u32, a: &[KArg]) -> bool {
         let (gx, gy) = (grid.0 as usize, grid.1 as usize);
         let threads = gx * block as usize; // threads along x, for the flat kernels
         match kernel {
@@ -208,7 +40,7 @@ impl Gpu for Emu {
                 for i in 0..gx {
                     for q in 0..p {
                         let (r, c) = unpack(q);
-                        self.wf(zp, i * p + q, self.rf(z, i * d + r) * self.rf(z, i * d + c));
+                        e.wf(zp, i * p + q, e.rf(z, i * d + r) * e.rf(z, i * d + c));
                     }
                 }
             }
@@ -219,12 +51,12 @@ impl Gpu for Emu {
                     for idx in 0..threads.min(d * d) {
                         let (r, c) = (idx / d, idx % d);
                         let (hi, lo) = (r.max(c), r.min(c));
-                        let s = if alpha != 0 { self.rf(alpha, k) } else { 1.0 };
-                        let mut v = s * self.rf(gp, k * p + hi * (hi + 1) / 2 + lo);
+                        let s = if alpha != 0 { e.rf(alpha, k) } else { 1.0 };
+                        let mut v = s * e.rf(gp, k * p + hi * (hi + 1) / 2 + lo);
                         if add_id != 0 && r == c {
                             v += 1.0;
                         }
-                        self.wf(out, k * d * d + idx, v);
+                        e.wf(out, k * d * d + idx, v);
                     }
                 }
             }
@@ -234,15 +66,15 @@ impl Gpu for Emu {
                 for k in 0..gy {
                     for q in 0..threads.min(p) {
                         let (r, c) = unpack(q);
-                        let v = self.rf(mm, k * d * d + r * d + c);
-                        self.wf(w, k * p + q, if r == c { v } else { 2.0 * v });
+                        let v = e.rf(mm, k * d * d + r * d + c);
+                        e.wf(w, k * p + q, if r == c { v } else { 2.0 * v });
                     }
                 }
             }
             "batched_trace" => {
                 let (mm, d, tr) = (ptr(a, 0), int(a, 1) as usize, ptr(a, 2));
                 for k in 0..gx {
-                    self.wf(tr, k, (0..d).map(|i| self.rf(mm, k * d * d + i * d + i)).sum());
+                    e.wf(tr, k, (0..d).map(|i| e.rf(mm, k * d * d + i * d + i)).sum());
                 }
             }
             "packed_symv" => {
@@ -253,25 +85,25 @@ impl Gpu for Emu {
                     let mut acc = vec![0.0f32; d];
                     for q in 0..p {
                         let (r, c) = unpack(q);
-                        let w = self.rf(bw, i * p + q);
+                        let w = e.rf(bw, i * p + q);
                         if r == c {
-                            acc[r] += w * self.rf(z, i * d + r);
+                            acc[r] += w * e.rf(z, i * d + r);
                         } else {
-                            acc[r] += 0.5 * w * self.rf(z, i * d + c);
-                            acc[c] += 0.5 * w * self.rf(z, i * d + r);
+                            acc[r] += 0.5 * w * e.rf(z, i * d + c);
+                            acc[c] += 0.5 * w * e.rf(z, i * d + r);
                         }
                     }
                     for (r, v) in acc.iter().enumerate() {
-                        self.wf(out, i * d + r, scale * v);
+                        e.wf(out, i * d + r, scale * v);
                     }
                 }
             }
-            "chol_inv_small" => self.chol_inv_small(gx, block, a),
+            "chol_inv_small" => chol_inv_small(e, gx, block, a),
             "sinkhorn_half_step" => {
                 let (am, n, w, eta, lm, out) = (ptr(a, 0), int(a, 1) as usize, ptr(a, 2), flt(a, 3), flt(a, 4), ptr(a, 5));
                 for i in 0..gx {
-                    let l = lse((0..n).map(|j| (self.rf(am, i * n + j).abs() + self.rf(w, j)) / eta));
-                    self.wf(out, i, eta * lm - eta * l);
+                    let l = lse((0..n).map(|j| (e.rf(am, i * n + j).abs() + e.rf(w, j)) / eta));
+                    e.wf(out, i, eta * lm - eta * l);
                 }
             }
             "sinkhorn_plan" => {
@@ -279,12 +111,12 @@ impl Gpu for Emu {
                 for i in 0..gx {
                     let mut sq = 0.0;
                     for j in 0..n {
-                        let p = scale * ((self.rf(am, i * n + j).abs() + self.rf(u, i) + self.rf(v, j)) / eta).exp();
-                        self.wf(pi, i * n + j, p);
+                        let p = scale * ((e.rf(am, i * n + j).abs() + e.rf(u, i) + e.rf(v, j)) / eta).exp();
+                        e.wf(pi, i * n + j, p);
                         sq += p * p;
                     }
                     if rs != 0 {
-                        self.wf(rs, i, sq);
+                        e.wf(rs, i, sq);
                     }
                 }
             }
@@ -292,18 +124,18 @@ impl Gpu for Emu {
                 let (am, pi, qe, colterm, u, vp) = (ptr(a, 0), ptr(a, 1), ptr(a, 2), ptr(a, 3), ptr(a, 4), ptr(a, 5));
                 let (n, eta, gamma, lambda, qs) = (int(a, 6) as usize, flt(a, 7), flt(a, 8), flt(a, 9), flt(a, 10));
                 for i in 0..gx {
-                    let g = |j: usize| gamma * (self.rf(colterm, j) + qs * self.rf(qe, i * n + j)) + lambda * self.rf(pi, i * n + j);
-                    let r: f32 = (0..n).map(|j| g(j) * self.rf(pi, i * n + j)).sum();
+                    let g = |j: usize| gamma * (e.rf(colterm, j) + qs * e.rf(qe, i * n + j)) + lambda * e.rf(pi, i * n + j);
+                    let r: f32 = (0..n).map(|j| g(j) * e.rf(pi, i * n + j)).sum();
                     let row: Vec<f32> = (0..n)
                         .map(|j| {
-                            let av = self.rf(am, i * n + j);
-                            let sm = n as f32 * ((av.abs() + self.rf(u, i) + self.rf(vp, j)) / eta).exp();
-                            let kbar = (g(j) * self.rf(pi, i * n + j) - r * sm) / eta;
+                            let av = e.rf(am, i * n + j);
+                            let sm = n as f32 * ((av.abs() + e.rf(u, i) + e.rf(vp, j)) / eta).exp();
+                            let kbar = (g(j) * e.rf(pi, i * n + j) - r * sm) / eta;
                             kbar * if av > 0.0 { 1.0 } else if av < 0.0 { -1.0 } else { 0.0 }
                         })
                         .collect();
                     for (j, v) in row.into_iter().enumerate() {
-                        self.wf(qe, i * n + j, v);
+                        e.wf(qe, i * n + j, v);
                     }
                 }
             }
@@ -313,12 +145,12 @@ impl Gpu for Emu {
                 for i in 0..gx {
                     let mut r = 0.0;
                     for j in 0..n {
-                        let p = self.rf(pi, i * n + j);
-                        let h = (gamma * (self.rf(colterm, j) + qs * self.rf(qk, i * n + j)) + lambda * p) * p;
-                        self.wf(qk, i * n + j, h / eta);
+                        let p = e.rf(pi, i * n + j);
+                        let h = (gamma * (e.rf(colterm, j) + qs * e.rf(qk, i * n + j)) + lambda * p) * p;
+                        e.wf(qk, i * n + j, h / eta);
                         r += h;
                     }
-                    self.wf(ubar, i, r / eta);
+                    e.wf(ubar, i, r / eta);
                 }
             }
             "sinkhorn_step_backward" => {
@@ -328,109 +160,105 @@ impl Gpu for Emu {
                 for r in 0..gx {
                     let mut acc = 0.0;
                     for c in 0..n {
-                        let k = self.rf(am, r * n + c).abs();
-                        let kb = self.rf(kbar, r * n + c) - self.rf(xbar, r) * n as f32 * ((k + self.rf(x, r) + self.rf(y, c)) / eta).exp();
-                        self.wf(kbar, r * n + c, kb);
-                        acc += self.rf(xbar, c) * n as f32 * ((k + self.rf(x, c) + self.rf(y, r)) / eta).exp();
+                        let k = e.rf(am, r * n + c).abs();
+                        let kb = e.rf(kbar, r * n + c) - e.rf(xbar, r) * n as f32 * ((k + e.rf(x, r) + e.rf(y, c)) / eta).exp();
+                        e.wf(kbar, r * n + c, kb);
+                        acc += e.rf(xbar, c) * n as f32 * ((k + e.rf(x, c) + e.rf(y, r)) / eta).exp();
                     }
-                    self.wf(ybar, r, self.rf(ybar, r) - acc);
+                    e.wf(ybar, r, e.rf(ybar, r) - acc);
                 }
             }
             "apply_abs_sign" => {
                 let (am, kbar, total) = (ptr(a, 0), ptr(a, 1), long(a, 2) as usize);
                 for i in 0..threads.min(total) {
-                    let s = self.rf(am, i);
+                    let s = e.rf(am, i);
                     let sg = if s > 0.0 { 1.0 } else if s < 0.0 { -1.0 } else { 0.0 };
-                    self.wf(kbar, i, self.rf(kbar, i) * sg);
+                    e.wf(kbar, i, e.rf(kbar, i) * sg);
                 }
             }
             "rate_colterm" => {
                 let (ld, tr, m, d, out) = (ptr(a, 0), ptr(a, 1), int(a, 2) as usize, int(a, 3) as f32, ptr(a, 4));
                 for j in 0..threads.min(m) {
-                    self.wf(out, j, (self.rf(ld, j) - d + self.rf(tr, j)) / (2.0 * m as f32));
+                    e.wf(out, j, (e.rf(ld, j) - d + e.rf(tr, j)) / (2.0 * m as f32));
                 }
             }
             "rate_alpha" => {
                 let (cs, m, d, eps, alpha) = (ptr(a, 0), int(a, 1) as usize, int(a, 2) as f32, flt(a, 3), ptr(a, 4));
                 for j in 0..threads.min(m) {
-                    let t = self.rf(cs, j) + 1e-8;
-                    self.wf(cs, j, t);
-                    self.wf(alpha, j, d / (t * eps));
+                    let t = e.rf(cs, j) + 1e-8;
+                    e.wf(cs, j, t);
+                    e.wf(alpha, j, d / (t * eps));
                 }
             }
-            // kernels/head.cu (the CUDA CPP head) is emulated next to its orchestration.
-            other => assert!(crate::cluster::head::cuda::emu::launch(self, other, grid, block, a), "the emulator has no kernel {other}"),
+            _ => return false,
         }
-        Ok(())
-    }
+    true
 }
 
-impl Emu {
-    /// Sequential restatement of `chol_inv_small` (same packed storage, same operation order).
-    fn chol_inv_small(&self, batch: usize, block: u32, a: &[KArg]) {
-        assert_eq!(block, 256, "chol_inv_small needs 256 threads");
-        let (am, a_stride, lda, packed, alpha, add_id) = (ptr(a, 0), long(a, 1) as usize, int(a, 2) as usize, int(a, 3), ptr(a, 4), int(a, 5));
-        let (lout, l_stride, ldl, xout, x_stride, ldx) = (ptr(a, 6), long(a, 7) as usize, int(a, 8) as usize, ptr(a, 9), long(a, 10) as usize, int(a, 11) as usize);
-        let (logdet, accumulate, not_pd, n) = (ptr(a, 12), int(a, 13), ptr(a, 14), int(a, 15) as usize);
-        assert!((1..=128).contains(&n), "chol_inv_small takes n in 1..=128, got {n}");
-        let pk = |i: usize, j: usize| i * (i + 1) / 2 + j;
-        for b in 0..batch {
-            let s = if alpha != 0 { self.rf(alpha, b) } else { 1.0 };
-            let mut sm = vec![0.0f32; n * (n + 1) / 2];
-            for (q, slot) in sm.iter_mut().enumerate() {
-                let (i, j) = unpack(q);
-                let mut v = if packed != 0 { self.rf(am, b * a_stride + q) } else { self.rf(am, b * a_stride + i * lda + j) };
-                v *= s;
-                if add_id != 0 && i == j {
-                    v += 1.0;
-                }
-                *slot = v;
+/// Sequential restatement of `chol_inv_small` (same packed storage, same operation order).
+fn chol_inv_small(e: &Emu, batch: usize, block: u32, a: &[KArg]) {
+    assert_eq!(block, 256, "chol_inv_small needs 256 threads");
+    let (am, a_stride, lda, packed, alpha, add_id) = (ptr(a, 0), long(a, 1) as usize, int(a, 2) as usize, int(a, 3), ptr(a, 4), int(a, 5));
+    let (lout, l_stride, ldl, xout, x_stride, ldx) = (ptr(a, 6), long(a, 7) as usize, int(a, 8) as usize, ptr(a, 9), long(a, 10) as usize, int(a, 11) as usize);
+    let (logdet, accumulate, not_pd, n) = (ptr(a, 12), int(a, 13), ptr(a, 14), int(a, 15) as usize);
+    assert!((1..=128).contains(&n), "chol_inv_small takes n in 1..=128, got {n}");
+    let pk = |i: usize, j: usize| i * (i + 1) / 2 + j;
+    for b in 0..batch {
+        let s = if alpha != 0 { e.rf(alpha, b) } else { 1.0 };
+        let mut sm = vec![0.0f32; n * (n + 1) / 2];
+        for (q, slot) in sm.iter_mut().enumerate() {
+            let (i, j) = unpack(q);
+            let mut v = if packed != 0 { e.rf(am, b * a_stride + q) } else { e.rf(am, b * a_stride + i * lda + j) };
+            v *= s;
+            if add_id != 0 && i == j {
+                v += 1.0;
             }
-            let mut bad = false;
-            let mut ld = 0.0f32;
-            for k in 0..n {
-                let piv = sm[pk(k, k)];
-                let ok = piv > 0.0;
-                let l = if ok { piv.sqrt() } else { 1.0 };
-                for i in k + 1..n {
-                    sm[pk(i, k)] *= 1.0 / l;
-                }
-                bad |= !ok;
-                sm[pk(k, k)] = l;
-                ld += l.ln();
-                for i in k + 1..n {
-                    for j in k + 1..=i {
-                        sm[pk(i, j)] -= sm[pk(i, k)] * sm[pk(j, k)];
-                    }
+            *slot = v;
+        }
+        let mut bad = false;
+        let mut ld = 0.0f32;
+        for k in 0..n {
+            let piv = sm[pk(k, k)];
+            let ok = piv > 0.0;
+            let l = if ok { piv.sqrt() } else { 1.0 };
+            for i in k + 1..n {
+                sm[pk(i, k)] *= 1.0 / l;
+            }
+            bad |= !ok;
+            sm[pk(k, k)] = l;
+            ld += l.ln();
+            for i in k + 1..n {
+                for j in k + 1..=i {
+                    sm[pk(i, j)] -= sm[pk(i, k)] * sm[pk(j, k)];
                 }
             }
-            let prev = if accumulate != 0 { self.rf(logdet, b) } else { 0.0 };
-            self.wf(logdet, b, prev + 2.0 * ld);
-            if bad {
-                self.wi(not_pd, b, 1);
-            }
-            if lout != 0 {
-                for i in 0..n {
-                    for j in 0..n {
-                        self.wf(lout, b * l_stride + i * ldl + j, if j <= i { sm[pk(i, j)] } else { 0.0 });
-                    }
-                }
-            }
-            if xout == 0 {
-                continue;
-            }
-            for j in (0..n).rev() {
-                let djj = 1.0 / sm[pk(j, j)];
-                let tmp: Vec<f32> = (j + 1..n).map(|i| (j + 1..=i).map(|k| sm[pk(i, k)] * sm[pk(k, j)]).sum()).collect();
-                for (t, i) in (j + 1..n).enumerate() {
-                    sm[pk(i, j)] = -tmp[t] * djj;
-                }
-                sm[pk(j, j)] = djj;
-            }
+        }
+        let prev = if accumulate != 0 { e.rf(logdet, b) } else { 0.0 };
+        e.wf(logdet, b, prev + 2.0 * ld);
+        if bad {
+            e.wi(not_pd, b, 1);
+        }
+        if lout != 0 {
             for i in 0..n {
                 for j in 0..n {
-                    self.wf(xout, b * x_stride + i * ldx + j, if j <= i { sm[pk(i, j)] } else { 0.0 });
+                    e.wf(lout, b * l_stride + i * ldl + j, if j <= i { sm[pk(i, j)] } else { 0.0 });
                 }
+            }
+        }
+        if xout == 0 {
+            continue;
+        }
+        for j in (0..n).rev() {
+            let djj = 1.0 / sm[pk(j, j)];
+            let tmp: Vec<f32> = (j + 1..n).map(|i| (j + 1..=i).map(|k| sm[pk(i, k)] * sm[pk(k, j)]).sum()).collect();
+            for (t, i) in (j + 1..n).enumerate() {
+                sm[pk(i, j)] = -tmp[t] * djj;
+            }
+            sm[pk(j, j)] = djj;
+        }
+        for i in 0..n {
+            for j in 0..n {
+                e.wf(xout, b * x_stride + i * ldx + j, if j <= i { sm[pk(i, j)] } else { 0.0 });
             }
         }
     }
@@ -439,6 +267,8 @@ impl Emu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::cuda::*;
+    use crate::rate::{Objective, RateParams};
     use crate::device::Device;
     use crate::rng::Rng;
 
@@ -482,7 +312,7 @@ mod tests {
         let z = features(&mut rng, m, d);
         let c = features(&mut rng, m, d);
         let cpu = crate::rate::mlc_loss(&Device::Cpu, &z, &c, m, d, &params, objective).unwrap();
-        let emu = Emu::new();
+        let emu = Emu::new(&[launch]);
         let out = mlc_loss_host_on(&emu, &f32s(&z), &f32s(&c), m, d, &params, objective, budget).unwrap();
         emu.check_guards();
         let tol = 2e-4;
@@ -549,7 +379,7 @@ mod tests {
         for iters in [1, 4, 5] {
             let params = RateParams { sinkhorn_half_iters: iters, ..Default::default() };
             let cpu = crate::rate::membership(&Device::Cpu, &c, m, d, &params).unwrap();
-            let emu = Emu::new();
+            let emu = Emu::new(&[launch]);
             let pi = membership_on(&emu, &f32s(&c), m, d, &params).unwrap();
             emu.check_guards();
             assert!(rel_norm(&pi, &cpu) < 1e-5, "{iters} half-steps");
@@ -571,7 +401,7 @@ mod tests {
             }
             let mut cpu = a.clone();
             let ld_cpu = crate::linalg::cholesky::logdet_inverse_batch(&mut cpu, n, batch).unwrap();
-            let emu = Emu::new();
+            let emu = Emu::new(&[launch]);
             let g: &dyn Gpu = &emu;
             let buf = g.upload_f32(&f32s(&a), "A").unwrap();
             let work = SpdWork::new(g, n, batch, true).unwrap();
@@ -591,7 +421,7 @@ mod tests {
 
     #[test]
     fn not_positive_definite_is_a_numerical_error() {
-        let emu = Emu::new();
+        let emu = Emu::new(&[launch]);
         let g: &dyn Gpu = &emu;
         let buf = g.upload_f32(&[1.0, 2.0, 2.0, 1.0], "A").unwrap();
         let work = SpdWork::new(g, 2, 1, false).unwrap();

@@ -1,4 +1,4 @@
-//! CPU emulation of `kernels/head.cu` for the kernel emulator of `rate/cuda/emu.rs`, and the CI tests
+//! CPU emulation of `kernels/head.cu` for the CUDA emulator (`device::cuda::emu`), and the CI tests
 //! that run the CUDA head's orchestration ([`super::DeviceHead`]) on it against the CPU head.
 //!
 //! Each kernel is restated sequentially from its CUDA text (same arguments, same arithmetic types);
@@ -6,10 +6,10 @@
 //! emulator, what this cannot check is the CUDA code itself (barriers, races): tests/head_cuda.rs on a GPU.
 
 use crate::device::cuda::KArg;
-use crate::rate::cuda::emu::{flt, int, long, ptr, Emu};
+use crate::device::cuda::emu::{flt, int, long, ptr, Emu};
 
 /// Runs a `kernels/head.cu` kernel on the emulator; `false` if `kernel` is not one of them.
-pub(crate) fn launch(e: &Emu, kernel: &str, grid: (u32, u32, u32), block: u32, a: &[KArg]) -> bool {
+pub(crate) fn launch(e: &Emu, kernel: &str, grid: (u32, u32, u32), block: u32, _shared: u32, a: &[KArg]) -> bool {
     let gx = grid.0 as usize;
     assert!(gx >= 1 && grid.1 == 1 && grid.2 == 1 && block >= 1, "{kernel}: grid {grid:?}, block {block}");
     let columns = |cols: usize| {
@@ -157,7 +157,7 @@ mod tests {
     use crate::cluster::head::train::Trainer;
     use crate::device::cuda::Gpu;
     use crate::device::Device;
-    use crate::rate::cuda::emu::Emu;
+    use crate::device::cuda::emu::Emu;
     use crate::rng::Rng;
 
     fn rel_norm(a: &[f32], b: &[f32]) -> f64 {
@@ -192,7 +192,7 @@ mod tests {
         let mut rng = Rng::new(4);
         let n = 23;
         let x = normal(&mut rng, n * dims.input);
-        let emu = Emu::new();
+        let emu = Emu::new(&[crate::rate::cuda::emu::launch, super::launch]);
         let dh = DeviceHead::upload(&emu, &h).unwrap();
         // 23 rows in chunks of 10: two full chunks and a partial one.
         let (z, c) = dh.forward_eval(&emu, &x, n, true, 10).unwrap();
@@ -215,7 +215,7 @@ mod tests {
             let x = normal(&mut rng, m * dims.input);
             let gz = normal(&mut rng, m * dims.zdim);
             let gc = normal(&mut rng, m * dims.zdim);
-            let emu = Emu::new();
+            let emu = Emu::new(&[crate::rate::cuda::emu::launch, super::launch]);
             let mut dh = DeviceHead::upload(&emu, &h).unwrap();
             let (z, c, grads) = forward_backward_on(&emu, &mut dh, &x, m, &gz, with_c.then_some(&gc[..])).unwrap();
             let cache = h.forward_train(&x, m).unwrap();
@@ -253,7 +253,7 @@ mod tests {
             let params = FitParams { warmup: 1, single_head, hidden: dims.hidden, zdim: dims.zdim, batch: m, lr: 0.05, lr_cluster: 0.05, ..FitParams::default() };
             let mut cpu = head(dims, 8);
             let start = cpu.clone();
-            let emu = Emu::new();
+            let emu = Emu::new(&[crate::rate::cuda::emu::launch, super::launch]);
             let mut dh = DeviceHead::upload(&emu, &cpu).unwrap();
             let cfg = StepConfig::new(&params);
             let mut trainer = Trainer::<f32>::new(&params, &Device::Cpu);
@@ -292,7 +292,7 @@ mod tests {
         let start = head(dims, 12);
         let mut cpu = start.clone();
         let log = train(&mut cpu, &x, n, &params, &Device::Cpu, BatchOrder::Explicit(&batches), &mut NoProgress).unwrap();
-        let emu = Emu::new();
+        let emu = Emu::new(&[crate::rate::cuda::emu::launch, super::launch]);
         let mut dev = start.clone();
         let losses = super::super::train_on(&emu, &mut dev, &x, n, &params, crate::cluster::head::train::Batches { total: batches.len(), iter: Box::new(batches.iter().cloned()) }, &mut NoProgress).unwrap();
         for (s, (a, b)) in losses.iter().zip(&log.losses).enumerate() {

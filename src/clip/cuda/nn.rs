@@ -6,11 +6,11 @@
 //! with the kernels' raw 16-bit storage). Layouts are those of the CPU engine: row-major
 //! `[tokens, features]`, QKV from one product as `[q | k | v]` columns, head `h` at columns `h·hd`.
 
-use super::{CudaDevice, GpuBuf, KArg};
+use crate::device::cuda::{i32_of, KernelFile, CudaDevice, GpuBuf, KArg};
 use crate::error::{Error, Result};
 use half::f16;
 
-const NN: &str = "nn";
+pub static NN: KernelFile = KernelFile { name: "nn", source: include_str!("../../../kernels/nn.cu") };
 pub(crate) const THREADS: u32 = 256;
 /// Query rows per attention block (ATT_WARPS in the kernel) and the largest head dimension it takes.
 const ATT_WARPS: usize = 4;
@@ -37,11 +37,6 @@ fn count(dims: &[usize], what: &str) -> Result<usize> {
         .try_fold(1usize, |a, &b| a.checked_mul(b))
         .filter(|&n| n > 0)
         .ok_or_else(|| Error::InvalidArgument(format!("{what}: shape {dims:?} is empty or overflows")))
-}
-
-/// `x` as a kernel's `int` argument; every CUDA caller in the crate uses this one conversion.
-pub(crate) fn i32_of(x: usize, what: &str) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::InvalidArgument(format!("{what} = {x} is too large for the CUDA kernels")))
 }
 
 /// Blocks of [`THREADS`] covering `n` elements, one per thread (shared with the CLIP towers).
@@ -78,7 +73,7 @@ pub fn pixels_normalize(dev: &CudaDevice, rgb: &GpuBuf<u8>, b: usize, h: usize, 
         KArg::F32(std[2]),
         out.arg(),
     ];
-    dev.launch_fn(&dev.kernel(NN, "pixels_normalize")?, "pixels_normalize", grid_for(b * h * w, "pixels")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "pixels_normalize")?, "pixels_normalize", grid_for(b * h * w, "pixels")?, THREADS, 0, &args)
 }
 
 /// Planar f32 pixels `[b, 3, h, w]` → f16 patch rows `[b·(h/p)·(w/p), 3·p·p]` (column order of the
@@ -91,7 +86,7 @@ pub fn patches_im2col(dev: &CudaDevice, pixels: &GpuBuf<f32>, b: usize, h: usize
     let total = count(&[b, h / p, w / p, 3, p, p], "patches")?;
     need(out, total, "patches_im2col output")?;
     let args = [pixels.arg(), KArg::I32(i32_of(b, "batch")?), KArg::I32(i32_of(h, "height")?), KArg::I32(i32_of(w, "width")?), KArg::I32(i32_of(p, "patch")?), out.arg()];
-    dev.launch_fn(&dev.kernel(NN, "patches_im2col")?, "patches_im2col", grid_for(total, "patches")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "patches_im2col")?, "patches_im2col", grid_for(total, "patches")?, THREADS, 0, &args)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -103,7 +98,7 @@ pub fn vision_tokens(dev: &CudaDevice, patch_emb: &GpuBuf<f32>, cls: &GpuBuf<f32
     let total = count(&[b, np + 1, d], "tokens")?;
     need(out, total, "vision_tokens output")?;
     let args = [patch_emb.arg(), cls.arg(), pos.arg(), KArg::I32(i32_of(b, "batch")?), KArg::I32(i32_of(np, "patches")?), KArg::I32(i32_of(d, "width")?), out.arg()];
-    dev.launch_fn(&dev.kernel(NN, "vision_tokens")?, "vision_tokens", grid_for(total, "tokens")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "vision_tokens")?, "vision_tokens", grid_for(total, "tokens")?, THREADS, 0, &args)
 }
 
 /// LayerNorm of `rows` rows of width `d` into f32 and/or f16 outputs (at least one).
@@ -141,7 +136,7 @@ pub fn layer_norm(
         None => 0,
     };
     let args = [x.arg(), KArg::I32(i32_of(d, "width")?), gamma.arg(), beta.arg(), KArg::F32(eps), KArg::Ptr(p32), KArg::Ptr(p16)];
-    dev.launch_fn(&dev.kernel(NN, "layer_norm")?, "layer_norm", rows_grid(rows, "layer_norm")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "layer_norm")?, "layer_norm", rows_grid(rows, "layer_norm")?, THREADS, 0, &args)
 }
 
 /// `out = act(x + bias)` in f16, x a GEMM's f32 output `[rows, n]` (bias and activation optional).
@@ -160,7 +155,7 @@ pub fn bias_act_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f
         KArg::I32(act.map_or(-1, |a| a as i32)),
         out.arg(),
     ];
-    dev.launch_fn(&dev.kernel(NN, "bias_act_to_f16")?, "bias_act_to_f16", grid_for(total, "bias_act")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "bias_act_to_f16")?, "bias_act_to_f16", grid_for(total, "bias_act")?, THREADS, 0, &args)
 }
 
 /// `resid += x + bias` (f32 `[rows, n]`).
@@ -172,14 +167,14 @@ pub fn bias_residual(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32
         need(b, n, "bias")?;
     }
     let args = [x.arg(), KArg::Ptr(bias.map_or(0, |b| b.ptr())), KArg::I64(rows as i64), KArg::I32(i32_of(n, "width")?), resid.arg()];
-    dev.launch_fn(&dev.kernel(NN, "bias_residual")?, "bias_residual", grid_for(total, "bias_residual")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "bias_residual")?, "bias_residual", grid_for(total, "bias_residual")?, THREADS, 0, &args)
 }
 
 /// In-place row softmax of `[rows, n]` f32; `causal` masks keys after each row's query (row % n).
 pub fn softmax_rows(dev: &CudaDevice, x: &mut GpuBuf<f32>, rows: usize, n: usize, causal: bool) -> Result<()> {
     need(x, count(&[rows, n], "softmax")?, "softmax input")?;
     let args = [x.arg(), KArg::I32(i32_of(n, "width")?), KArg::I32(causal as i32)];
-    dev.launch_fn(&dev.kernel(NN, "softmax_rows")?, "softmax_rows", rows_grid(rows, "softmax")?, THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "softmax_rows")?, "softmax_rows", rows_grid(rows, "softmax")?, THREADS, 0, &args)
 }
 
 /// Row softmax of f32 scores `[rows, n]` into f16 probabilities `out` (one warp per row); `causal` gives
@@ -191,7 +186,7 @@ pub fn softmax_rows_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, rows: usize, n: us
     let rows_per_block = THREADS as usize / 32;
     let blocks = u32::try_from(rows.div_ceil(rows_per_block)).map_err(|_| Error::InvalidArgument(format!("softmax: {rows} rows exceed one CUDA grid")))?;
     let args = [x.arg(), KArg::I64(rows as i64), KArg::I32(i32_of(n, "width")?), KArg::I32(causal as i32), out.arg()];
-    dev.launch_fn(&dev.kernel(NN, "softmax_rows_to_f16")?, "softmax_rows_to_f16", (blocks, 1, 1), THREADS, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "softmax_rows_to_f16")?, "softmax_rows_to_f16", (blocks, 1, 1), THREADS, 0, &args)
 }
 
 /// Fused multi-head attention: `qkv` `[b·seq, 3·heads·hd]` f16 → `out` `[b·seq, heads·hd]` f16,
@@ -216,5 +211,5 @@ pub fn attention(dev: &CudaDevice, qkv: &GpuBuf<f16>, b: usize, seq: usize, head
         KArg::F32(scale),
         out.arg(),
     ];
-    dev.launch_fn(&dev.kernel(NN, "attention_fused")?, "attention_fused", (gx, gy, 1), (32 * ATT_WARPS) as u32, 0, &args)
+    dev.launch_fn(&dev.kernel(&NN, "attention_fused")?, "attention_fused", (gx, gy, 1), (32 * ATT_WARPS) as u32, 0, &args)
 }
