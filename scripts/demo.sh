@@ -9,9 +9,9 @@
 #
 #   scripts/demo.sh [WORK_DIR]        (default: target/demo)
 #
-# With your own features: rateclust fit --features X.npy --k K --out model.safetensors, and so on
-# (`rateclust --help`). The small head below keeps the demo to about a minute on 2 cores; the defaults are the
-# automatic ones (README, "Defaults").
+# With your own features: rateclust fit --features X.npy --k K --out clusterer.safetensors, then
+# rateclust assign --clusterer clusterer.safetensors ..., and so on (`rateclust --help`). The small head below
+# keeps the demo to about a minute on 2 cores; the defaults are the automatic ones (README, "Defaults").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/demo}
@@ -31,15 +31,15 @@ echo "== 1. a feature set with known clusters"
 "$bin" synth --out "$work/features.npy" --labels-out "$work/truth.npy" --n 3000 --dim 64 --k 6 --rank 4 --noise 0.02 --seed 7
 
 echo "== 2. fit (k = 6)"
-"$bin" fit --features "$work/features.npy" --k 6 --out "$work/model.safetensors" \
+"$bin" fit --features "$work/features.npy" --k 6 --out "$work/clusterer.safetensors" \
   --hidden 256 --zdim 32 --batch 500 --steps 60 --warmup 10 --lr 0.001 --device cpu
 
 echo "== 3. label every point"
-"$bin" assign --model "$work/model.safetensors" --features "$work/features.npy" --out "$work/labels.npy" \
+"$bin" assign --clusterer "$work/clusterer.safetensors" --features "$work/features.npy" --out "$work/labels.npy" \
   --confidence "$work/confidence.npy"
 
 echo "== 4. how many clusters? coding length over candidates (lower is better)"
-"$bin" select-k --model "$work/model.safetensors" --features "$work/features.npy" --candidates 3,4,5,6,8,10 --device cpu
+"$bin" select-k --clusterer "$work/clusterer.safetensors" --features "$work/features.npy" --candidates 3,4,5,6,8,10 --device cpu
 
 echo "== 5. quality against the ground truth"
 "$bin" eval --pred "$work/labels.npy" --truth "$work/truth.npy"

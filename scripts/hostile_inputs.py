@@ -138,8 +138,8 @@ def main():
     npy_f32(P("huge.npy"), [[1e20 * ((i * 7 + j) % 5 - 2) for j in range(8)] for i in range(300)])
     cases.append(("fit on features of magnitude 1e20", "fitted after the default L2 normalisation, or a clear error",
                   ["fit", "--features", P("huge.npy"), "--k", "3", "--out", P("huge.safetensors"), "--quiet"], lambda c: c in (0, 1)))
-    cases.append(("assign with that model on those features", "labels written (the model is not corrupt)",
-                  ["assign", "--model", P("huge.safetensors"), "--features", P("huge.npy"), "--out", P("huge_labels.npy"), "--quiet"],
+    cases.append(("assign with that clusterer on those features", "labels written (the clusterer is not corrupt)",
+                  ["assign", "--clusterer", P("huge.safetensors"), "--features", P("huge.npy"), "--out", P("huge_labels.npy"), "--quiet"],
                   lambda c: c == 0))
     npy_i64(P("pred.npy"), list(range(100_000)))
     npy_i64(P("truth.npy"), [(i * 7) % 100_000 for i in range(100_000)])
@@ -148,7 +148,7 @@ def main():
     # Outputs: two options naming one file; --out through a symlink.
     npy_f32(P("x.npy"), [[float((i * j) % 7) for j in range(8)] for i in range(200)])
     cases.append(("assign --out X --confidence X", "usage error (exit 2): one would replace the other",
-                  ["assign", "--model", P("huge.safetensors"), "--features", P("x.npy"), "--out", P("same.npy"), "--confidence", P("same.npy")],
+                  ["assign", "--clusterer", P("huge.safetensors"), "--features", P("x.npy"), "--out", P("same.npy"), "--confidence", P("same.npy")],
                   lambda c: c == 2))
     os.symlink(P("target.npy"), P("link.npy"))
     cases.append(("synth --out LINK (a symlink)", "written through the link, the link kept",

@@ -1,7 +1,9 @@
 //! The `rateclust` command line's usage contract, for every subcommand: `--help` exits 0, lists the options
 //! and shows defaults; an unknown option, a missing required option and an unparsable value each exit 2 with
 //! an `error:` message naming the option; no subcommand exits 2; `--version` prints the version. None of
-//! these reads a file: parsing fails (or help is printed) before any work starts.
+//! these reads a file: parsing fails (or help is printed) before any work starts. `--model` means the CLIP
+//! model; on assign, select-k and recluster it is a hidden, deprecated spelling of `--clusterer` (the one
+//! test here that runs a command end to end checks that it still works and warns).
 
 use std::process::{Command, Output};
 
@@ -65,24 +67,24 @@ const CASES: &[Case] = &[
     },
     Case {
         command: "assign",
-        options: &["--model", "--features", "--out", "--confidence", "--scores", "--device", "--quiet"],
+        options: &["--clusterer", "--features", "--out", "--confidence", "--scores", "--device", "--quiet"],
         has_default: true,
-        missing: (&["assign", "--model", "m.safetensors", "--features", "x.npy"], "--out"),
-        bad_value: (&["assign", "--model", "m.safetensors", "--features", "x.npy", "--out", "l.npy", "--device", "tpu"], "--device"),
+        missing: (&["assign", "--clusterer", "m.safetensors", "--features", "x.npy"], "--out"),
+        bad_value: (&["assign", "--clusterer", "m.safetensors", "--features", "x.npy", "--out", "l.npy", "--device", "tpu"], "--device"),
     },
     Case {
         command: "select-k",
-        options: &["--model", "--features", "--candidates", "--device", "--quiet"],
+        options: &["--clusterer", "--features", "--candidates", "--device", "--quiet"],
         has_default: true,
-        missing: (&["select-k", "--model", "m.safetensors", "--features", "x.npy"], "--candidates"),
-        bad_value: (&["select-k", "--model", "m.safetensors", "--features", "x.npy", "--candidates", "5,x,10"], "--candidates"),
+        missing: (&["select-k", "--clusterer", "m.safetensors", "--features", "x.npy"], "--candidates"),
+        bad_value: (&["select-k", "--clusterer", "m.safetensors", "--features", "x.npy", "--candidates", "5,x,10"], "--candidates"),
     },
     Case {
         command: "recluster",
-        options: &["--model", "--features", "--k", "--out", "--device", "--quiet"],
+        options: &["--clusterer", "--features", "--k", "--out", "--device", "--quiet"],
         has_default: true,
-        missing: (&["recluster", "--model", "m.safetensors", "--features", "x.npy", "--out", "m2.safetensors"], "--k"),
-        bad_value: (&["recluster", "--model", "m.safetensors", "--features", "x.npy", "--out", "m2.safetensors", "--k", "auto"], "--k"),
+        missing: (&["recluster", "--clusterer", "m.safetensors", "--features", "x.npy", "--out", "m2.safetensors"], "--k"),
+        bad_value: (&["recluster", "--clusterer", "m.safetensors", "--features", "x.npy", "--out", "m2.safetensors", "--k", "auto"], "--k"),
     },
     Case {
         command: "label",
@@ -174,6 +176,51 @@ fn unparsable_values_are_usage_errors_naming_the_option() {
     usage_error(&["fit", "--features", "x.npy", "--k", "two", "--out", "m"], &["--k", "'two' is not a number or 'auto'"]);
     // A negative number is a bad value of its option, not an unknown option.
     usage_error(&["synth", "--out", "x.npy", "--labels-out", "y.npy", "--n", "-3"], &["--n"]);
+}
+
+#[test]
+fn clusterer_commands_name_the_file_clusterer_and_hide_model() {
+    for command in ["assign", "select-k", "recluster"] {
+        let o = cli(&[command, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let help = text(&o.stdout);
+        assert!(help.contains("--clusterer <FILE>"), "{command} --help should show --clusterer:\n{help}");
+        assert!(!help.contains("--model"), "{command} --help should not show the deprecated --model:\n{help}");
+        let usage = help.lines().find(|l| l.starts_with("Usage: ")).unwrap_or_default();
+        assert!(usage.contains("--clusterer <FILE>"), "{command}: --clusterer is required, so in the usage line: {usage}");
+    }
+    usage_error(&["assign", "--features", "x.npy", "--out", "l.npy"], &["--clusterer"]);
+    // fit's --out is the clusterer too.
+    let fit = text(&cli(&["fit", "--help"]).stdout);
+    assert!(fit.contains("--clusterer"), "fit --help should say its --out is read with --clusterer:\n{fit}");
+}
+
+#[test]
+fn assign_model_still_works_as_a_deprecated_alias() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (x, y, m) = (p("x.npy"), p("y.npy"), p("m.safetensors"));
+    let run_ok = |args: &[&str]| {
+        let o = cli(args);
+        assert_eq!(o.status.code(), Some(0), "rateclust {args:?}:\n{}", text(&o.stderr));
+        o
+    };
+    run_ok(&["synth", "--out", &x, "--labels-out", &y, "--n", "200", "--dim", "16", "--k", "2", "--rank", "2", "--quiet"]);
+    run_ok(&[
+        "fit", "--features", &x, "--k", "2", "--out", &m, "--hidden", "32", "--zdim", "8", "--batch", "100", "--steps", "4", "--warmup",
+        "1", "--consensus-runs", "0", "--device", "cpu", "--quiet",
+    ]);
+    const WARNING: &str = "rateclust: --model for a clusterer file is deprecated; use --clusterer";
+    let (old, new) = (p("old.npy"), p("new.npy"));
+    let o = run_ok(&["assign", "--model", &m, "--features", &x, "--out", &old, "--device", "cpu", "--quiet"]);
+    let err = text(&o.stderr);
+    assert_eq!(err.matches(WARNING).count(), 1, "assign --model should warn once on stderr:\n{err}");
+    assert!(!text(&o.stdout).contains("deprecated"), "the warning goes to stderr only");
+    let o = run_ok(&["assign", "--clusterer", &m, "--features", &x, "--out", &new, "--device", "cpu", "--quiet"]);
+    assert!(!text(&o.stderr).contains("deprecated"), "--clusterer does not warn:\n{}", text(&o.stderr));
+    // The same clusterer, so the same labels.
+    assert_eq!(std::fs::read(&old).unwrap(), std::fs::read(&new).unwrap());
 }
 
 #[test]

@@ -67,7 +67,7 @@ fn scores_agree_with_labels_for_every_rule_and_every_entry_point() {
     model.params.assign_rule = AssignRule::NeighborsInput;
     rateclust::io::npy::write_npy_f32(&dir.join("x.npy"), &x, &[n, spec.dim]).unwrap();
     let r = std::process::Command::new(env!("CARGO_BIN_EXE_rateclust"))
-        .args(["assign", "--device", "cpu", "--model", "m.safetensors", "--features", "x.npy", "--out", "l.npy", "--scores", "s.npy"])
+        .args(["assign", "--device", "cpu", "--clusterer", "m.safetensors", "--features", "x.npy", "--out", "l.npy", "--scores", "s.npy"])
         .current_dir(&dir)
         .output()
         .unwrap();

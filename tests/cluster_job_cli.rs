@@ -1,4 +1,4 @@
-//! `rateclust cluster`: a folder of images in; assignments.csv, clusters.json, report.html, the model and
+//! `rateclust cluster`: a folder of images in; assignments.csv, clusters.json, report.html, the fitted clusterer and
 //! the feature cache out, on the tiny fixture CLIP model. Undecodable files are listed and skipped; a re-run
 //! reuses the cached features; bad folders are clear errors.
 

@@ -42,23 +42,23 @@ fn fit_assign_select_k_eval_end_to_end() {
     let mut fit = vec!["fit", "--features", s(&x), "--k", "4", "--out", s(&m)];
     fit.extend(FIT_SMALL);
     ok(&fit);
-    ok(&["assign", "--model", s(&m), "--features", s(&x), "--out", s(&lab)]);
+    ok(&["assign", "--clusterer", s(&m), "--features", s(&x), "--out", s(&lab)]);
     let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", "--pred", s(&lab), "--truth", s(&y)])).unwrap();
     assert!(ev["acc"].as_f64().unwrap() >= 0.95, "{ev}");
     assert!(ev["nmi"].is_f64() && ev["ari"].is_f64());
-    let sk: serde_json::Value = serde_json::from_str(&ok(&["select-k", "--model", s(&m), "--features", s(&x), "--candidates", "2,4,6", "--device", "cpu"])).unwrap();
+    let sk: serde_json::Value = serde_json::from_str(&ok(&["select-k", "--clusterer", s(&m), "--features", s(&x), "--candidates", "2,4,6", "--device", "cpu"])).unwrap();
     assert_eq!(sk["candidates"].as_array().unwrap().len(), 3, "{sk}");
     assert_eq!(sk["coding_length"].as_array().unwrap().len(), 3, "{sk}");
     assert!(sk["best_k"].as_u64().is_some(), "{sk}");
     // Another k without retraining: 2 clusters now.
     let m2 = d.join("m2.safetensors");
-    ok(&["recluster", "--model", s(&m), "--features", s(&x), "--k", "2", "--out", s(&m2), "--device", "cpu"]);
-    ok(&["assign", "--model", s(&m2), "--features", s(&x), "--out", s(&lab)]);
+    ok(&["recluster", "--clusterer", s(&m), "--features", s(&x), "--k", "2", "--out", s(&m2), "--device", "cpu"]);
+    ok(&["assign", "--clusterer", s(&m2), "--features", s(&x), "--out", s(&lab)]);
     let ev2: serde_json::Value = serde_json::from_str(&ok(&["eval", "--pred", s(&lab), "--truth", s(&y)])).unwrap();
     assert!(ev2["acc"].as_f64().unwrap() <= 0.51, "2 clusters cannot label 4 balanced classes better than 0.5: {ev2}");
     // Labels and confidences into one file would lose the labels: refused, and the labels stay.
     let before = std::fs::read(&lab).unwrap();
-    fails(&["assign", "--model", s(&m2), "--features", s(&x), "--out", s(&lab), "--confidence", s(&lab)], "same file");
+    fails(&["assign", "--clusterer", s(&m2), "--features", s(&x), "--out", s(&lab), "--confidence", s(&lab)], "same file");
     assert_eq!(std::fs::read(&lab).unwrap(), before);
 }
 
@@ -83,14 +83,14 @@ fn bad_input_fails_with_a_clear_message() {
     fails(&["fit", "--features", "x.npy", "--k", "two", "--out", "m"], "--k");
     fails(&["nonsense"], "unknown command");
 
-    // A model fitted on 32-d features refuses 4-d ones; eval refuses float labels.
+    // A clusterer fitted on 32-d features refuses 4-d ones; eval refuses float labels.
     let (x, y, m) = (d.join("x.npy"), d.join("y.npy"), d.join("m.safetensors"));
     ok(&["synth", "--out", s(&x), "--labels-out", s(&y), "--n", "400", "--dim", "32", "--k", "4", "--rank", "3"]);
     let mut f = vec!["fit", "--features", s(&x), "--k", "4", "--out", s(&m), "--spectral-sample", "400"];
     f.extend(FIT_SMALL);
     ok(&f);
-    fails(&["assign", "--model", s(&m), "--features", s(&npy("f32")), "--out", s(&d.join("l.npy"))], "dimension");
-    fails(&["select-k", "--model", s(&m), "--features", s(&x), "--candidates", "1,3"], "candidate");
+    fails(&["assign", "--clusterer", s(&m), "--features", s(&npy("f32")), "--out", s(&d.join("l.npy"))], "dimension");
+    fails(&["select-k", "--clusterer", s(&m), "--features", s(&x), "--candidates", "1,3"], "candidate");
     fails(&["eval", "--pred", s(&x), "--truth", s(&y)], "labels");
-    fails(&["assign", "--model", s(&npy("f32")), "--features", s(&x), "--out", s(&d.join("l.npy"))], "format");
+    fails(&["assign", "--clusterer", s(&npy("f32")), "--features", s(&x), "--out", s(&d.join("l.npy"))], "format");
 }

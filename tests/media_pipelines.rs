@@ -71,7 +71,7 @@ fn ffmpeg_and_gstreamer_examples_label_every_frame() {
     let m = model.to_str().unwrap();
     cli(&["embed", "--device", "cpu", "--quiet", "--model", m, "--images", "frames", "--out", "x.npy"], &dir);
     cli(&["fit", "--device", "cpu", "--features", "x.npy", "--k", "2", "--seed", "3", "--out", "clusterer.safetensors"], &dir);
-    cli(&["assign", "--device", "cpu", "--model", "clusterer.safetensors", "--features", "x.npy", "--out", "labels.npy"], &dir);
+    cli(&["assign", "--device", "cpu", "--clusterer", "clusterer.safetensors", "--features", "x.npy", "--out", "labels.npy"], &dir);
     let reference: Vec<i64> = read_npy(&dir.join("labels.npy")).unwrap().to_i64_vec("labels").unwrap();
     assert!(separates_scenes(&reference), "the CLI did not separate the scenes: {reference:?}");
     let lib = shared_library();

@@ -131,7 +131,7 @@ def ray_vs_cli(work, paths, clip_dir, n_img):
                            "--device", "cpu", "--quiet"], stdout=subprocess.DEVNULL)
     subprocess.check_call([CLI, "fit", "--features", os.path.join(work, "e.npy"), "--k", "10", "--out",
                            os.path.join(work, "cli.safetensors")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.check_call([CLI, "assign", "--model", os.path.join(work, "cli.safetensors"), "--features",
+    subprocess.check_call([CLI, "assign", "--clusterer", os.path.join(work, "cli.safetensors"), "--features",
                            os.path.join(work, "e.npy"), "--out", os.path.join(work, "l.npy")], stdout=subprocess.DEVNULL)
     t_cli = time.perf_counter() - t0
     report("cli_embed_fit_assign_%d_images" % n_img, n_img / t_cli, "img/s")

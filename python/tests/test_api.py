@@ -45,13 +45,13 @@ def test_labels_equal_the_cli_on_the_same_npy_and_seed(synth, cli, tmp_path):
     x, _, x_path = synth
     cli("fit", "--features", x_path, "--k", 4, "--steps", FAST["steps"], "--seed", FAST["seed"],
         "--out", tmp_path / "m.safetensors")
-    cli("assign", "--model", tmp_path / "m.safetensors", "--features", x_path, "--out", tmp_path / "l.npy",
+    cli("assign", "--clusterer", tmp_path / "m.safetensors", "--features", x_path, "--out", tmp_path / "l.npy",
         "--confidence", tmp_path / "c.npy")
     with rateclust.Clusterer.fit(np.load(x_path), k=4, **FAST) as c:
         labels, confidence = c.assign(x)
     np.testing.assert_array_equal(labels, np.load(tmp_path / "l.npy"))
     np.testing.assert_array_equal(confidence, np.load(tmp_path / "c.npy"))
-    cli("assign", "--model", tmp_path / "m.safetensors", "--features", x_path, "--out", tmp_path / "l2.npy",
+    cli("assign", "--clusterer", tmp_path / "m.safetensors", "--features", x_path, "--out", tmp_path / "l2.npy",
         "--scores", tmp_path / "s.npy")
     with rateclust.Clusterer.load(tmp_path / "m.safetensors") as loaded:
         scores = loaded.assign_scores(x)
@@ -202,7 +202,7 @@ def test_select_k_and_set_k(synth, fitted, cli, tmp_path):
     assert curve.shape == (3,) and best == [2, 4, 6][int(np.argmin(curve))]
     assert best == 4
     fitted.save(tmp_path / "m.safetensors")
-    out = json.loads(cli("select-k", "--model", tmp_path / "m.safetensors", "--features", x_path,
+    out = json.loads(cli("select-k", "--clusterer", tmp_path / "m.safetensors", "--features", x_path,
                          "--candidates", "2,4,6").strip().splitlines()[-1])
     np.testing.assert_allclose(curve, out["coding_length"], rtol=1e-9)
     with rateclust.Clusterer.load(tmp_path / "m.safetensors") as c:

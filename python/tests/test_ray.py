@@ -105,7 +105,7 @@ def test_distributed_labels_equal_the_single_process_cli(cluster, cli, tmp_path)
     np.save(tmp_path / "s.npy", x[index])
     cli("fit", "--features", tmp_path / "s.npy", "--k", 3, "--seed", 11, "--steps", 60, "--device", "cpu",
         "--out", tmp_path / "m.safetensors", env={"RAYON_NUM_THREADS": "1"})
-    cli("assign", "--model", tmp_path / "m.safetensors", "--features", tmp_path / "x.npy", "--out",
+    cli("assign", "--clusterer", tmp_path / "m.safetensors", "--features", tmp_path / "x.npy", "--out",
         tmp_path / "l.npy", "--confidence", tmp_path / "c.npy")
     order = {p: i for i, p in enumerate(got_paths)}
     rows = [order[p] for p in open(out / "paths.txt").read().split("\n") if p]

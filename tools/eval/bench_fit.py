@@ -38,7 +38,7 @@ def main():
     for rep in range(a.repeat):
         fit_s, r = run([BIN, "fit", "--features", a.features, "--k", str(a.k), "--out", model, "--device", "cpu"])
         stages = dict((s, float(t)) for s, t in re.findall(r"(\S+) ([0-9.]+)", re.search(r"time by stage \(s\): (.*)", r.stderr).group(1)))
-        assign_s, _ = run([BIN, "assign", "--model", model, "--features", a.features, "--out", labels, "--device", "cpu"])
+        assign_s, _ = run([BIN, "assign", "--clusterer", model, "--features", a.features, "--out", labels, "--device", "cpu"])
         km_s, _ = run([KM, a.features, str(a.k)])
         t = time.perf_counter()
         KMeans(a.k, n_init=10, random_state=rep).fit(Xn)

@@ -89,7 +89,7 @@ def ours(work, name, X, y, k, seed):
     fx, model, lab = (os.path.join(work, f"{name}_{w}") for w in ("x.npy", f"model{seed}.safetensors", f"labels{seed}.npy"))
     np.save(fx, X)  # always: a file left by another definition of the set would not match y
     fit_s, r = timed([BIN, "fit", "--features", fx, "--k", str(k), "--seed", str(seed), "--out", model, "--device", "cpu"])
-    assign_s, _ = timed([BIN, "assign", "--model", model, "--features", fx, "--out", lab, "--device", "cpu"])
+    assign_s, _ = timed([BIN, "assign", "--clusterer", model, "--features", fx, "--out", lab, "--device", "cpu"])
     p = np.load(lab)
     return scores(y, p), fit_s, assign_s, r.stderr.strip().splitlines()[-1]
 

@@ -1,8 +1,8 @@
 //! `rateclust cluster`: the whole job in one command — a folder of images in; named clusters, a CSV, a JSON
-//! summary, the fitted model and a self-contained HTML report out.
+//! summary, the fitted clusterer and a self-contained HTML report out.
 //!
 //! Stages: list the images (recursive, sorted) → decode and embed with CLIP, skipping and listing files that
-//! do not decode (cached in OUT_DIR with the file list and a fingerprint of the model and the files, so a
+//! do not decode (cached in OUT_DIR with the file list and a fingerprint of the CLIP model and the files, so a
 //! re-run reuses them) → fit the clusterer (`--k K` or `--k auto`) → label every image → name the clusters
 //! with CLIP text (self-labeling) → write the outputs (each through a temporary file and a rename).
 
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 ///
 /// Clusters every .jpg/.jpeg/.png/.webp under IMAGES_DIR (recursive) and names the clusters. Files that cannot
 /// be decoded are listed in skipped.txt and left out; they never stop the run. The features are cached in
-/// OUT_DIR, so a re-run with the same model and files skips the embedding.
+/// OUT_DIR, so a re-run with the same CLIP model and files skips the embedding.
 #[derive(clap::Args)]
 #[command(args_override_self = true, allow_negative_numbers = true)]
 pub struct Args {
@@ -34,7 +34,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR|ID")]
     model: PathBuf,
     /// Output folder, created if missing; receives assignments.csv, clusters.json, report.html,
-    /// model.safetensors, features.npy + files.txt (the cache), skipped.txt
+    /// model.safetensors (the fitted clusterer, for assign --clusterer), features.npy + files.txt (the cache),
+    /// skipped.txt
     #[arg(long, value_name = "OUT_DIR")]
     out: PathBuf,
     /// Number of clusters, or auto: chosen by coding length among 2..=k-max

@@ -106,12 +106,12 @@ pub fn read_features(path: &Path) -> CliResult<(Vec<f32>, usize, usize)> {
     Ok(arr.to_f32_matrix(&path.display().to_string())?)
 }
 
-/// A feature matrix for a fitted model: as [`read_features`], and its width must be the model's input
+/// A feature matrix for a fitted clusterer: as [`read_features`], and its width must be the clusterer's input
 /// dimension (the error names the file).
 pub fn read_features_for(model: &Clusterer, path: &Path) -> CliResult<(Vec<f32>, usize)> {
     let (x, n, dim) = read_features(path)?;
     if dim != model.input_dim() {
-        let msg = format!("{} has dimension {dim}, but the model was fitted on dimension {}", path.display(), model.input_dim());
+        let msg = format!("{} has dimension {dim}, but the clusterer was fitted on dimension {}", path.display(), model.input_dim());
         return Err(rateclust::invalid_arg!("{msg}").into());
     }
     Ok((x, n))
@@ -168,22 +168,36 @@ impl rateclust::progress::Progress for Bar {
 }
 
 /// A fitted clusterer and a feature matrix for it: what assign, select-k and recluster read.
+///
+/// `--model` means the CLIP model in every other command; here it is only a hidden, deprecated alias of
+/// `--clusterer` that still works ([`warn_if_model_names_a_clusterer`] prints the warning).
 #[derive(clap::Args)]
 pub struct FittedInput {
-    /// The fitted clusterer (rateclust fit)
-    #[arg(long, value_name = "M.safetensors")]
-    pub model: PathBuf,
-    /// Feature matrix, n × dim, dim the model's input dimension
+    /// The fitted clusterer, a .safetensors file saved by rateclust fit, recluster or cluster
+    #[arg(long, value_name = "FILE", alias = "model")]
+    pub clusterer: PathBuf,
+    /// Feature matrix, n × dim, dim the clusterer's input dimension
     #[arg(long, value_name = "X.npy")]
     pub features: PathBuf,
 }
 
+/// Prints the deprecation warning (on stderr, even with --quiet) when `--clusterer` was spelled `--model`.
+///
+/// Called only after a command holding a [`FittedInput`] parsed. clap does not say which alias it matched, so
+/// this reads the arguments: in those commands `--model` is nothing but that alias, no option takes a value
+/// starting with `--` and there are no positionals, so a `--model` or `--model=…` argument is the alias.
+pub fn warn_if_model_names_a_clusterer() {
+    let used = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--model" || a.to_str().is_some_and(|s| s.starts_with("--model=")));
+    if used {
+        eprintln!("rateclust: --model for a clusterer file is deprecated; use --clusterer");
+    }
+}
+
 impl FittedInput {
-    /// The clusterer and its features (values, rows); the width must be the model's input dimension.
+    /// The clusterer and its features (values, rows); the width must be the clusterer's input dimension.
     pub fn load(&self) -> CliResult<(Clusterer, Vec<f32>, usize)> {
-        let model = Clusterer::load(&self.model)?;
+        let model = Clusterer::load(&self.clusterer)?;
         let (x, n) = read_features_for(&model, &self.features)?;
         Ok((model, x, n))
     }
 }
-

@@ -20,8 +20,8 @@ pub struct Args {
     /// Number of clusters, or auto: chooses k in 2..=k-max by coding length (the curve is printed)
     #[arg(short, long, value_name = "K|auto", value_parser = parse_k_or_auto)]
     k: usize,
-    /// Where the fitted clusterer is saved
-    #[arg(long, value_name = "model.safetensors")]
+    /// Where the fitted clusterer is saved (.safetensors; assign, select-k and recluster read it with --clusterer)
+    #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Largest k tried by --k auto: min(20, sqrt(n)) [default: automatic, see README 'Defaults']
     #[arg(long, value_name = "N")]

@@ -51,6 +51,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
+    // `--model` names the CLIP model; where a command reads a fitted clusterer it is a deprecated alias.
+    if matches!(cli.command, Command::Assign(_) | Command::SelectK(_) | Command::Recluster(_)) {
+        common::warn_if_model_names_a_clusterer();
+    }
     let result = match cli.command {
         Command::Cluster(a) => cluster::run(a),
         Command::Embed(a) => embed::run(a),

@@ -1,13 +1,13 @@
-//! `rateclust recluster`: re-derive the clusters of a fitted model for another k (e.g. the one `select-k`
+//! `rateclust recluster`: re-derive the clusters of a fitted clusterer for another k (e.g. the one `select-k`
 //! chose) from the features, without retraining the head.
 
 use crate::common::*;
 use rateclust::{Device, DeviceKind};
 use std::path::PathBuf;
 
-/// Re-derive a fitted model's clusters for another k, without retraining the head
+/// Re-derive a fitted clusterer's clusters for another k, without retraining the head
 ///
-/// For example the k that select-k chose. The features are the ones the model was fitted on (or more of the
+/// For example the k that select-k chose. The features are the ones the clusterer was fitted on (or more of the
 /// same kind).
 #[derive(clap::Args)]
 #[command(args_override_self = true, allow_negative_numbers = true)]
@@ -17,8 +17,8 @@ pub struct Args {
     /// The new number of clusters
     #[arg(short, long, value_name = "K")]
     k: usize,
-    /// Where the re-clustered model is saved
-    #[arg(long, value_name = "M2.safetensors")]
+    /// Where the re-clustered clusterer is saved (.safetensors)
+    #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
     #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
