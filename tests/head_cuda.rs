@@ -220,7 +220,7 @@ fn assign_on_cuda_agrees_with_cpu() {
 }
 
 /// `Clusterer::fit` on CUDA (training, the spectral sample's forward and Π on the device) recovers a union
-/// of subspaces as the CPU fit does (tests/cluster_model_fit.rs: accuracy ≥ 0.99).
+/// of subspaces as the CPU fit does (tests/clusterer_fit.rs: accuracy ≥ 0.99).
 #[test]
 fn fit_on_cuda_recovers_union_of_subspaces() {
     let Some((device, _)) = cuda_or_skip() else { return };

@@ -234,7 +234,7 @@ impl FitParams {
     /// - η = 0.175 (the reference's), lr = 1e-3 for both groups (a 512-wide head moves too little at 1e-4).
     ///
     /// Known gap: below about 1,000 points the head trained this way separates unions of
-    /// subspaces poorly (ACC 0.45–0.5 at n = 60 and 200 in tests/cluster_model_fit.rs); n = 1,000 reaches 0.97.
+    /// subspaces poorly (ACC 0.45–0.5 at n = 60 and 200 in tests/clusterer_fit.rs); n = 1,000 reaches 0.97.
     pub fn resolve(&self, n: usize) -> FitParams {
         let mut p = self.clone();
         if p.k_max == 0 {

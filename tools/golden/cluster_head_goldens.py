@@ -2,7 +2,7 @@
 
 Rerun (deterministic; needs torch + safetensors):
     /work/venv/bin/python tools/golden/cluster_head_goldens.py
-writes tests/fixtures/cluster_head/head_goldens.safetensors, read by tests/cluster_model_head.rs.
+writes tests/fixtures/cluster_head/head_goldens.safetensors, read by tests/cluster_head.rs.
 
 What it restates (docs/design.md §1, mirroring LeslieTrue/CPP): the head, the MLC loss (R_c one log-det per cluster,
 as the reference's loop), the TCR warm-up loss and the two-group SGD step of tools/golden/cpp_head_torch.py

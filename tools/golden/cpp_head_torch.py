@@ -9,7 +9,7 @@ Scripts in tools/bench import it as tools/bench/rate_torch.py imports rate_golde
 
 Not a script: nothing runs on import. Everything follows the dtype and device of its inputs (the goldens set
 torch's default dtype to float64). Changing the order of operations here changes the goldens' bits: rerun
-tools/golden/cluster_head_goldens.py (its docstring says how) and check tests/cluster_model_head.rs.
+tools/golden/cluster_head_goldens.py (its docstring says how) and check tests/cluster_head.rs.
 
 What it restates:
   head: pre_feature = Linear(in,h) -> BatchNorm1d(h) -> ReLU -> Linear(h,h) -> ReLU,
