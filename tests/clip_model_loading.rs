@@ -210,3 +210,22 @@ fn bad_inputs_are_invalid_arguments() {
     assert!(m.embed_token_ids(&[], &RAW).unwrap().is_empty());
     assert!(m.embed_pixels(&[], 0, &RAW).unwrap().is_empty());
 }
+
+/// Loading one tower gives that tower's embeddings bit for bit, and asking the missing tower is an error
+/// naming it; asking for a tower the checkpoint does not have fails at load.
+#[test]
+fn one_tower_loads_embed_like_both_and_refuse_the_other() {
+    use rateclust::clip::Towers;
+    use rateclust::DeviceKind;
+    let dir = fixture("clip_model/tiny");
+    let (images, texts) = embed_both(&dir);
+    let vision = ClipModel::load_towers(&dir, DeviceKind::Cpu, Towers::Images).unwrap();
+    assert_eq!(vision.embed_pixels(&pixels(2), 2, &RAW).unwrap(), images);
+    let e = vision.embed_token_ids(&IDS, &RAW).unwrap_err();
+    assert!(e.to_string().contains("no text tower"), "{e}");
+    let text = ClipModel::load_towers(&dir, DeviceKind::Cpu, Towers::Texts).unwrap();
+    assert_eq!(text.embed_token_ids(&IDS, &RAW).unwrap(), texts);
+    assert!(text.embed_pixels(&pixels(2), 2, &RAW).unwrap_err().to_string().contains("no vision tower"));
+    let Err(e) = ClipModel::load_towers(fixture("clip_model/tiny_vision"), DeviceKind::Cpu, Towers::Texts) else { panic!("a vision-only model has no text tower") };
+    assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("no text tower"), "{e}");
+}

@@ -31,7 +31,7 @@ impl View for &F16Tensor {
 /// Random f16 weights with HF CLIP names for `cfg` (std 0.02 matrices, LayerNorm weight 1).
 #[allow(dead_code)] // each including target uses one of the two forms
 pub fn random_checkpoint(cfg: &ClipConfig, seed: u64) -> TensorFile {
-    TensorFile::from_bytes("random checkpoint", random_safetensors(cfg, seed))
+    TensorFile::from_bytes("random checkpoint", random_safetensors(cfg, seed)).expect("a valid checkpoint")
 }
 
 /// [`random_checkpoint`] as the bytes of a `model.safetensors` file.

@@ -14,4 +14,4 @@ pub mod vision;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
-pub use model::{ClipModel, EmbedOptions};
+pub use model::{ClipModel, EmbedOptions, Towers};

@@ -1,7 +1,7 @@
 //! `rateclust embed`: CLIP embeddings of a folder or list of images, or of a file of texts, to a .npy file.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rateclust::clip::{ClipModel, EmbedOptions};
+use rateclust::clip::{ClipModel, EmbedOptions, Towers};
 use crate::common::{clip_dir, parse_device, parse_positive, usage, CliResult};
 use rateclust::{invalid_arg, DeviceKind, Error};
 use std::path::{Path, PathBuf};
@@ -64,7 +64,9 @@ pub fn run(args: Args) -> CliResult {
     (opts.normalize, opts.pooled, opts.batch_size) = (!no_normalize, pooled, batch);
     let model_dir = clip_dir(model, quiet)?;
 
-    let model = ClipModel::load_on(&model_dir, device)?;
+    // Only the tower this run uses: the other's weights are never read.
+    let towers = if matches!(input, Input::Images(_)) { Towers::Images } else { Towers::Texts };
+    let model = ClipModel::load_towers(&model_dir, device, towers)?;
     let (rows, n, images) = match &input {
         Input::Images(p) => {
             let paths = image_paths(p)?;
