@@ -7,7 +7,7 @@ use rateclust_macros::CMirror;
 use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::image_io::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
 use crate::clip::model::LoadedImage;
-use crate::clip::{ClipModel, EmbedOptions};
+use crate::clip::{ClipModel, EmbedOptions, Towers};
 use crate::error::{Error, Result};
 use super::enums::Status;
 use crate::invalid_arg;
@@ -81,6 +81,24 @@ pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mu
         let dir = arg_str(dir, "dir")?;
         let kind = device_kind(device)?;
         let inner = ClipModel::load_on(dir, kind)?;
+        *out = new_handle(rateclust_model { inner });
+        Ok(())
+    })
+}
+
+/// As `rateclust_model_load`, building only `towers` (a `rateclust_towers` value): with
+/// `RATECLUST_TOWERS_IMAGES` or `RATECLUST_TOWERS_TEXTS` the other tower's weights are never read, which
+/// roughly halves the memory of a ViT-B/32 model; embedding with the missing tower then fails with
+/// `RATECLUST_STATUS_INVALID_ARGUMENT`. A tower the checkpoint lacks is `RATECLUST_STATUS_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn rateclust_model_load_towers(dir: *const c_char, device: u32, towers: u32, out: *mut *mut rateclust_model) -> Status {
+    guard(|| {
+        let out = arg_mut(out, "out")?;
+        *out = std::ptr::null_mut();
+        let dir = arg_str(dir, "dir")?;
+        let kind = device_kind(device)?;
+        let towers: Towers = CValue::to_engine(towers, "towers")?;
+        let inner = ClipModel::load_towers(dir, kind, towers)?;
         *out = new_handle(rateclust_model { inner });
         Ok(())
     })
@@ -388,6 +406,33 @@ mod tests {
         let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
         rateclust_model_free(model);
+    }
+
+    /// A one-tower load embeds with its tower and refuses the other with INVALID_ARGUMENT; an unknown
+    /// `towers` value is INVALID_ARGUMENT naming it.
+    #[test]
+    fn model_load_towers_builds_the_tower_asked_for() {
+        use crate::ffi::enums::rateclust_towers;
+        let dir = CString::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_model/tiny")).unwrap();
+        let cpu = crate::ffi::enums::rateclust_device_kind::Cpu as u32;
+        let mut model = std::ptr::null_mut();
+        assert_eq!(rateclust_model_load_towers(dir.as_ptr(), cpu, rateclust_towers::Images as u32, &mut model), Status::Ok);
+        let params = rateclust_embed_default_params();
+        let mut width = 0usize;
+        assert_eq!(rateclust_model_output_dim(model, CBool(1), &params, &mut width), Status::Ok);
+        let mut side = 0usize;
+        assert_eq!(rateclust_model_image_size(model, &mut side), Status::Ok);
+        let pixels = vec![0.25f32; 3 * side * side];
+        let mut out = vec![0.0f32; width];
+        assert_eq!(rateclust_embed_pixels(model, pixels.as_ptr(), 1, &params, out.as_mut_ptr(), out.len()), Status::Ok);
+        let text = CString::new("a photo of a cat").unwrap();
+        assert_eq!(rateclust_embed_texts(model, &text.as_ptr(), 1, &params, out.as_mut_ptr(), out.len()), Status::InvalidArgument);
+        rateclust_model_free(model);
+        let mut model = std::ptr::null_mut();
+        assert_eq!(rateclust_model_load_towers(dir.as_ptr(), cpu, 7, &mut model), Status::InvalidArgument);
+        assert!(model.is_null());
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::rateclust_last_error()) }.to_string_lossy().into_owned();
+        assert!(msg.contains("towers = 7 is not a rateclust_towers"), "{msg}");
     }
 
     /// `max_image_pixels` bounds what an embed call decodes: an encoded image over it is a format error and a

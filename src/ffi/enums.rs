@@ -5,6 +5,7 @@
 #![allow(non_camel_case_types)]
 
 use crate::image_io::PixelFormat;
+use crate::clip::Towers;
 use crate::cluster::params::{AssignRule, SampleClustering};
 use crate::device::DeviceKind;
 use crate::rate::{Objective, SinkhornGradient};
@@ -142,6 +143,19 @@ pub enum rateclust_pixel_format {
     Bgrx8 = 6,
 }
 
+/// Which towers `rateclust_model_load_towers` builds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, CEnum)]
+#[mirror(Towers)]
+pub enum rateclust_towers {
+    /// Both towers the checkpoint has (what `rateclust_model_load` builds).
+    Both = 0,
+    /// The vision tower only, for embedding images.
+    Images = 1,
+    /// The text tower only, for embedding texts.
+    Texts = 2,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +178,7 @@ mod tests {
         check::<AssignRule>(5);
         check::<SampleClustering>(3);
         check::<PixelFormat>(7);
+        check::<Towers>(3);
         assert_eq!(AssignRule::NeighborsInput.to_c(), rateclust_assign_rule::NeighborsInput as u32);
         assert_eq!(<PixelFormat as CEnum>::from_c(rateclust_pixel_format::Bgrx8 as u32), Some(PixelFormat::Bgrx8));
     }
