@@ -45,7 +45,9 @@ static int frame_labeler_open(frame_labeler *fl, const char *clip_dir, const cha
     fl->embedding = NULL;
     fl->latency_ms = NULL;
     fl->frames = fl->capacity = 0;
-    if (rateclust_model_load(clip_dir, RATECLUST_DEVICE_KIND_AUTO, &fl->model) != RATECLUST_STATUS_OK) return frame_labeler_fail("loading the CLIP model");
+    /* Frames only need the vision tower: the text tower's weights are never read. */
+    if (rateclust_model_load_towers(clip_dir, RATECLUST_DEVICE_KIND_AUTO, RATECLUST_TOWERS_IMAGES, &fl->model) != RATECLUST_STATUS_OK)
+        return frame_labeler_fail("loading the CLIP model");
     if (rateclust_clusterer_load(clusterer_path, &fl->clusterer) != RATECLUST_STATUS_OK) return frame_labeler_fail("loading the clusterer");
     size_t width = 0;
     if (rateclust_model_output_dim(fl->model, true, NULL, &width) != RATECLUST_STATUS_OK) return frame_labeler_fail("rateclust_model_output_dim");
