@@ -296,7 +296,7 @@ impl Clusterer {
     pub(crate) fn check_input(&self, x: &[f32], n: usize) -> Result<()> {
         let dim = self.input_dim();
         if n > 0 && x.len() % n == 0 && x.len() / n != dim {
-            return Err(crate::invalid_arg!("features have dimension {}, but the model was fitted on dimension {dim}", x.len() / n));
+            return Err(crate::invalid_arg!("features have dimension {}, but the clusterer was fitted on dimension {dim}", x.len() / n));
         }
         check_features(x, n, dim)
     }
