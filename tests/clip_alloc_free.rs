@@ -59,14 +59,24 @@ static GLOBAL: Counting = Counting;
 
 const WARM_UP: usize = 3;
 
-/// Runs `call` WARM_UP times, then `measured` times more, checking that every call writes the first call's
-/// output; returns the number of allocations each measured call made.
-fn steady_state(what: &str, mut call: impl FnMut(&mut [f32]) -> Status, len: usize, measured: usize) -> Vec<usize> {
+/// Runs `call` once for the reference output, then once on every thread of the current rayon pool (the
+/// global one outside a pool), then WARM_UP times here, then `measured` times more, checking that every call
+/// writes the reference output; returns the number of allocations each measured call made.
+///
+/// Why on every thread: a thread keeps a few buffers of its own once it has computed (faer's GEMM packing
+/// buffer, rayon's latch), made the first time it runs a piece of work. Which pool thread runs which piece
+/// depends on work stealing, so a thread that stole nothing during the warm-up could make its buffers
+/// during a measured call; a call started on each thread makes that thread run pieces itself.
+fn steady_state(what: &str, call: impl Fn(&mut [f32]) -> Status + Sync, len: usize, measured: usize) -> Vec<usize> {
     let mut first = vec![0.0f32; len];
     assert_eq!(call(&mut first), Status::Ok, "{what}");
     assert!(first.iter().all(|v| v.is_finite()) && first.iter().any(|&v| v != 0.0), "{what}: {first:?}");
+    rayon::broadcast(|_| {
+        let mut out = vec![0.0f32; len];
+        assert_eq!(call(&mut out), Status::Ok, "{what}");
+    });
     let mut out = vec![0.0f32; len];
-    for _ in 1..WARM_UP {
+    for _ in 0..WARM_UP {
         assert_eq!(call(&mut out), Status::Ok, "{what}");
     }
     let mut per_call = Vec::with_capacity(measured);
@@ -120,6 +130,13 @@ struct Ptrs {
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
+impl Ptrs {
+    /// A copy, read through `&self`: closures calling this capture the whole (Sync) struct, not its raw fields.
+    fn get(&self) -> Ptrs {
+        *self
+    }
+}
+
 #[test]
 fn steady_state_cpu_embedding_calls_do_not_allocate() {
     // Build the global pool now, before anything computes.
@@ -163,15 +180,25 @@ fn steady_state_cpu_embedding_calls_do_not_allocate() {
 
     let p = Ptrs { model, frames: frames.as_ptr(), pixels: pixels.as_ptr(), clusterer, embeddings: embeddings.as_ptr() };
     let run = move |measured: usize| {
-        let params = rateclust_embed_default_params();
         let p = p;
-        let frames = steady_state("rateclust_embed_frames", |out| rateclust_embed_frames(p.model, p.frames, n, &params, out.as_mut_ptr(), out.len()), n * dim, measured);
-        let pixels = steady_state("rateclust_embed_pixels", |out| rateclust_embed_pixels(p.model, p.pixels, n, &params, out.as_mut_ptr(), out.len()), n * dim, measured);
-        let (mut labels, mut confidence) = ([0i64; 4], [0.0f32; 4]);
+        // Each call takes its parameters by value (no allocation), so that the calls may run on any thread.
+        let frames = steady_state(
+            "rateclust_embed_frames",
+            |out| rateclust_embed_frames(p.get().model, p.get().frames, n, &rateclust_embed_default_params(), out.as_mut_ptr(), out.len()),
+            n * dim,
+            measured,
+        );
+        let pixels = steady_state(
+            "rateclust_embed_pixels",
+            |out| rateclust_embed_pixels(p.get().model, p.get().pixels, n, &rateclust_embed_default_params(), out.as_mut_ptr(), out.len()),
+            n * dim,
+            measured,
+        );
         let assign = steady_state(
             "rateclust_assign",
             |out| {
-                let status = rateclust_assign(p.clusterer, p.embeddings, n, dim, dk, labels.as_mut_ptr(), confidence.as_mut_ptr(), None, std::ptr::null_mut());
+                let (mut labels, mut confidence) = ([0i64; 4], [0.0f32; 4]);
+                let status = rateclust_assign(p.get().clusterer, p.get().embeddings, n, dim, dk, labels.as_mut_ptr(), confidence.as_mut_ptr(), None, std::ptr::null_mut());
                 // Labels are small integers (exact in f32); the confidence may be 0, the labels make the row non-zero.
                 for i in 0..n {
                     out[i] = labels[i] as f32 + 1.0;
