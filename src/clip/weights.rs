@@ -45,12 +45,8 @@ impl TensorFile {
         let io = |e| Error::io(path, e);
         let mut file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let mut n = [0u8; 8];
-        file.read_exact(&mut n).map_err(|_| invalid(&name, "shorter than its 8-byte header length"))?;
-        let n = u64::from_le_bytes(n);
-        if n > MAX_HEADER_BYTES || n > len.saturating_sub(8) {
-            return Err(invalid(&name, &format!("header length {n} does not fit the file ({len} bytes)")));
-        }
+        let mut first = [0u8; 8];
+        let n = header_len(&name, file.read_exact(&mut first).ok().map(|_| &first[..]), len)?;
         let mut header = vec![0u8; n as usize];
         file.read_exact(&mut header).map_err(io)?;
         let meta = parse_header(&name, &header, len - 8 - n)?;
@@ -59,11 +55,7 @@ impl TensorFile {
 
     /// Wraps a whole file's bytes already in memory; `name` is used in error messages.
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
-        let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-        let n = n.ok_or_else(|| invalid(name, "shorter than its 8-byte header length"))?;
-        if n > MAX_HEADER_BYTES || n > (bytes.len() as u64).saturating_sub(8) {
-            return Err(invalid(name, &format!("header length {n} does not fit the {} bytes", bytes.len())));
-        }
+        let n = header_len(name, bytes.get(..8), bytes.len() as u64)?;
         let start = 8 + n as usize;
         let meta = parse_header(name, &bytes[8..start], (bytes.len() - start) as u64)?;
         Ok(TensorFile { path: name.to_string(), meta, data: Data::Bytes { bytes, start } })
@@ -87,6 +79,17 @@ impl TensorFile {
             }
         }
     }
+}
+
+/// The header length that a checkpoint's first 8 bytes (`None` if it has fewer) declare, checked to fit
+/// its `total` bytes before anything is allocated from it.
+fn header_len(name: &str, first: Option<&[u8]>, total: u64) -> Result<u64> {
+    let n = first.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let n = n.ok_or_else(|| invalid(name, "shorter than its 8-byte header length"))?;
+    if n > MAX_HEADER_BYTES || n > total.saturating_sub(8) {
+        return Err(invalid(name, &format!("header length {n} does not fit the file ({total} bytes)")));
+    }
+    Ok(n)
 }
 
 fn invalid(name: &str, why: &str) -> Error {
@@ -148,5 +151,29 @@ impl Tensors<'_> {
             return Err(Error::Format(format!("{path}: tensor `{name}` has a non-finite value at flat index {i}")));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file shorter than its length field, and a header length past the end, fail with a format error
+    /// before anything is allocated from them, whether the bytes are in memory or in a file.
+    #[test]
+    fn short_files_and_oversized_header_lengths_are_format_errors() {
+        let dir = std::env::temp_dir().join(format!("rateclust_weights_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        huge.extend_from_slice(b"{}");
+        for (case, bytes, needle) in [("short", vec![1u8, 2, 3], "shorter than"), ("huge", huge, "does not fit")] {
+            let e = TensorFile::from_bytes(case, bytes.clone()).err().expect(case);
+            assert!(matches!(e, Error::Format(_)) && e.to_string().contains(needle), "{case}: {e}");
+            let path = dir.join(case);
+            std::fs::write(&path, &bytes).unwrap();
+            let e = TensorFile::read(&path).err().expect(case);
+            assert!(matches!(e, Error::Format(_)) && e.to_string().contains(needle), "{case}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
