@@ -17,7 +17,7 @@
 use rateclust::cluster::assign::{AssignModel, InputSpaceModel};
 use rateclust::cluster::input_space::InputSpace;
 use rateclust::cluster::params::AssignRule;
-use rateclust::cluster::head::{Head, HeadDims};
+use rateclust::cluster::head::{Head, HeadDims, Host};
 use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::FitParams;
 use rateclust::cluster::head::train::Trainer;
@@ -46,12 +46,13 @@ fn main() -> rateclust::Result<()> {
     let params = FitParams { hidden, zdim: d, batch: m, warmup: 1, ..FitParams::default() }.resolve(m);
     let mut head = Head::<f32>::new(HeadDims { input, hidden, zdim: d }, 42)?;
     let x: Vec<f32> = (0..m * input).map(|_| rng.normal() as f32).collect();
-    let mut trainer = Trainer::<f32>::new(&params, &dev);
+    let cpu = Host::new();
+    let mut trainer = Trainer::new(&params);
     let mut times = Vec::new();
     for step in 0..7 {
         let t = Instant::now();
         // Step ≥ 2 is past the warm-up (warmup 1): the full MLC step.
-        trainer.step(&mut head, &x, m, step + 2)?;
+        trainer.step(&cpu, &mut head, &x, m, step + 2)?;
         if step >= 2 {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -60,13 +61,13 @@ fn main() -> rateclust::Result<()> {
     // Where the step goes (stderr only): head forward+backward vs the MLC loss.
     {
         let t = Instant::now();
-        let cache = head.forward_train(&x, m)?;
+        let cache = head.forward_train(&cpu, &x, m)?;
         let t_fwd = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let out = rateclust::rate::mlc_loss(&dev, &cache.z, &cache.c, m, d, &params.rate_params(), rateclust::rate::Objective::Mlc)?;
         let t_loss = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _g = head.backward(&x, cache, &out.grad_z, Some(&out.grad_c))?;
+        let _g = head.backward(&cpu, &x, cache, &out.grad_z, None, Some(&out.grad_c))?;
         let t_bwd = t.elapsed().as_secs_f64() * 1e3;
         eprintln!("  step parts: head forward {t_fwd:.0} ms, MLC loss {t_loss:.0} ms, head backward {t_bwd:.0} ms");
     }

@@ -18,7 +18,8 @@
 mod cuda_bench;
 use rateclust::cluster::assign::{auto_rank, AssignModel};
 use rateclust::cluster::head::{Head, HeadDims};
-use rateclust::cluster::head::cuda::{CudaHead, StepConfig};
+use rateclust::cluster::head::cuda::CudaHead;
+use rateclust::cluster::head::train::StepConfig;
 use rateclust::cluster::clusterer::Clusterer;
 use rateclust::cluster::params::{AssignRule, FitParams};
 use rateclust::device::cuda::CudaDevice;

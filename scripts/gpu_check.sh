@@ -8,7 +8,8 @@
 #                                   bundled tests and benchmarks of each AREA and prints a table.
 #                                   rate (the default): kernel compile with the local NVRTC, rate kernels vs
 #                                     the CPU, CLIP nn kernels vs f64 restatements, the CUDA CPP head vs the
-#                                     CPU head (tests/head_cuda.rs), bench_rate_cuda and
+#                                     CPU head (the library's `on_gpu` unit tests, src/cluster/head/cuda/tests.rs,
+#                                     and tests/clusterer_cuda.rs), bench_rate_cuda and
 #                                     tools/bench/rate_cuda_torch.py.
 #                                   cluster: kernel compile, the CUDA CPP head vs the CPU head,
 #                                     bench_cluster_cuda and tools/bench/cluster_cuda_torch.py (AMP).
@@ -25,16 +26,23 @@ BUNDLE=target/gpu-bundle
 if [ "${1:-}" = "--bundle" ]; then
   set -e
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
-  for t in rate_cuda cuda_nn kernels_compile clip_cuda head_cuda; do
-    exe=$(cargo test --release --test "$t" --no-run --message-format=json 2>/dev/null \
-      | python3 -c 'import json,sys
+  # The test executable cargo builds for `cargo test --release ARGS --no-run`.
+  test_exe() {
+    cargo test --release "$@" --no-run --message-format=json 2>/dev/null | python3 -c 'import json,sys
 for l in sys.stdin:
     try: m=json.loads(l)
     except Exception: continue
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["kind"]==["test"]: print(m["executable"])' | tail -1)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]: print(m["executable"])' | tail -1
+  }
+  for t in rate_cuda cuda_nn kernels_compile clip_cuda clusterer_cuda; do
+    exe=$(test_exe --test "$t")
     [ -n "$exe" ] || { echo "could not build tests/$t.rs"; exit 1; }
     cp "$exe" "$BUNDLE/$t"
   done
+  # The library's unit tests: their `on_gpu` tests share each check with an `on_emulator` twin.
+  exe=$(test_exe --lib)
+  [ -n "$exe" ] || { echo "could not build the library's unit tests"; exit 1; }
+  cp "$exe" "$BUNDLE/lib_tests"
   cargo build --release --example bench_rate_cuda --example bench_clip_cuda --example bench_cluster_cuda
   cp target/release/examples/bench_rate_cuda target/release/examples/bench_clip_cuda target/release/examples/bench_cluster_cuda "$BUNDLE/"
   strip "$BUNDLE"/* 2>/dev/null || true
@@ -72,9 +80,10 @@ for area in "${areas[@]}"; do
   case $area in
     rate)
       run_step rate_cuda 240 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
-      run_step head_cuda 40 "$BUNDLE/head_cuda" --nocapture --test-threads=1
-      run_step bench_ours 90 "$BUNDLE/bench_rate_cuda"
-      if have_torch; then run_step bench_torch 130 python3 tools/bench/rate_cuda_torch.py
+      run_step head_cuda 30 "$BUNDLE/lib_tests" on_gpu --nocapture --test-threads=1
+      run_step clusterer_cuda 25 "$BUNDLE/clusterer_cuda" --nocapture --test-threads=1
+      run_step bench_ours 80 "$BUNDLE/bench_rate_cuda"
+      if have_torch; then run_step bench_torch 125 python3 tools/bench/rate_cuda_torch.py
       else echo "=== bench_torch: python3 with torch not available, PyTorch column left empty"; fi
       ;;
     clip)
@@ -87,7 +96,10 @@ for area in "${areas[@]}"; do
       ;;
     cluster)
       # Skips the head test when the rate area already ran it in this call.
-      [[ " ${areas[*]} " == *" rate "* ]] || run_step head_cuda 40 "$BUNDLE/head_cuda" --nocapture --test-threads=1
+      if [[ " ${areas[*]} " != *" rate "* ]]; then
+        run_step head_cuda 30 "$BUNDLE/lib_tests" on_gpu --nocapture --test-threads=1
+        run_step clusterer_cuda 25 "$BUNDLE/clusterer_cuda" --nocapture --test-threads=1
+      fi
       run_step bench_ours_cluster 150 "$BUNDLE/bench_cluster_cuda"
       if have_torch; then run_step bench_torch_cluster 250 python3 tools/bench/cluster_cuda_torch.py
       else echo "=== bench_torch_cluster: python3 with torch not available, PyTorch column left empty"; fi

@@ -22,6 +22,8 @@ pub mod rate;
 pub mod report;
 pub mod rng;
 pub mod scratch;
+#[doc(hidden)]
+pub mod testing;
 
 pub use device::{Device, DeviceKind};
 pub use error::{Error, Result};

@@ -4,7 +4,9 @@
 //! for the TCR loss and for the full MLC loss), and the loss trajectory of 20 SGD steps.
 
 mod common;
-use rateclust::cluster::head::{Head, HeadDims, N_PARAMS, PARAM_NAMES};
+use rateclust::cluster::head::{Head, HeadDims, Host, N_PARAMS, PARAM_NAMES};
+
+const CPU: Host<f64> = Host::new();
 use safetensors::SafeTensors;
 
 struct Goldens {
@@ -68,7 +70,7 @@ fn forward_outputs_and_running_stats_match_pytorch() {
     let g = Goldens::load();
     let mut head = g.head();
     let b = &g.batches()[0];
-    let cache = head.forward_train(&g.batch_rows(b), b.len()).unwrap();
+    let cache = head.forward_train(&CPU, &g.batch_rows(b), b.len()).unwrap();
     assert_close("Z", &cache.z, &g.f64("lin/Z"), 1e-12);
     assert_close("C", &cache.c, &g.f64("lin/C"), 1e-12);
     assert_close("running_mean", &head.running_mean, &g.f64("lin/running_mean"), 1e-12);
@@ -81,15 +83,15 @@ fn gradients_of_every_parameter_match_pytorch() {
     let mut head = g.head();
     let b = &g.batches()[0];
     let xb = g.batch_rows(b);
-    let cache = head.forward_train(&xb, b.len()).unwrap();
-    let grads = head.backward(&xb, cache, &g.f64("lin/A"), Some(&g.f64("lin/B"))).unwrap();
+    let cache = head.forward_train(&CPU, &xb, b.len()).unwrap();
+    let grads = head.backward(&CPU, &xb, cache, &g.f64("lin/A"), None, Some(&g.f64("lin/B"))).unwrap();
     for i in 0..N_PARAMS {
         let name = PARAM_NAMES[i];
         assert_close(name, grads[i].as_ref().unwrap(), &g.f64(&format!("lin_grad/{name}")), 1e-10);
     }
     // Without ∂/∂C the cluster head has no gradient at all (PyTorch: `.grad is None`).
-    let cache = head.forward_train(&xb, b.len()).unwrap();
-    let grads = head.backward(&xb, cache, &g.f64("lin/A"), None).unwrap();
+    let cache = head.forward_train(&CPU, &xb, b.len()).unwrap();
+    let grads = head.backward(&CPU, &xb, cache, &g.f64("lin/A"), None, None).unwrap();
     assert!(grads[8].is_none() && grads[9].is_none());
 }
 
@@ -124,11 +126,11 @@ fn loss_gradients_through_the_head_match_pytorch() {
     let d = g.dims().zdim;
     for (tag, obj) in [("mlc", Objective::Mlc), ("tcr", Objective::Tcr)] {
         let mut head = g.head();
-        let cache = head.forward_train(&xb, b.len()).unwrap();
+        let cache = head.forward_train(&CPU, &xb, b.len()).unwrap();
         let out = mlc_loss(&rateclust::Device::Cpu, &cache.z, &cache.c, b.len(), d, &rate, obj).unwrap();
         assert_close(&format!("{tag} loss"), &[out.loss], &g.f64(&format!("{tag}/loss")), 1e-10);
-        let gc = if obj == Objective::Mlc { Some(&out.grad_c[..]) } else { None };
-        let grads = head.backward(&xb, cache, &out.grad_z, gc).unwrap();
+        let gc = if obj == Objective::Mlc { Some(&out.grad_c) } else { None };
+        let grads = head.backward(&CPU, &xb, cache, &out.grad_z, None, gc).unwrap();
         for i in 0..N_PARAMS {
             let name = PARAM_NAMES[i];
             match &grads[i] {
@@ -161,7 +163,7 @@ fn training_trajectory_follows_pytorch() {
     }
     assert_close("final running_mean", &head.running_mean, &g.f64("traj/final/running_mean"), 1e-8);
     assert_close("final running_var", &head.running_var, &g.f64("traj/final/running_var"), 1e-8);
-    let (z, c) = head.forward_eval(&x, n, true).unwrap();
+    let (z, c) = head.forward_eval(&CPU, &x, n, true).unwrap();
     assert_close("eval Z", &z, &g.f64("eval/Z"), 1e-8);
     assert_close("eval C", &c, &g.f64("eval/C"), 1e-8);
 }

@@ -1,5 +1,6 @@
-//! The CPP head (docs/design.md §1.2), forward and hand-written backward, generic over f32 (training speed) and
-//! f64 (gradient goldens).
+//! The CPP head (docs/design.md §1.2): its parameters, and its forward, hand-written backward and evaluation
+//! passes, written once over a [`HeadBackend`]: the CPU ([`Host`], in f32 for training speed or f64 for
+//! gradient goldens) or a CUDA device (`cuda.rs`).
 //!
 //! Mirrors the reference (LeslieTrue/CPP) module:
 //! `pre_feature = Sequential(Linear(in,h), BatchNorm1d(h), ReLU, Linear(h,h), ReLU)`,
@@ -7,23 +8,26 @@
 //! Weights use PyTorch's layout (Linear weight is out×in, row-major) and PyTorch's default initialisation,
 //! so the state can be compared with, and exported to, the PyTorch restatement.
 //!
-//! This folder holds the head and everything that trains it: the module itself (this file), its optimiser
-//! ([`sgd`]), its training loop ([`train`]) and the same head resident on a CUDA device ([`cuda`]).
+//! This folder holds the head and everything that trains it: the module itself (this file), the operations
+//! it is made of ([`backend`]), its optimiser ([`sgd`]), its training loop ([`train`]) and the CUDA
+//! implementation of those operations ([`cuda`]).
 
+pub mod backend;
 pub mod cuda;
 pub mod sgd;
 pub mod train;
 
+pub use backend::{HeadBackend, Host, Product};
+
 use crate::error::{Error, Result};
-use crate::linalg::{gemm, Real, Trans};
+use crate::linalg::Real;
 use crate::rng::Rng;
-use rayon::prelude::*;
 
 /// BatchNorm1d ε and running-statistics momentum (PyTorch defaults).
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
 /// `F.normalize`'s floor on the norm.
-const NORM_FLOOR: f64 = 1e-12;
+pub(crate) const NORM_FLOOR: f64 = 1e-12;
 
 /// The trainable tensors, in a fixed order; `PARAM_NAMES[i]` names `Head::p[i]`.
 pub const N_PARAMS: usize = 10;
@@ -75,40 +79,51 @@ impl HeadDims {
     }
 }
 
-/// The head's state: trainable parameters plus BatchNorm running statistics.
-#[derive(Debug, Clone)]
-pub struct Head<T> {
+/// The head's state on a backend: trainable parameters (PyTorch layout) plus BatchNorm running statistics.
+pub struct HeadOf<B: HeadBackend + ?Sized> {
     pub dims: HeadDims,
-    pub p: [Vec<T>; N_PARAMS],
-    pub running_mean: Vec<T>,
-    pub running_var: Vec<T>,
+    pub p: [B::Buf; N_PARAMS],
+    pub running_mean: B::Buf,
+    pub running_var: B::Buf,
 }
+
+/// The head on the CPU, in f32 (training, inference) or f64 (gradient goldens).
+pub type Head<T> = HeadOf<Host<T>>;
 
 /// Gradients of the trainable parameters; `None` = the parameter took no part in the loss (PyTorch's
 /// `.grad is None`, which SGD skips entirely).
-pub type HeadGrads<T> = [Option<Vec<T>>; N_PARAMS];
+pub type GradsOf<B> = [Option<<B as HeadBackend>::Buf>; N_PARAMS];
+pub type HeadGrads<T> = GradsOf<Host<T>>;
 
 /// What the backward pass needs from a training-mode forward pass.
-pub struct ForwardCache<T> {
+pub struct ForwardCache<B: HeadBackend + ?Sized> {
     m: usize,
-    /// x̂ of BatchNorm (m×h), then reused.
-    xhat: Vec<T>,
+    /// x̂ of BatchNorm (m×h), then reused for ∂loss/∂a1.
+    xhat: B::Buf,
     /// 1/√(σ²_B + ε) per hidden unit.
-    invstd: Vec<T>,
+    invstd: B::Buf,
     /// ReLU(BN(·)) output (m×h): input of the second Linear; its sign gives the first ReLU's mask.
-    r1: Vec<T>,
+    r1: B::Buf,
     /// ReLU of the second Linear (m×h): the pre-feature; its sign gives the second ReLU's mask.
-    r2: Vec<T>,
+    r2: B::Buf,
     /// Row norms before L2 normalisation of the subspace and cluster heads.
-    z_norm: Vec<T>,
-    c_norm: Vec<T>,
+    z_norm: B::Buf,
+    c_norm: B::Buf,
     /// Normalised outputs, m×d.
-    pub z: Vec<T>,
-    pub c: Vec<T>,
+    pub z: B::Buf,
+    pub c: B::Buf,
 }
 
-fn t<T: Real>(x: f64) -> T {
-    T::from_f64(x)
+impl<T: Real> Clone for Head<T> {
+    fn clone(&self) -> Self {
+        Head { dims: self.dims, p: self.p.clone(), running_mean: self.running_mean.clone(), running_var: self.running_var.clone() }
+    }
+}
+
+impl<T: Real> std::fmt::Debug for Head<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head").field("dims", &self.dims).field("dtype", &T::NAME).finish_non_exhaustive()
+    }
 }
 
 impl<T: Real> Head<T> {
@@ -121,7 +136,7 @@ impl<T: Real> Head<T> {
         let mut rng = Rng::new(seed);
         let mut uniform = |len: usize, fan_in: usize| -> Vec<T> {
             let b = 1.0 / (fan_in as f64).sqrt();
-            (0..len).map(|_| t::<T>((2.0 * rng.uniform() - 1.0) * b)).collect()
+            (0..len).map(|_| T::from_f64((2.0 * rng.uniform() - 1.0) * b)).collect()
         };
         let (n, h, d) = (dims.input, dims.hidden, dims.zdim);
         let w1 = uniform(h * n, n);
@@ -154,245 +169,167 @@ impl<T: Real> Head<T> {
         Ok(Head { dims, p, running_mean, running_var })
     }
 
-    /// Copies the subspace head into the cluster head (end of the TCR warm-up, docs/design.md §1).
-    pub fn copy_subspace_to_cluster(&mut self) {
-        self.p[WC] = self.p[WS].clone();
-        self.p[BC] = self.p[BS].clone();
-    }
-
     /// Casts every tensor to another float type.
     pub fn cast<U: Real>(&self) -> Head<U> {
         let c = |v: &Vec<T>| v.iter().map(|x| U::from_f64(x.to_f64())).collect::<Vec<U>>();
-        Head {
-            dims: self.dims,
-            p: std::array::from_fn(|i| c(&self.p[i])),
-            running_mean: c(&self.running_mean),
-            running_var: c(&self.running_var),
+        Head { dims: self.dims, p: std::array::from_fn(|i| c(&self.p[i])), running_mean: c(&self.running_mean), running_var: c(&self.running_var) }
+    }
+}
+
+impl<B: HeadBackend + ?Sized> HeadOf<B> {
+    /// A copy of the host head `head` on backend `b`.
+    pub fn upload(b: &B, head: &Head<B::T>) -> Result<Self> {
+        let mut p = Vec::with_capacity(N_PARAMS);
+        for (i, t) in head.p.iter().enumerate() {
+            p.push(b.upload(t, PARAM_NAMES[i])?);
         }
+        let p: [B::Buf; N_PARAMS] = p.try_into().map_err(|_| Error::Internal("parameter count".into()))?;
+        let running_mean = b.upload(&head.running_mean, "BatchNorm running mean")?;
+        let running_var = b.upload(&head.running_var, "BatchNorm running variance")?;
+        Ok(HeadOf { dims: head.dims, p, running_mean, running_var })
     }
 
-    /// out (m×o) ← x (m×k) · Wᵀ + b, W o×k.
-    fn linear(&self, m: usize, x: &[T], k: usize, w: usize, b: usize, out: &mut [T]) {
-        let o = self.p[b].len();
-        gemm(m, o, k, T::one(), x, k, Trans::No, &self.p[w], k, Trans::Yes, T::zero(), out, o);
-        let bias = &self.p[b];
-        out.par_chunks_mut(o).for_each(|row| row.iter_mut().zip(bias).for_each(|(y, &bb)| *y += bb));
+    /// The parameters and running statistics as a host head.
+    pub fn download(&self, b: &B) -> Result<Head<B::T>> {
+        let mut p: [Vec<B::T>; N_PARAMS] = Default::default();
+        for (i, t) in p.iter_mut().enumerate() {
+            *t = b.download(&self.p[i], PARAM_NAMES[i])?;
+        }
+        let rm = b.download(&self.running_mean, "BatchNorm running mean")?;
+        let rv = b.download(&self.running_var, "BatchNorm running variance")?;
+        Head::from_parts(self.dims, p, rm, rv)
+    }
+
+    /// Copies the subspace head into the cluster head (end of the TCR warm-up, docs/design.md §1).
+    pub fn copy_subspace_to_cluster(&mut self, b: &B) -> Result<()> {
+        let [.., ws, bs, wc, bc] = &mut self.p;
+        b.copy(wc, ws, "subspace weight → cluster weight")?;
+        b.copy(bc, bs, "subspace bias → cluster bias")
+    }
+
+    /// out (rows×o) ← act(x (rows×k) · Wᵀ + b) for the Linear layer with weight `w` and bias `bias`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(&self, b: &B, rows: usize, k: usize, x: &B::Buf, w: usize, bias: usize, out: &mut B::Buf, relu: bool) -> Result<()> {
+        let o = self.dims.shape(bias).0;
+        b.gemm(Product::linear(rows, o, k), x, &self.p[w], out)?;
+        b.bias_act(out, &self.p[bias], rows, o, relu)
+    }
+
+    /// One output head of the training forward: its Linear on the pre-feature, then L2 normalisation.
+    fn output(&self, b: &B, m: usize, r2: &B::Buf, w: usize, bias: usize, what: &str) -> Result<(B::Buf, B::Buf)> {
+        let (h, d) = (self.dims.hidden, self.dims.zdim);
+        let mut y = b.alloc(m * d, what)?;
+        self.linear(b, m, h, r2, w, bias, &mut y, false)?;
+        let mut norm = b.alloc(m, "row norms")?;
+        b.l2norm_rows(&mut y, Some(&mut norm), m, d)?;
+        Ok((y, norm))
     }
 
     /// Training-mode forward on a batch `x` (m×input): batch statistics in BatchNorm, running statistics
     /// updated as PyTorch does (momentum 0.1, unbiased variance). Needs m ≥ 2, like BatchNorm1d.
-    pub fn forward_train(&mut self, x: &[T], m: usize) -> Result<ForwardCache<T>> {
-        let HeadDims { input, hidden: h, zdim: d } = self.dims;
+    pub fn forward_train(&mut self, b: &B, x: &B::Buf, m: usize) -> Result<ForwardCache<B>> {
+        let HeadDims { input, hidden: h, .. } = self.dims;
         if m < 2 {
             return Err(crate::invalid_arg!("a training batch needs at least 2 rows (BatchNorm), got {m}"));
         }
-        if x.len() != m * input {
-            return Err(crate::invalid_arg!("batch has {} values, expected {m}×{input}", x.len()));
-        }
-        let mut a1 = vec![T::zero(); m * h];
-        self.linear(m, x, input, W1, B1, &mut a1);
-        // Batch mean and biased variance per hidden unit (two passes, f64 accumulation for f32 stability).
-        let (mean, var) = column_mean_var(&a1, m, h);
-        let invstd: Vec<T> = var.iter().map(|&v| t::<T>(1.0 / (v + BN_EPS).sqrt())).collect();
-        let meant: Vec<T> = mean.iter().map(|&v| t::<T>(v)).collect();
-        let mom = t::<T>(BN_MOMENTUM);
-        let unbias = m as f64 / (m as f64 - 1.0);
-        for j in 0..h {
-            self.running_mean[j] = (T::one() - mom) * self.running_mean[j] + mom * meant[j];
-            self.running_var[j] = (T::one() - mom) * self.running_var[j] + mom * t::<T>(var[j] * unbias);
-        }
-        // a1 becomes x̂; r1 = ReLU(γ x̂ + β).
-        let mut r1 = vec![T::zero(); m * h];
-        let (g, be) = (&self.p[GAMMA], &self.p[BETA]);
-        a1.par_chunks_mut(h).zip(r1.par_chunks_mut(h)).for_each(|(xr, rr)| {
-            for j in 0..h {
-                let xh = (xr[j] - meant[j]) * invstd[j];
-                xr[j] = xh;
-                let y = g[j] * xh + be[j];
-                rr[j] = if y > T::zero() { y } else { T::zero() };
-            }
-        });
-        let mut r2 = vec![T::zero(); m * h];
-        self.linear(m, &r1, h, W2, B2, &mut r2);
-        relu_in_place(&mut r2);
-        let mut z = vec![T::zero(); m * d];
-        self.linear(m, &r2, h, WS, BS, &mut z);
-        let z_norm = normalize_rows(&mut z, d);
-        let mut c = vec![T::zero(); m * d];
-        self.linear(m, &r2, h, WC, BC, &mut c);
-        let c_norm = normalize_rows(&mut c, d);
+        backend::check_rows(self.dims, b.len(x), m, "batch")?;
+        let mut a1 = b.alloc(m * h, "first Linear output")?;
+        self.linear(b, m, input, x, W1, B1, &mut a1, false)?;
+        let mut r1 = b.alloc(m * h, "BatchNorm+ReLU output")?;
+        let mut invstd = b.alloc(h, "BatchNorm 1/σ")?;
+        b.bn_train(self, &mut a1, &mut r1, &mut invstd, m)?;
+        let mut r2 = b.alloc(m * h, "pre-feature")?;
+        self.linear(b, m, h, &r1, W2, B2, &mut r2, true)?;
+        let (z, z_norm) = self.output(b, m, &r2, WS, BS, "Z")?;
+        let (c, c_norm) = self.output(b, m, &r2, WC, BC, "C")?;
         Ok(ForwardCache { m, xhat: a1, invstd, r1, r2, z_norm, c_norm, z, c })
     }
 
-    /// Backward pass of `forward_train`: gradients of all parameters given ∂loss/∂Z and (optionally)
-    /// ∂loss/∂C. Without `grad_c` the cluster head gets no gradient (`None`), as in PyTorch when the loss
-    /// does not involve it. Consumes the cache (its buffers are reused).
-    pub fn backward(&self, x: &[T], cache: ForwardCache<T>, grad_z: &[T], grad_c: Option<&[T]>) -> Result<HeadGrads<T>> {
+    /// Backward pass of `forward_train`: gradients of all parameters given ∂loss/∂Z (`grad_z`, plus
+    /// `grad_z2` when Z fed the loss twice, as with `single_head`) and optionally ∂loss/∂C. Without
+    /// `grad_c` the cluster head gets no gradient (`None`), as in PyTorch when the loss does not involve
+    /// it. Consumes the cache (its buffers are reused).
+    pub fn backward(&self, b: &B, x: &B::Buf, cache: ForwardCache<B>, grad_z: &B::Buf, grad_z2: Option<&B::Buf>, grad_c: Option<&B::Buf>) -> Result<GradsOf<B>> {
         let HeadDims { input, hidden: h, zdim: d } = self.dims;
         let ForwardCache { m, mut xhat, invstd, r1, r2, z_norm, c_norm, z, c } = cache;
-        if grad_z.len() != m * d || grad_c.is_some_and(|g| g.len() != m * d) {
-            return Err(crate::invalid_arg!("gradient shapes must be {m}×{d}"));
+        for (name, g) in [("∂loss/∂Z", Some(grad_z)), ("∂loss/∂Z (second)", grad_z2), ("∂loss/∂C", grad_c)] {
+            if g.is_some_and(|g| b.len(g) != m * d) {
+                return Err(crate::invalid_arg!("{name} must be {m}×{d}"));
+            }
         }
-        let mut grads: HeadGrads<T> = Default::default();
-        // ∂/∂H (m×h) accumulates both heads' contributions.
-        let mut gh = vec![T::zero(); m * h];
-        let mut head_backward = |out: &[T], norm: &[T], g_out: &[T], w: usize, gw_i: usize, gb_i: usize, beta: T, gh: &mut [T]| {
-            let gpre = normalize_backward(out, norm, g_out, d);
-            let mut gw = vec![T::zero(); d * h];
-            gemm(d, h, m, T::one(), &gpre, d, Trans::Yes, &r2, h, Trans::No, T::zero(), &mut gw, h);
-            grads[gw_i] = Some(gw);
-            grads[gb_i] = Some(column_sums(&gpre, m, d));
-            gemm(m, h, d, T::one(), &gpre, d, Trans::No, &self.p[w], h, Trans::No, beta, gh, h);
-        };
-        head_backward(&z, &z_norm, grad_z, WS, WS, BS, T::zero(), &mut gh);
-        if let Some(gc) = grad_c {
-            head_backward(&c, &c_norm, gc, WC, WC, BC, T::one(), &mut gh);
+        let mut grads: GradsOf<B> = Default::default();
+        // ∂/∂H (m×h) accumulates both heads' contributions (the first writes it).
+        let mut gh = b.alloc(m * h, "∂loss/∂pre-feature")?;
+        let mut accumulate = false;
+        for (out, norm, g1, g2, w, bias) in [(&z, &z_norm, Some(grad_z), grad_z2, WS, BS), (&c, &c_norm, grad_c, None, WC, BC)] {
+            let Some(g1) = g1 else { continue };
+            let gpre = b.l2norm_backward(out, norm, g1, g2, m, d)?;
+            // ∂W (d×h) = gpreᵀ · r2, ∂H (+)= gpre · W.
+            let mut gw = b.alloc(d * h, PARAM_NAMES[w])?;
+            b.gemm(Product { ta: true, tb: false, m: d, n: h, k: m, accumulate: false }, &gpre, &r2, &mut gw)?;
+            grads[w] = Some(gw);
+            grads[bias] = Some(b.col_sums(&gpre, m, d, PARAM_NAMES[bias])?);
+            b.gemm(Product { ta: false, tb: false, m, n: h, k: d, accumulate }, &gpre, &self.p[w], &mut gh)?;
+            accumulate = true;
         }
         // Second ReLU, then the second Linear.
-        mask_relu(&mut gh, &r2);
-        let mut gw2 = vec![T::zero(); h * h];
-        gemm(h, h, m, T::one(), &gh, h, Trans::Yes, &r1, h, Trans::No, T::zero(), &mut gw2, h);
+        b.relu_mask(&mut gh, &r2, m * h)?;
+        drop(r2);
+        let mut gw2 = b.alloc(h * h, PARAM_NAMES[W2])?;
+        b.gemm(Product { ta: true, tb: false, m: h, n: h, k: m, accumulate: false }, &gh, &r1, &mut gw2)?;
         grads[W2] = Some(gw2);
-        grads[B2] = Some(column_sums(&gh, m, h));
-        // ∂/∂r1 = gh · W2, written over r1 after taking its mask.
-        let mut gr1 = vec![T::zero(); m * h];
-        gemm(m, h, h, T::one(), &gh, h, Trans::No, &self.p[W2], h, Trans::No, T::zero(), &mut gr1, h);
+        grads[B2] = Some(b.col_sums(&gh, m, h, PARAM_NAMES[B2])?);
+        let mut gr1 = b.alloc(m * h, "∂loss/∂(BatchNorm+ReLU output)")?;
+        b.gemm(Product { ta: false, tb: false, m, n: h, k: h, accumulate: false }, &gh, &self.p[W2], &mut gr1)?;
         drop(gh);
-        mask_relu(&mut gr1, &r1);
-        drop(r1);
-        // BatchNorm (training mode) backward; gr1 now holds ∂/∂y.
-        let mut ggamma = vec![0.0f64; h];
-        let mut gbeta = vec![0.0f64; h];
-        for (gy, xh) in gr1.chunks(h).zip(xhat.chunks(h)) {
-            for j in 0..h {
-                ggamma[j] += (gy[j] * xh[j]).to_f64();
-                gbeta[j] += gy[j].to_f64();
-            }
-        }
-        // ∂/∂a1 = γ/(m σ) (m ∂y − Σ∂y − x̂ Σ(∂y x̂)), written over x̂.
-        let inv_m = 1.0 / m as f64;
-        let coef: Vec<T> = (0..h).map(|j| self.p[GAMMA][j] * invstd[j]).collect();
-        let mean_gy: Vec<T> = gbeta.iter().map(|&s| t::<T>(s * inv_m)).collect();
-        let mean_gyx: Vec<T> = ggamma.iter().map(|&s| t::<T>(s * inv_m)).collect();
-        xhat.par_chunks_mut(h).zip(gr1.par_chunks(h)).for_each(|(xr, gy)| {
-            for j in 0..h {
-                xr[j] = coef[j] * (gy[j] - mean_gy[j] - xr[j] * mean_gyx[j]);
-            }
-        });
+        // The first ReLU and BatchNorm (training mode): x̂ becomes ∂loss/∂a1.
+        let (ggamma, gbeta) = b.bn_backward(self, &mut xhat, &gr1, &r1, &invstd, m)?;
+        grads[GAMMA] = Some(ggamma);
+        grads[BETA] = Some(gbeta);
         let ga1 = xhat;
-        grads[GAMMA] = Some(ggamma.iter().map(|&v| t::<T>(v)).collect());
-        grads[BETA] = Some(gbeta.iter().map(|&v| t::<T>(v)).collect());
-        let mut gw1 = vec![T::zero(); h * input];
-        gemm(h, input, m, T::one(), &ga1, h, Trans::Yes, x, input, Trans::No, T::zero(), &mut gw1, input);
+        let mut gw1 = b.alloc(h * input, PARAM_NAMES[W1])?;
+        b.gemm(Product { ta: true, tb: false, m: h, n: input, k: m, accumulate: false }, &ga1, x, &mut gw1)?;
         grads[W1] = Some(gw1);
-        grads[B1] = Some(column_sums(&ga1, m, h));
+        grads[B1] = Some(b.col_sums(&ga1, m, h, PARAM_NAMES[B1])?);
         Ok(grads)
     }
 
-    /// Evaluation-mode forward (BatchNorm with running statistics) of `x` (n×input), in chunks so that
-    /// millions of rows need only O(chunk × hidden) scratch. Returns (Z, C), each n×zdim; `want_c = false`
-    /// skips C (returns it empty).
-    pub fn forward_eval(&self, x: &[T], n: usize, want_c: bool) -> Result<(Vec<T>, Vec<T>)> {
+    /// Evaluation-mode forward (BatchNorm with running statistics) of host rows `x` (n×input), in chunks of
+    /// the backend's `EVAL_CHUNK` rows, so that millions of rows need only O(chunk × hidden) scratch.
+    /// Returns (Z, C), each n×zdim; `want_c = false` skips C (returns it empty).
+    pub fn forward_eval(&self, b: &B, x: &[B::T], n: usize, want_c: bool) -> Result<(Vec<B::T>, Vec<B::T>)> {
+        self.forward_eval_in_chunks(b, x, n, want_c, B::EVAL_CHUNK)
+    }
+
+    /// [`Self::forward_eval`], `chunk` rows at a time.
+    pub fn forward_eval_in_chunks(&self, b: &B, x: &[B::T], n: usize, want_c: bool, chunk: usize) -> Result<(Vec<B::T>, Vec<B::T>)> {
         let HeadDims { input, hidden: h, zdim: d } = self.dims;
-        if x.len() != n * input {
-            return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
+        backend::check_rows(self.dims, x.len(), n, "features")?;
+        let mut z = Vec::with_capacity(n * d);
+        let mut c = Vec::with_capacity(if want_c { n * d } else { 0 });
+        if n == 0 {
+            return Ok((z, c));
         }
-        const CHUNK: usize = 2048;
-        let mut z = vec![T::zero(); n * d];
-        let mut c = if want_c { vec![T::zero(); n * d] } else { Vec::new() };
-        let scale: Vec<T> = (0..h).map(|j| self.p[GAMMA][j] / (self.running_var[j] + t::<T>(BN_EPS)).sqrt()).collect();
-        let shift: Vec<T> = (0..h).map(|j| self.p[BETA][j] - self.running_mean[j] * scale[j]).collect();
-        let mut a1 = vec![T::zero(); CHUNK.min(n) * h];
-        let mut a2 = vec![T::zero(); CHUNK.min(n) * h];
-        for start in (0..n).step_by(CHUNK) {
-            let rows = CHUNK.min(n - start);
-            let a1 = &mut a1[..rows * h];
-            let a2 = &mut a2[..rows * h];
-            self.linear(rows, &x[start * input..(start + rows) * input], input, W1, B1, a1);
-            a1.par_chunks_mut(h).for_each(|r| {
-                for j in 0..h {
-                    let y = r[j] * scale[j] + shift[j];
-                    r[j] = if y > T::zero() { y } else { T::zero() };
+        let cap = chunk.clamp(1, n);
+        let mut a1 = b.alloc(cap * h, "first layer activations")?;
+        let mut a2 = b.alloc(cap * h, "pre-feature")?;
+        let mut out = b.alloc(cap * d, "Z / C chunk")?;
+        for start in (0..n).step_by(cap) {
+            let rows = cap.min(n - start);
+            let xc = b.upload(&x[start * input..(start + rows) * input], "feature chunk")?;
+            b.gemm(Product::linear(rows, h, input), &xc, &self.p[W1], &mut a1)?;
+            b.bn_eval_relu(self, &mut a1, rows)?;
+            self.linear(b, rows, h, &a1, W2, B2, &mut a2, true)?;
+            for (w, bias, dst, on) in [(WS, BS, &mut z, true), (WC, BC, &mut c, want_c)] {
+                if on {
+                    self.linear(b, rows, h, &a2, w, bias, &mut out, false)?;
+                    b.l2norm_rows(&mut out, None, rows, d)?;
+                    dst.extend_from_slice(&b.download(&out, "Z / C chunk")?[..rows * d]);
                 }
-            });
-            self.linear(rows, a1, h, W2, B2, a2);
-            relu_in_place(a2);
-            let zc = &mut z[start * d..(start + rows) * d];
-            self.linear(rows, a2, h, WS, BS, zc);
-            normalize_rows(zc, d);
-            if want_c {
-                let cc = &mut c[start * d..(start + rows) * d];
-                self.linear(rows, a2, h, WC, BC, cc);
-                normalize_rows(cc, d);
             }
         }
         Ok((z, c))
     }
-}
-
-/// Column means and biased variances of an m×h matrix, accumulated in f64.
-fn column_mean_var<T: Real>(a: &[T], m: usize, h: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut mean = vec![0.0f64; h];
-    for row in a.chunks(h) {
-        for j in 0..h {
-            mean[j] += row[j].to_f64();
-        }
-    }
-    mean.iter_mut().for_each(|v| *v /= m as f64);
-    let mut var = vec![0.0f64; h];
-    for row in a.chunks(h) {
-        for j in 0..h {
-            let dlt = row[j].to_f64() - mean[j];
-            var[j] += dlt * dlt;
-        }
-    }
-    var.iter_mut().for_each(|v| *v /= m as f64);
-    (mean, var)
-}
-
-fn column_sums<T: Real>(a: &[T], m: usize, cols: usize) -> Vec<T> {
-    let mut s = vec![0.0f64; cols];
-    for row in a.chunks(cols).take(m) {
-        for j in 0..cols {
-            s[j] += row[j].to_f64();
-        }
-    }
-    s.into_iter().map(t::<T>).collect()
-}
-
-fn relu_in_place<T: Real>(a: &mut [T]) {
-    a.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| if *v < T::zero() { *v = T::zero() }));
-}
-
-/// g ← g where `out > 0`, else 0 (ReLU backward, using the ReLU's own output as the mask).
-fn mask_relu<T: Real>(g: &mut [T], out: &[T]) {
-    g.par_chunks_mut(4096).zip(out.par_chunks(4096)).for_each(|(gc, oc)| {
-        gc.iter_mut().zip(oc).for_each(|(gv, &o)| if o <= T::zero() { *gv = T::zero() })
-    });
-}
-
-/// `F.normalize(x, dim=1)`: each row divided by max(‖row‖, 1e-12). Returns the divisors.
-pub fn normalize_rows<T: Real>(a: &mut [T], d: usize) -> Vec<T> {
-    let floor = t::<T>(NORM_FLOOR);
-    a.par_chunks_mut(d)
-        .map(|row| {
-            let n = row.iter().map(|&v| v * v).sum::<T>().sqrt().max(floor);
-            row.iter_mut().for_each(|v| *v /= n);
-            n
-        })
-        .collect()
-}
-
-/// Backward of `normalize_rows`: y = x/n ⇒ ∂x = (∂y − y (y·∂y)) / n (n above the floor, as always here).
-fn normalize_backward<T: Real>(y: &[T], norm: &[T], gy: &[T], d: usize) -> Vec<T> {
-    let mut gx = vec![T::zero(); y.len()];
-    gx.par_chunks_mut(d).zip(y.par_chunks(d)).zip(gy.par_chunks(d)).zip(norm.par_iter()).for_each(|(((gxr, yr), gr), &n)| {
-        let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
-        for k in 0..d {
-            gxr[k] = (gr[k] - yr[k] * dot) / n;
-        }
-    });
-    gx
 }
 
 #[cfg(test)]
@@ -412,12 +349,13 @@ mod tests {
         let x: Vec<f64> = (0..m * dims.input).map(|_| rng.normal()).collect();
         let a: Vec<f64> = (0..m * dims.zdim).map(|_| rng.normal()).collect();
         let b: Vec<f64> = (0..m * dims.zdim).map(|_| rng.normal()).collect();
+        let cpu = Host::new();
         let loss = |h: &mut Head<f64>| {
-            let c = h.forward_train(&x, m).unwrap();
+            let c = h.forward_train(&cpu, &x, m).unwrap();
             c.z.iter().zip(&a).map(|(p, q)| p * q).sum::<f64>() + c.c.iter().zip(&b).map(|(p, q)| p * q).sum::<f64>()
         };
-        let cache = head.clone().forward_train(&x, m).unwrap();
-        let grads = head.backward(&x, cache, &a, Some(&b)).unwrap();
+        let cache = head.clone().forward_train(&cpu, &x, m).unwrap();
+        let grads = head.backward(&cpu, &x, cache, &a, None, Some(&b)).unwrap();
         for i in 0..N_PARAMS {
             let g = grads[i].as_ref().unwrap();
             for k in 0..head.p[i].len() {

@@ -3,14 +3,17 @@
 //! Mirrors the reference training loop (LeslieTrue/CPP `main.py`), restated in
 //! tools/golden/cluster_head_goldens.py.
 
+use super::backend::check_rows;
 use super::sgd::{Sgd, SgdGroup};
-use super::{Head, HeadGrads};
+use super::{Head, HeadBackend, HeadOf, Host};
 use crate::cluster::params::FitParams;
+use crate::device::cuda::Gpu;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::linalg::Real;
 use crate::progress::{report, Progress};
-use crate::rate::{mlc_loss, Objective};
+use crate::rate::cuda::CHUNK_BUDGET_BYTES;
+use crate::rate::{convert, RateParams};
 use crate::rng::Rng;
 
 /// Which rows make up each step's batch.
@@ -85,62 +88,74 @@ pub fn sgd_groups(params: &FitParams) -> (SgdGroup, SgdGroup) {
     )
 }
 
-/// One optimisation step's state: the optimizer and the loss constants. [`train`] drives it over the
-/// batches on the CPU; benchmarks time [`Trainer::step`] alone. The head stays on the host here (with a
-/// CUDA `device` only the loss runs there); the all-device step is `cuda::CudaHead::step`, which
-/// [`train`] uses on CUDA.
-pub struct Trainer<T> {
-    pub opt: Sgd<T>,
-    params: FitParams,
-    rate: crate::rate::RateParams,
-    device: Device,
+/// The constants of a training step (from [`FitParams`]).
+#[derive(Debug, Clone)]
+pub struct StepConfig {
+    pub warmup: usize,
+    pub single_head: bool,
+    pub rate: RateParams,
+    /// (MLP + subspace head, cluster head).
+    pub groups: (SgdGroup, SgdGroup),
+    /// Device bytes the loss's per-chunk workspaces may take (CUDA only).
+    pub loss_budget: usize,
 }
 
-impl<T: Real> Trainer<T> {
+impl StepConfig {
     /// Automatic (zero) settings in `params` are resolved first ([`FitParams::resolve`]).
-    pub fn new(params: &FitParams, device: &Device) -> Self {
+    pub fn new(params: &FitParams) -> Self {
         let params = &params.resolve(params.batch.max(2));
-        Trainer {
-            opt: {
-                let (backbone, cluster) = sgd_groups(params);
-                Sgd::new(backbone, cluster)
-            },
-            params: params.clone(),
-            rate: params.rate_params(),
-            device: device.clone(),
-        }
+        StepConfig { warmup: params.warmup, single_head: params.single_head, rate: params.rate_params(), groups: sgd_groups(params), loss_budget: CHUNK_BUDGET_BYTES }
+    }
+}
+
+/// One optimisation step's state on backend `B`: the optimizer and the step's constants. [`train`] drives
+/// it over the batches; benchmarks time [`Trainer::step`] alone.
+pub struct Trainer<B: HeadBackend + ?Sized> {
+    pub opt: Sgd<B>,
+    pub cfg: StepConfig,
+}
+
+impl<B: HeadBackend + ?Sized> Trainer<B> {
+    /// Automatic (zero) settings in `params` are resolved first ([`FitParams::resolve`]).
+    pub fn new(params: &FitParams) -> Self {
+        Trainer { opt: Sgd::default(), cfg: StepConfig::new(params) }
     }
 
     /// Step number `step` on the batch `xb` (m×input): forward (train mode), TCR loss while
     /// `step <= warmup` else MLC (Π from C, or from Z with `single_head`), backward, SGD; copies the
     /// subspace head into the cluster head after step `warmup`. Returns the loss.
-    pub fn step(&mut self, head: &mut Head<T>, xb: &[T], m: usize, step: usize) -> Result<f64> {
-        let d = head.dims.zdim;
-        let cache = head.forward_train(xb, m)?;
-        let (loss, grads): (f64, HeadGrads<T>) = if step <= self.params.warmup {
-            let out = mlc_loss(&self.device, &cache.z, &[], m, d, &self.rate, Objective::Tcr)?;
-            (out.loss.to_f64(), head.backward(xb, cache, &out.grad_z, None)?)
-        } else if self.params.single_head {
-            // Π from Z: Z feeds both arguments, so its gradient is the sum of both.
-            let out = mlc_loss(&self.device, &cache.z, &cache.z, m, d, &self.rate, Objective::Mlc)?;
-            let gz: Vec<T> = out.grad_z.iter().zip(&out.grad_c).map(|(&a, &b)| a + b).collect();
-            (out.loss.to_f64(), head.backward(xb, cache, &gz, None)?)
-        } else {
-            let out = mlc_loss(&self.device, &cache.z, &cache.c, m, d, &self.rate, Objective::Mlc)?;
-            (out.loss.to_f64(), head.backward(xb, cache, &out.grad_z, Some(&out.grad_c))?)
-        };
-        check_loss(loss, step)?;
-        self.opt.step(&mut head.p, &grads);
-        if step == self.params.warmup {
-            head.copy_subspace_to_cluster();
-        }
-        Ok(loss)
+    pub fn step(&mut self, b: &B, head: &mut HeadOf<B>, xb: &B::Buf, m: usize, step: usize) -> Result<f64> {
+        train_step(b, head, &mut self.opt, &self.cfg, xb, m, step)
     }
 }
 
+/// [`Trainer::step`] with the optimizer state and the constants given separately (a `CudaHead` keeps
+/// its momentum buffers beside the head).
+pub(crate) fn train_step<B: HeadBackend + ?Sized>(b: &B, head: &mut HeadOf<B>, opt: &mut Sgd<B>, cfg: &StepConfig, xb: &B::Buf, m: usize, step: usize) -> Result<f64> {
+    let d = head.dims.zdim;
+    let cache = head.forward_train(b, xb, m)?;
+    let (loss, grads) = if step <= cfg.warmup {
+        let out = b.loss(&cache.z, None, m, d, &cfg.rate, cfg.loss_budget)?;
+        (out.loss, head.backward(b, xb, cache, &out.grad_z, None, None)?)
+    } else if cfg.single_head {
+        // Π from Z: Z feeds both arguments, so its gradient is the sum of both.
+        let out = b.loss(&cache.z, Some(&cache.z), m, d, &cfg.rate, cfg.loss_budget)?;
+        (out.loss, head.backward(b, xb, cache, &out.grad_z, out.grad_c.as_ref(), None)?)
+    } else {
+        let out = b.loss(&cache.z, Some(&cache.c), m, d, &cfg.rate, cfg.loss_budget)?;
+        (out.loss, head.backward(b, xb, cache, &out.grad_z, None, out.grad_c.as_ref())?)
+    };
+    check_loss(loss, step)?;
+    opt.step(b, cfg.groups, &mut head.p, &grads)?;
+    if step == cfg.warmup {
+        head.copy_subspace_to_cluster(b)?;
+    }
+    Ok(loss)
+}
+
 /// Trains `head` in place on `x` (n×input). Progress stage "train", one tick per step. On a CUDA device
-/// the whole step runs there ([`super::cuda`], f32 with TF32 products); on the CPU only the loss
-/// would use a device.
+/// the features go to the device once, each step gathers its batch there and runs there in f32 (TF32
+/// products) whatever `T`, and the trained head comes back into `head` at the end.
 pub fn train<T: Real>(
     head: &mut Head<T>,
     x: &[T],
@@ -150,11 +165,8 @@ pub fn train<T: Real>(
     order: BatchOrder<'_>,
     progress: &mut dyn Progress,
 ) -> Result<TrainLog> {
-    let input = head.dims.input;
     let params = &params.resolve(n);
-    if x.len() != n * input {
-        return Err(crate::invalid_arg!("features have {} values, expected {n}×{input}", x.len()));
-    }
+    check_rows(head.dims, x.len(), n, "features")?;
     let batches = match order {
         BatchOrder::Shuffled => {
             let b = shuffled_batches(n, params);
@@ -162,29 +174,41 @@ pub fn train<T: Real>(
         }
         BatchOrder::Explicit(b) => Batches { total: b.len(), iter: Box::new(b.iter().cloned()) },
     };
-    if let Device::Cuda(dev) = device {
-        let losses = super::cuda::train_cuda(head, x, n, params, dev, batches, progress)?;
-        check_weights(head)?;
-        return Ok(TrainLog { losses });
-    }
-    let mut trainer = Trainer::new(params, device);
+    let losses = match device {
+        Device::Cpu => run(&Host::new(), head, x, n, params, batches, progress)?,
+        Device::Cuda(dev) => {
+            let g: &dyn Gpu = &**dev;
+            let mut on_device = HeadOf::upload(g, &head.cast::<f32>())?;
+            let losses = run(g, &mut on_device, &convert::<T, f32>(x), n, params, batches, progress)?;
+            *head = on_device.download(g)?.cast();
+            losses
+        }
+    };
+    check_weights(head)?;
+    Ok(TrainLog { losses })
+}
+
+/// The training loop on backend `b`: every batch gathered from the features, one [`Trainer::step`] each.
+pub(crate) fn run<B: HeadBackend + ?Sized>(
+    b: &B,
+    head: &mut HeadOf<B>,
+    x: &[B::T],
+    n: usize,
+    params: &FitParams,
+    batches: Batches<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Vec<f64>> {
+    let features = b.features(x)?;
+    let mut trainer = Trainer::new(params);
     let total = batches.total as u64;
-    let mut log = TrainLog::default();
-    let mut xb: Vec<T> = Vec::new();
+    let mut losses = Vec::with_capacity(batches.total);
     report(progress, "train", 0, total)?;
     for (step, rows) in batches.iter.enumerate() {
-        xb.clear();
-        for &r in &rows {
-            if r >= n {
-                return Err(crate::invalid_arg!("batch row {r} out of range (n = {n})"));
-            }
-            xb.extend_from_slice(&x[r * input..(r + 1) * input]);
-        }
-        log.losses.push(trainer.step(head, &xb, rows.len(), step)?);
+        let xb = b.gather(&features, &rows, n, head.dims.input)?;
+        losses.push(trainer.step(b, head, &xb, rows.len(), step)?);
         report(progress, "train", step as u64 + 1, total)?;
     }
-    check_weights(head)?;
-    Ok(log)
+    Ok(losses)
 }
 
 /// Every step's loss is checked ([`check_loss`]), but BatchNorm's running statistics are not part of the
@@ -201,7 +225,7 @@ fn check_weights<T: Real>(head: &Head<T>) -> Result<()> {
     }
 }
 
-pub(crate) fn check_loss(loss: f64, step: usize) -> Result<()> {
+fn check_loss(loss: f64, step: usize) -> Result<()> {
     if loss.is_finite() {
         Ok(())
     } else {
