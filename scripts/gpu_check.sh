@@ -7,7 +7,8 @@
 #   scripts/gpu_check.sh [AREA...]  on the GPU machine, from the repository root: builds nothing; runs the
 #                                   bundled tests and benchmarks of each AREA and prints a table.
 #                                   rate (the default): kernel compile with the local NVRTC, rate kernels vs
-#                                     the CPU, CLIP nn kernels vs f64 restatements, the CUDA CPP head vs the
+#                                     the CPU (src/rate/cuda/tests.rs, `on_gpu`), CLIP nn kernels vs f64
+#                                     restatements, the CUDA CPP head vs the
 #                                     CPU head (the library's `on_gpu` unit tests, src/cluster/head/cuda/tests.rs,
 #                                     and tests/clusterer_cuda.rs), bench_rate_cuda and
 #                                     tools/bench/rate_cuda_torch.py.
@@ -34,12 +35,12 @@ for l in sys.stdin:
     except Exception: continue
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]: print(m["executable"])' | tail -1
   }
-  for t in rate_cuda cuda_nn kernels_compile clip_cuda clusterer_cuda; do
+  for t in cuda_nn kernels_compile clip_cuda clusterer_cuda; do
     exe=$(test_exe --test "$t")
     [ -n "$exe" ] || { echo "could not build tests/$t.rs"; exit 1; }
     cp "$exe" "$BUNDLE/$t"
   done
-  # The library's unit tests: their `on_gpu` tests share each check with an `on_emulator` twin.
+  # The library's unit tests: each `on_gpu` module shares its checks with an `on_emulator` twin.
   exe=$(test_exe --lib)
   [ -n "$exe" ] || { echo "could not build the library's unit tests"; exit 1; }
   cp "$exe" "$BUNDLE/lib_tests"
@@ -79,8 +80,8 @@ run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
 for area in "${areas[@]}"; do
   case $area in
     rate)
-      run_step rate_cuda 240 "$BUNDLE/rate_cuda" --nocapture --test-threads=1
-      run_step head_cuda 30 "$BUNDLE/lib_tests" on_gpu --nocapture --test-threads=1
+      run_step rate_cuda 240 "$BUNDLE/lib_tests" rate::cuda::tests::on_gpu:: --nocapture --test-threads=1
+      run_step head_cuda 30 "$BUNDLE/lib_tests" cluster::head::cuda::tests::on_gpu:: --nocapture --test-threads=1
       run_step clusterer_cuda 25 "$BUNDLE/clusterer_cuda" --nocapture --test-threads=1
       run_step bench_ours 80 "$BUNDLE/bench_rate_cuda"
       if have_torch; then run_step bench_torch 125 python3 tools/bench/rate_cuda_torch.py
@@ -97,7 +98,7 @@ for area in "${areas[@]}"; do
     cluster)
       # Skips the head test when the rate area already ran it in this call.
       if [[ " ${areas[*]} " != *" rate "* ]]; then
-        run_step head_cuda 30 "$BUNDLE/lib_tests" on_gpu --nocapture --test-threads=1
+        run_step head_cuda 30 "$BUNDLE/lib_tests" cluster::head::cuda::tests::on_gpu:: --nocapture --test-threads=1
         run_step clusterer_cuda 25 "$BUNDLE/clusterer_cuda" --nocapture --test-threads=1
       fi
       run_step bench_ours_cluster 150 "$BUNDLE/bench_cluster_cuda"

@@ -16,7 +16,7 @@
 //! same kernel and whose panel/trailing updates are cuBLAS GEMMs. `A⁻¹ = L⁻ᵀ L⁻¹` is a batched GEMM.
 //! Columns j are processed in chunks sized to a memory budget, so d = 1024 and m = 4096 fit.
 //!
-//! # Gradients (all f32 on the device; formulas checked against the CPU reference by `tests/rate_cuda.rs`)
+//! # Gradients (all f32 on the device; formulas checked against the CPU reference by `cuda/tests.rs`)
 //! With α_j = d/(t_j ε²), t_j = Σ_i Π_ij + 1e-8, c = d/(m ε²):
 //! - `∂loss/∂z_i = c (γ Σ_j Π_ij A_j⁻¹ − A_0⁻¹) z_i`, A_0 = I + c ZᵀZ (the R(Z) term);
 //! - `∂loss/∂Π_ij = γ [(logdet A_j − d + tr A_j⁻¹)/(2m) + d/(2mε²) Q_ij] + λ Π_ij`;
@@ -26,7 +26,7 @@
 //!   `∂loss/∂K_ij = (H_ij − (Σ_l H_il) S_ij)/η`;
 //! - K = |C Cᵀ|: `E = ∂loss/∂K ⊙ sign(C Cᵀ)`, `∂loss/∂C = (E + Eᵀ) C`.
 
-use super::{MlcOutput, Objective, RateParams, SinkhornGradient};
+use super::{MlcOutput, RateParams, SinkhornGradient};
 use crate::device::cuda::{i32_of, KernelFile, u32_of, CudaDevice, Gpu, GpuBuf, KArg, RmGemm};
 use crate::error::{check_finite, Error, Result};
 
@@ -67,36 +67,14 @@ fn packed_len(d: usize) -> usize {
     d * (d + 1) / 2
 }
 
-fn validate(z: &[f32], c: Option<&[f32]>, m: usize, d: usize, params: &RateParams) -> Result<()> {
+/// What the kernels' 32-bit indices need of the sizes (everything else about the inputs is checked by
+/// `rate::mlc_loss` and `rate::membership`, the host entry points, before they come here).
+fn check_sizes(m: usize, d: usize) -> Result<()> {
     if m == 0 || d == 0 {
         return Err(Error::InvalidArgument(format!("Z must be non-empty (got m = {m}, d = {d})")));
     }
-    let want = m.checked_mul(d).ok_or_else(|| Error::InvalidArgument(format!("m×d = {m}×{d} overflows")))?;
-    if z.len() != want {
-        return Err(Error::InvalidArgument(format!("Z has {} values, expected m×d = {m}×{d} = {want}", z.len())));
-    }
-    check_finite("Z", z)?;
-    if let Some(c) = c {
-        if c.len() != want {
-            return Err(Error::InvalidArgument(format!("C has {} values, expected m×d = {m}×{d} = {want}", c.len())));
-        }
-        check_finite("C", c)?;
-    }
-    i32_of(m * m.max(d), "m·max(m, d)")?;
-    let ok = |x: f64| x.is_finite() && x > 0.0;
-    if !ok(params.eps_sq) {
-        return Err(Error::InvalidArgument(format!("eps_sq must be finite and > 0 (got {})", params.eps_sq)));
-    }
-    if !ok(params.eta) {
-        return Err(Error::InvalidArgument(format!("eta must be finite and > 0 (got {})", params.eta)));
-    }
-    if !params.gamma.is_finite() || !params.lambda.is_finite() {
-        return Err(Error::InvalidArgument(format!("gamma ({}) and lambda ({}) must be finite", params.gamma, params.lambda)));
-    }
-    if params.sinkhorn_half_iters == 0 {
-        return Err(Error::InvalidArgument("sinkhorn_half_iters must be at least 1 (one row step)".into()));
-    }
-    Ok(())
+    let cells = m.checked_mul(m.max(d)).ok_or_else(|| Error::InvalidArgument(format!("m·max(m, d) = {m}·{} overflows", m.max(d))))?;
+    i32_of(cells, "m·max(m, d)").map(|_| ())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -492,13 +470,9 @@ fn sinkhorn_backward(g: &dyn Gpu, plan: &SinkhornPlan, qk: &GpuBuf<f32>, colterm
     }
 }
 
-/// Π = m · Sinkhorn_η(|C Cᵀ|) (m×m, row-major) on `dev`.
-pub fn membership_cuda(dev: &CudaDevice, c: &[f32], m: usize, d: usize, params: &RateParams) -> Result<Vec<f32>> {
-    membership_on(dev, c, m, d, params)
-}
-
-pub(crate) fn membership_on(g: &dyn Gpu, c: &[f32], m: usize, d: usize, params: &RateParams) -> Result<Vec<f32>> {
-    validate(c, None, m, d, params)?;
+/// Π = m · Sinkhorn_η(|C Cᵀ|) (m×m, row-major) of host C on `g`.
+pub(crate) fn membership(g: &dyn Gpu, c: &[f32], m: usize, d: usize, params: &RateParams) -> Result<Vec<f32>> {
+    check_sizes(m, d)?;
     let cb = g.upload_f32(c, "C")?;
     let plan = sinkhorn_with(g, &cb, m, d, params)?;
     let pi = g.download_f32(&plan.pi, "Π")?;
@@ -569,38 +543,6 @@ impl SpdSolver {
 // The MLC / TCR loss
 // ------------------------------------------------------------------------------------------------
 
-/// MLC / TCR loss and gradients for f32 Z, C (m×d, row-major host buffers) on `dev`.
-pub fn mlc_loss_cuda(
-    dev: &CudaDevice,
-    z: &[f32],
-    c: &[f32],
-    m: usize,
-    d: usize,
-    params: &RateParams,
-    objective: Objective,
-) -> Result<MlcOutput<f32>> {
-    mlc_loss_host_on(dev, z, c, m, d, params, objective, CHUNK_BUDGET_BYTES)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn mlc_loss_host_on(
-    g: &dyn Gpu,
-    z: &[f32],
-    c: &[f32],
-    m: usize,
-    d: usize,
-    params: &RateParams,
-    objective: Objective,
-    budget: usize,
-) -> Result<MlcOutput<f32>> {
-    let mlc = objective == Objective::Mlc;
-    validate(z, if mlc { Some(c) } else { None }, m, d, params)?;
-    let zb = g.upload_f32(z, "Z")?;
-    let cb = if mlc { Some(g.upload_f32(c, "C")?) } else { None };
-    let out = mlc_loss_on(g, &zb, cb.as_ref(), m, d, params, budget)?;
-    out.into_host(g)
-}
-
 /// Results of [`mlc_loss_device`], still on the device except the scalars.
 pub struct MlcDeviceOutput {
     pub loss: f64,
@@ -612,7 +554,7 @@ pub struct MlcDeviceOutput {
 }
 
 impl MlcDeviceOutput {
-    fn into_host(self, g: &dyn Gpu) -> Result<MlcOutput<f32>> {
+    pub(crate) fn into_host(self, g: &dyn Gpu) -> Result<MlcOutput<f32>> {
         let grad_z = g.download_f32(&self.grad_z, "∂loss/∂Z")?;
         let grad_c = match &self.grad_c {
             Some(b) => g.download_f32(b, "∂loss/∂C")?,
@@ -634,12 +576,12 @@ impl MlcDeviceOutput {
 /// The loss on device-resident Z and C (`c = None`: the TCR warm-up objective −R(Z)). Gradients stay on
 /// the device; the scalar parts are synchronised back (they are needed to report the loss).
 pub fn mlc_loss_device(dev: &CudaDevice, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, params: &RateParams) -> Result<MlcDeviceOutput> {
-    mlc_loss_on(dev, z, c, m, d, params, CHUNK_BUDGET_BYTES)
+    mlc_loss(dev, z, c, m, d, params, CHUNK_BUDGET_BYTES)
 }
 
 /// [`mlc_loss_device`] on any [`Gpu`] (the tests run it on the kernel emulator).
 /// `budget`: device bytes the per-chunk workspaces may take (sets how many columns of Π go per chunk).
-pub(crate) fn mlc_loss_on(
+pub(crate) fn mlc_loss(
     g: &dyn Gpu,
     z: &GpuBuf<f32>,
     c: Option<&GpuBuf<f32>>,
@@ -648,6 +590,7 @@ pub(crate) fn mlc_loss_on(
     params: &RateParams,
     budget: usize,
 ) -> Result<MlcDeviceOutput> {
+    check_sizes(m, d)?;
     let di = i32_of(d, "d")?;
     let mi = i32_of(m, "m")?;
     let eps_sq = params.eps_sq;
@@ -742,3 +685,5 @@ pub(crate) fn mlc_loss_on(
 
 #[cfg(test)]
 pub(crate) mod emu;
+#[cfg(test)]
+mod tests;

@@ -67,7 +67,7 @@ fn rate_c_part<T: Real>(z: &[T], pi: &[T], m: usize, d: usize, eps_sq: f64) -> R
 }
 
 /// Forward and backward of the TCR or MLC loss (inputs already validated).
-pub(crate) fn mlc_loss_cpu<T: Real>(
+pub(crate) fn loss<T: Real>(
     z: &[T],
     c: &[T],
     m: usize,

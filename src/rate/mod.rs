@@ -15,6 +15,7 @@ mod mlc;
 pub mod sinkhorn;
 mod vexp;
 
+use crate::device::cuda::Gpu;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::linalg::Real;
@@ -160,10 +161,13 @@ pub fn mlc_loss<T: Real>(
         check_membership_size(m)?;
     }
     match device {
-        Device::Cpu => mlc::mlc_loss_cpu(z, c, m, d, params, objective),
+        Device::Cpu => mlc::loss(z, c, m, d, params, objective),
         Device::Cuda(dev) => {
             require_f32_for_cuda::<T>()?;
-            let out = cuda::mlc_loss_cuda(dev, &convert::<T, f32>(z), &convert::<T, f32>(c), m, d, params, objective)?;
+            let g: &dyn Gpu = &**dev;
+            let zb = g.upload_f32(&convert::<T, f32>(z), "Z")?;
+            let cb = if objective == Objective::Mlc { Some(g.upload_f32(&convert::<T, f32>(c), "C")?) } else { None };
+            let out = cuda::mlc_loss(g, &zb, cb.as_ref(), m, d, params, cuda::CHUNK_BUDGET_BYTES)?.into_host(g)?;
             Ok(MlcOutput {
                 loss: T::from_f64(out.loss as f64),
                 rate: T::from_f64(out.rate as f64),
@@ -185,7 +189,7 @@ pub fn membership<T: Real>(device: &Device, c: &[T], m: usize, d: usize, params:
         Device::Cpu => Ok(mlc::membership_trace(c, m, d, params).2.pi),
         Device::Cuda(dev) => {
             require_f32_for_cuda::<T>()?;
-            Ok(convert(&cuda::membership_cuda(dev, &convert::<T, f32>(c), m, d, params)?))
+            Ok(convert(&cuda::membership(&**dev, &convert::<T, f32>(c), m, d, params)?))
         }
     }
 }

@@ -14,11 +14,11 @@
 use super::backend::StepLoss;
 use super::sgd::{Sgd, SgdGroup};
 use super::train::{train_step, StepConfig};
-use super::{Head, HeadBackend, HeadDims, HeadGrads, HeadOf, Host, Product, B1, BETA, GAMMA, N_PARAMS, PARAM_NAMES};
+use super::{Head, HeadBackend, HeadDims, HeadGrads, HeadOf, Host, Product, B1, BETA, GAMMA, PARAM_NAMES};
 use crate::device::cuda::{i32_of, CudaDevice, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
 use crate::device::Device;
 use crate::error::Result;
-use crate::rate::cuda::mlc_loss_on;
+use crate::rate::cuda::mlc_loss;
 use crate::rate::RateParams;
 use std::sync::Arc;
 
@@ -160,7 +160,7 @@ impl<'g> HeadBackend for dyn Gpu + 'g {
 
     /// The loss on the device-resident Z and C; only the scalar comes back to the host.
     fn loss(&self, z: &GpuBuf<f32>, c: Option<&GpuBuf<f32>>, m: usize, d: usize, rate: &RateParams, budget: usize) -> Result<StepLoss<GpuBuf<f32>>> {
-        let out = mlc_loss_on(self, z, c, m, d, rate, budget)?;
+        let out = mlc_loss(self, z, c, m, d, rate, budget)?;
         Ok(StepLoss { loss: out.loss, grad_z: out.grad_z, grad_c: out.grad_c })
     }
 }
@@ -216,12 +216,15 @@ impl CudaHead {
     /// Training-mode forward and backward on the host batch `xb` with given ∂loss/∂Z and ∂loss/∂C
     /// (no SGD; the running statistics move as in any training forward): (Z, C, gradients), all
     /// downloaded. For comparing with the CPU head's.
-    pub fn forward_backward(&mut self, xb: &[f32], m: usize, grad_z: &[f32], grad_c: Option<&[f32]>) -> Result<(Vec<f32>, Vec<f32>, HeadGrads<f32>)> {
+    pub fn forward_backward(&mut self, xb: &[f32], m: usize, grad_z: &[f32], grad_c: Option<&[f32]>) -> Result<TrainPass<f32>> {
         forward_backward(&*self.dev as &dyn Gpu, &mut self.state, xb, m, grad_z, grad_c)
     }
 }
 
-/// Forward (train mode) and backward of a host batch on any backend, everything downloaded: (Z, C, grads).
+/// (Z, C, gradients) of one training-mode forward and backward, on the host.
+pub type TrainPass<T> = (Vec<T>, Vec<T>, HeadGrads<T>);
+
+/// Forward (train mode) and backward of a host batch on any backend, everything downloaded.
 pub(crate) fn forward_backward<B: HeadBackend + ?Sized>(
     b: &B,
     head: &mut HeadOf<B>,
@@ -229,7 +232,7 @@ pub(crate) fn forward_backward<B: HeadBackend + ?Sized>(
     m: usize,
     grad_z: &[B::T],
     grad_c: Option<&[B::T]>,
-) -> Result<(Vec<B::T>, Vec<B::T>, [Option<Vec<B::T>>; N_PARAMS])> {
+) -> Result<TrainPass<B::T>> {
     let x = b.upload(xb, "batch")?;
     let cache = head.forward_train(b, &x, m)?;
     let z = b.download(&cache.z, "Z")?;
@@ -237,7 +240,7 @@ pub(crate) fn forward_backward<B: HeadBackend + ?Sized>(
     let gz = b.upload(grad_z, "∂loss/∂Z")?;
     let gc = grad_c.map(|v| b.upload(v, "∂loss/∂C")).transpose()?;
     let grads = head.backward(b, &x, cache, &gz, None, gc.as_ref())?;
-    let mut out: [Option<Vec<B::T>>; N_PARAMS] = Default::default();
+    let mut out: HeadGrads<B::T> = Default::default();
     for (i, gr) in grads.iter().enumerate() {
         if let Some(buf) = gr {
             out[i] = Some(b.download(buf, PARAM_NAMES[i])?);

@@ -94,6 +94,8 @@ pub type Head<T> = HeadOf<Host<T>>;
 /// `.grad is None`, which SGD skips entirely).
 pub type GradsOf<B> = [Option<<B as HeadBackend>::Buf>; N_PARAMS];
 pub type HeadGrads<T> = GradsOf<Host<T>>;
+/// Evaluation-mode outputs (Z, C) on the host, each n×zdim (C empty unless asked for).
+pub type Outputs<T> = (Vec<T>, Vec<T>);
 
 /// What the backward pass needs from a training-mode forward pass.
 pub struct ForwardCache<B: HeadBackend + ?Sized> {
@@ -297,12 +299,12 @@ impl<B: HeadBackend + ?Sized> HeadOf<B> {
     /// Evaluation-mode forward (BatchNorm with running statistics) of host rows `x` (n×input), in chunks of
     /// the backend's `EVAL_CHUNK` rows, so that millions of rows need only O(chunk × hidden) scratch.
     /// Returns (Z, C), each n×zdim; `want_c = false` skips C (returns it empty).
-    pub fn forward_eval(&self, b: &B, x: &[B::T], n: usize, want_c: bool) -> Result<(Vec<B::T>, Vec<B::T>)> {
+    pub fn forward_eval(&self, b: &B, x: &[B::T], n: usize, want_c: bool) -> Result<Outputs<B::T>> {
         self.forward_eval_in_chunks(b, x, n, want_c, B::EVAL_CHUNK)
     }
 
     /// [`Self::forward_eval`], `chunk` rows at a time.
-    pub fn forward_eval_in_chunks(&self, b: &B, x: &[B::T], n: usize, want_c: bool, chunk: usize) -> Result<(Vec<B::T>, Vec<B::T>)> {
+    pub fn forward_eval_in_chunks(&self, b: &B, x: &[B::T], n: usize, want_c: bool, chunk: usize) -> Result<Outputs<B::T>> {
         let HeadDims { input, hidden: h, zdim: d } = self.dims;
         backend::check_rows(self.dims, x.len(), n, "features")?;
         let mut z = Vec::with_capacity(n * d);

@@ -1,7 +1,7 @@
 //! The head's CUDA backend against its CPU backend ([`Host`], f32), each check written once and run twice:
 //! on the kernel emulator in CI (products computed exactly, so tight tolerances check the orchestration:
 //! every product's operands, the kernels' arguments and grids, chunking), and on a GPU where there is one
-//! (TF32 products; this checks the kernels themselves). scripts/gpu_check.sh runs the `on_gpu` tests.
+//! (TF32 products; this checks the kernels themselves). scripts/gpu_check.sh runs the `on_gpu` module.
 
 use super::super::train::{run, Batches, Trainer};
 use super::forward_backward as fwd_bwd;
@@ -33,17 +33,6 @@ struct Tol {
 const EMULATOR: Tol = Tol { fwd: 1e-4, grad: 1e-4, loss: 1e-3, change: 1e-3, loop_change: Some(1e-3) };
 /// TF32 products (10-bit mantissa, f32 accumulation, ~5e-4 relative rounding per input).
 const GPU: Tol = Tol { fwd: 1e-2, grad: 3e-2, loss: 1e-2, change: 3e-2, loop_change: None };
-
-fn emulator() -> Emu {
-    Emu::new(&[crate::rate::cuda::emu::launch, super::emu::launch])
-}
-
-/// Runs `check` on a GPU, or records the test as skipped when there is none.
-fn on_gpu(check: impl FnOnce(&dyn Gpu, &Tol)) {
-    if let Some((_, dev)) = cuda_or_skip() {
-        check(&*dev, &GPU);
-    }
-}
 
 fn rel_norm(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
@@ -97,8 +86,8 @@ fn eval_forward(g: &dyn Gpu, tol: &Tol, dims: HeadDims, n: usize, chunk: usize) 
     let (z1, c1) = dh.forward_eval_in_chunks(g, &x, n, false, chunk).unwrap();
     assert!(c1.is_empty() && rel_norm(&z1, &zc) < tol.fwd);
     let back = dh.download(g).unwrap();
-    for i in 0..N_PARAMS {
-        assert_eq!(back.p[i], h.p[i], "{} changed on the round trip", PARAM_NAMES[i]);
+    for (name, (a, b)) in PARAM_NAMES.iter().zip(back.p.iter().zip(&h.p)) {
+        assert_eq!(a, b, "{name} changed on the round trip");
     }
 }
 
@@ -191,58 +180,71 @@ fn train_loop(g: &dyn Gpu, tol: &Tol, dims: HeadDims, n: usize, m: usize, steps:
     }
 }
 
-// hidden 45 / 40 / 33: column kernels with a partial second 32-column block; d < 32 threads of a row block.
-#[test]
-fn eval_forward_on_emulator() {
-    let emu = emulator();
-    // 23 rows in chunks of 10: two full chunks and a partial one.
-    eval_forward(&emu, &EMULATOR, HeadDims { input: 7, hidden: 45, zdim: 5 }, 23, 10);
-    emu.check_guards();
+mod on_emulator {
+    use super::*;
+
+    fn run(check: impl FnOnce(&dyn Gpu, &Tol)) {
+        let emu = Emu::new(&[crate::rate::cuda::emu::launch, super::super::emu::launch]);
+        check(&emu, &EMULATOR);
+        emu.check_guards();
+    }
+
+    // hidden 45 / 40 / 33: column kernels with a partial second 32-column block; d < 32 threads of a row block.
+    #[test]
+    fn eval_forward() {
+        // 23 rows in chunks of 10: two full chunks and a partial one.
+        run(|g, tol| super::eval_forward(g, tol, HeadDims { input: 7, hidden: 45, zdim: 5 }, 23, 10));
+    }
+
+    #[test]
+    fn forward_backward() {
+        run(|g, tol| super::forward_backward(g, tol, HeadDims { input: 7, hidden: 45, zdim: 5 }, 9));
+    }
+
+    #[test]
+    fn training_steps() {
+        run(|g, tol| super::training_steps(g, tol, HeadDims { input: 6, hidden: 40, zdim: 4 }, 12, 4));
+    }
+
+    #[test]
+    fn train_loop() {
+        run(|g, tol| super::train_loop(g, tol, HeadDims { input: 5, hidden: 33, zdim: 4 }, 40, 10, 6));
+    }
 }
 
-#[test]
-fn forward_backward_on_emulator() {
-    let emu = emulator();
-    forward_backward(&emu, &EMULATOR, HeadDims { input: 7, hidden: 45, zdim: 5 }, 9);
-    emu.check_guards();
-}
+mod on_gpu {
+    use super::*;
 
-#[test]
-fn training_steps_on_emulator() {
-    let emu = emulator();
-    training_steps(&emu, &EMULATOR, HeadDims { input: 6, hidden: 40, zdim: 4 }, 12, 4);
-    emu.check_guards();
-}
+    /// Runs `check` on a GPU, or records the test as skipped when there is none.
+    fn run(check: impl FnOnce(&dyn Gpu, &Tol)) {
+        if let Some((_, dev)) = cuda_or_skip() {
+            check(&*dev, &GPU);
+        }
+    }
 
-#[test]
-fn train_loop_on_emulator() {
-    let emu = emulator();
-    train_loop(&emu, &EMULATOR, HeadDims { input: 5, hidden: 33, zdim: 4 }, 40, 10, 6);
-    emu.check_guards();
-}
+    #[test]
+    fn eval_forward() {
+        // More rows than one chunk, the last chunk partial.
+        run(|g, tol| super::eval_forward(g, tol, HeadDims { input: 48, hidden: 96, zdim: 16 }, EVAL_CHUNK + 1234, EVAL_CHUNK));
+    }
 
-#[test]
-fn eval_forward_on_gpu() {
-    // More rows than one chunk, the last chunk partial.
-    on_gpu(|g, tol| eval_forward(g, tol, HeadDims { input: 48, hidden: 96, zdim: 16 }, EVAL_CHUNK + 1234, EVAL_CHUNK));
-}
+    #[test]
+    fn forward_backward() {
+        run(|g, tol| {
+            // hidden 200: a partial 32-column block in the column kernels; d 24 < 32 threads of a row block.
+            super::forward_backward(g, tol, HeadDims { input: 64, hidden: 200, zdim: 24 }, 300);
+            // The benchmark's shape.
+            super::forward_backward(g, tol, HeadDims { input: 768, hidden: 4096, zdim: 128 }, 1024);
+        });
+    }
 
-#[test]
-fn forward_backward_on_gpu() {
-    on_gpu(|g, tol| {
-        // hidden 200: a partial 32-column block in the column kernels; d 24 < 32 threads of a row block.
-        forward_backward(g, tol, HeadDims { input: 64, hidden: 200, zdim: 24 }, 300);
-        // The benchmark's shape.
-        forward_backward(g, tol, HeadDims { input: 768, hidden: 4096, zdim: 128 }, 1024);
-    });
-}
+    #[test]
+    fn training_steps() {
+        run(|g, tol| super::training_steps(g, tol, HeadDims { input: 64, hidden: 256, zdim: 32 }, 256, 3));
+    }
 
-#[test]
-fn training_steps_on_gpu() {
-    on_gpu(|g, tol| training_steps(g, tol, HeadDims { input: 64, hidden: 256, zdim: 32 }, 256, 3));
-}
-
-#[test]
-fn train_loop_on_gpu() {
-    on_gpu(|g, tol| train_loop(g, tol, HeadDims { input: 48, hidden: 256, zdim: 32 }, 2000, 200, 20));
+    #[test]
+    fn train_loop() {
+        run(|g, tol| super::train_loop(g, tol, HeadDims { input: 48, hidden: 256, zdim: 32 }, 2000, 200, 20));
+    }
 }
