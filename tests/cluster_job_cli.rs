@@ -79,7 +79,9 @@ fn folder_in_named_clusters_and_report_out() {
     assert!(std::fs::read_to_string(out.join("skipped.txt")).unwrap().starts_with("broken.jpg\t"));
     let files = std::fs::read_to_string(out.join("files.txt")).unwrap();
     assert_eq!(files.lines().count(), 16);
-    assert!(out.join("model.safetensors").exists() && out.join("features.npy").exists());
+    assert!(out.join("clusterer.safetensors").exists() && out.join("features.npy").exists());
+    // The name earlier releases wrote, kept as a deprecated second name of the same file.
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), std::fs::read(out.join("clusterer.safetensors")).unwrap());
 
     // A second run reuses the cached features and gives the same assignments.
     let r = run(&args);

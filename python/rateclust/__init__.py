@@ -10,7 +10,7 @@ library's message. The GIL is released while the library computes.
     x = np.load("features.npy")                        # n × dim float32
     with rateclust.Clusterer.fit(x, k=10, seed=7) as c:
         labels, confidence = c.assign(x)
-        c.save("model.safetensors")
+        c.save("clusterer.safetensors")
     with rateclust.Model("clip-vit-base-patch32") as clip:
         emb = clip.embed_image_files(["a.jpg", "b.png"])
 

@@ -14,7 +14,8 @@ Stages (docs/python.md has the design, docs/scale.md the measured throughput and
    row with ok = False and later gets cluster -1).
 3. **Sample** ``--sample`` rows uniformly without replacement from the decodable rows, seeded by ``--seed``
    (``numpy.random.default_rng(seed).choice``, sorted), gathered by parallel tasks → ``OUT/sample.npz``.
-4. **Fit** once on the sample in one Ray task (``--fit-cpus`` CPU threads, or one GPU) → ``OUT/model.safetensors``.
+4. **Fit** once on the sample in one Ray task (``--fit-cpus`` CPU threads, or one GPU) → ``OUT/clusterer.safetensors``
+   (also linked as ``OUT/model.safetensors``, the deprecated name earlier releases wrote).
 5. **Assign** every shard in parallel actors holding the clusterer → ``OUT/assignments/part-<i>.parquet`` with
    columns ``path`` (string), ``cluster`` (int64; -1 for an image that did not decode) and ``confidence``
    (float32; NaN there). The folder is one parquet dataset (``pyarrow.dataset.dataset(OUT/assignments)``).
@@ -182,10 +183,10 @@ class EmbedWorker:
 class AssignWorker:
     """Holds one loaded clusterer; labels shards and writes their parquet parts."""
 
-    def __init__(self, model_path: str, device: str, threads: int) -> None:
+    def __init__(self, clusterer_path: str, device: str, threads: int) -> None:
         _set_threads(threads)
         import rateclust
-        self.clusterer = rateclust.Clusterer.load(model_path)
+        self.clusterer = rateclust.Clusterer.load(clusterer_path)
         self.device = device
 
     def assign_shard(self, out: str, i: int, paths: List[str], delay: float = 0.0) -> Tuple[int, List[int]]:
@@ -221,34 +222,34 @@ def gather_rows(out: str, i: int, local: np.ndarray) -> np.ndarray:
     return np.load(embed_shard_path(out, i))["emb"][local]
 
 
-def fit_sample(sample: np.ndarray, fit_fields: Dict[str, Any], device: str, threads: int, model_path: str) -> int:
+def fit_sample(sample: np.ndarray, fit_fields: Dict[str, Any], device: str, threads: int, clusterer_path: str) -> int:
     """Fits the clusterer on the sample and saves it (the library writes a temporary file and renames it)."""
     _set_threads(threads)
     import rateclust
     with rateclust.Clusterer.fit(sample, device=device, **fit_fields) as c:
-        c.save(model_path)
+        c.save(clusterer_path)
         return c.k
 
 
-def name_clusters_task(model_dir: str, model_path: str, sample: np.ndarray, vocabulary: Optional[List[str]],
+def name_clusters_task(model_dir: str, clusterer_path: str, sample: np.ndarray, vocabulary: Optional[List[str]],
                        template: str, device: str, threads: int) -> List[Dict[str, Any]]:
     """CPP's self-labeling vote over the sample: the sample's clusters, the vocabulary's text embeddings."""
     _set_threads(threads)
     import rateclust
-    with rateclust.Clusterer.load(model_path) as c, rateclust.Model(model_dir, device=device) as clip:
+    with rateclust.Clusterer.load(clusterer_path) as c, rateclust.Model(model_dir, device=device) as clip:
         labels, _ = c.assign(sample, device=device)
         named = rateclust.name_clusters(clip, sample, labels, c.k, vocabulary=vocabulary, template=template)
     return [n._asdict() for n in named]
 
 
-def report_task(model_path: str, sample: np.ndarray, files: List[str], names: List[Dict[str, Any]],
+def report_task(clusterer_path: str, sample: np.ndarray, files: List[str], names: List[Dict[str, Any]],
                 sizes: List[int], report_dir: str, model_dir: str, device: str, threads: int) -> None:
     """``report_dir``/report.html (with assignments.csv and clusters.json) of the uniform sample, through the
     library's report writer (``rateclust_write_report``, as ``rateclust cluster`` writes it): each cluster with
     its name, its size in the whole collection and its most confident sample members as thumbnails."""
     _set_threads(threads)
     import rateclust
-    with rateclust.Clusterer.load(model_path) as c:
+    with rateclust.Clusterer.load(clusterer_path) as c:
         labels, conf = c.assign(sample, device=device)
     clusters = []
     for n in names:
@@ -359,13 +360,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     # 4. Fit.
     t = time.perf_counter()
-    model_path = os.path.join(out, "model.safetensors")
-    if not os.path.exists(model_path):
+    clusterer_path = os.path.join(out, "clusterer.safetensors")
+    legacy_path = os.path.join(out, "model.safetensors")
+    if not os.path.exists(clusterer_path) and os.path.exists(legacy_path):
+        os.link(legacy_path, clusterer_path)  # a run an earlier release started, resumed
+    if not os.path.exists(clusterer_path):
         fit = ray.remote(fit_sample).options(num_cpus=args.fit_cpus, num_gpus=args.gpus_per_worker, max_retries=2)
-        k = ray.get(fit.remote(sample, _fit_fields(args), args.device, args.fit_cpus, model_path))
+        k = ray.get(fit.remote(sample, _fit_fields(args), args.device, args.fit_cpus, clusterer_path))
         _log("fit: k = %d" % k)
     else:
-        _log("fit: %s already there" % model_path)
+        _log("fit: %s already there" % clusterer_path)
+    if not os.path.exists(legacy_path):
+        try:
+            os.link(clusterer_path, legacy_path)
+        except OSError as e:
+            _log("could not link the deprecated name %s (%s)" % (legacy_path, e))
     timings["fit_s"] = time.perf_counter() - t
 
     # 5. Assign.
@@ -375,7 +384,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     _log("assign: %d of %d shards already done" % (len(shards) - len(todo), len(shards)))
     counts = {i: _part_counts(assign_part_path(out, i)) for i in range(len(shards)) if i not in set(todo)}
     if todo:
-        actors = [Assign.remote(model_path, args.device, args.threads_per_worker)
+        actors = [Assign.remote(clusterer_path, args.device, args.threads_per_worker)
                   for _ in range(min(args.workers, len(todo)))]
         for i, c in _run_pool(ray, actors, "assign_shard",
                               [(out, i, paths[shards[i][0]:shards[i][1]], args.test_delay) for i in todo],
@@ -397,14 +406,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         names = [{"cluster": c, "name": None} for c in range(len(sizes))]
     else:
         name = ray.remote(name_clusters_task).options(num_cpus=args.fit_cpus, num_gpus=args.gpus_per_worker)
-        names = ray.get(name.remote(args.model, model_path, sample, vocabulary, args.template, args.device,
+        names = ray.get(name.remote(args.model, clusterer_path, sample, vocabulary, args.template, args.device,
                                     args.fit_cpus))
     timings["name_s"] = time.perf_counter() - t
 
     # 7. The report a person looks at (of the sample; the parquet has every image).
     t = time.perf_counter()
     report = ray.remote(report_task).options(num_cpus=args.fit_cpus, num_gpus=args.gpus_per_worker)
-    ray.get(report.remote(model_path, sample, [paths[i] for i in index], names, sizes, os.path.join(out, "report"),
+    ray.get(report.remote(clusterer_path, sample, [paths[i] for i in index], names, sizes, os.path.join(out, "report"),
                           args.model, args.device, args.fit_cpus))
     timings["report_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
@@ -412,7 +421,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                "seed": args.seed, "shards": len(shards),
                "clusters": [dict({k: v for k, v in n.items() if k != "members"}, sample_members=n.get("members"), size=int(sizes[n["cluster"]])) for n in names],
                "timings_this_run": timings, "assignments": os.path.join(out, "assignments"),
-               "model": model_path}
+               "clusterer": clusterer_path, "model": clusterer_path}  # "model": the deprecated key of earlier releases
     write_atomically(clusters_path, lambda f: f.write(json.dumps(summary, indent=1).encode()))
     _log("done in %.1f s: %s, %s" % (timings["total_s"], summary["assignments"], clusters_path))
     return summary

@@ -39,18 +39,18 @@ pub fn run(args: Args) -> CliResult {
     if (1..outputs.len()).any(|i| outputs[..i].contains(&outputs[i])) {
         return Err(usage("two of --out, --confidence and --scores name the same file: one would replace the other"));
     }
-    let (model, x, n) = input.load()?;
+    let (clusterer, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
-    let a = model.assign_on(&dev, model.params.assign_rule, &x, n, progress(quiet).as_mut())?;
+    let a = clusterer.assign_on(&dev, clusterer.params.assign_rule, &x, n, progress(quiet).as_mut())?;
     write_npy_i64(&out, &a.labels, &[n])?;
     if let Some(c) = conf {
         write_npy_f32(&c, &a.confidence, &[n])?;
     }
     if let Some(path) = scores {
-        write_npy_f32(&path, &model.scores(&x, n, progress(quiet).as_mut())?, &[n, model.k()])?;
+        write_npy_f32(&path, &clusterer.scores(&x, n, progress(quiet).as_mut())?, &[n, clusterer.k()])?;
     }
     if !quiet {
-        eprintln!("labelled {n} points into {} clusters → {}", model.k(), out.display());
+        eprintln!("labelled {n} points into {} clusters → {}", clusterer.k(), out.display());
     }
     Ok(())
 }

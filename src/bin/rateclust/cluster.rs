@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR|ID")]
     model: PathBuf,
     /// Output folder, created if missing; receives assignments.csv, clusters.json, report.html,
-    /// model.safetensors (the fitted clusterer, for assign --clusterer), features.npy + files.txt (the cache),
+    /// clusterer.safetensors (the fitted clusterer, for assign --clusterer), features.npy + files.txt (the cache),
     /// skipped.txt
     #[arg(long, value_name = "OUT_DIR")]
     out: PathBuf,
@@ -133,11 +133,11 @@ pub fn run(args: Args) -> CliResult {
     let dev = Device::open_default(device)?;
     log(format!("fitting {n} × {dim} features (k = {})", if k == 0 { "auto".to_string() } else { k.to_string() }));
     let t0 = std::time::Instant::now();
-    let model = Clusterer::fit(&x, n, dim, &params, &dev, bar_or_none.as_mut())?;
-    log(format!("fitted k = {} in {:.1} s", model.k(), t0.elapsed().as_secs_f64()));
-    let assignment = model.assign(&x, n, bar_or_none.as_mut())?;
+    let clusterer = Clusterer::fit(&x, n, dim, &params, &dev, bar_or_none.as_mut())?;
+    log(format!("fitted k = {} in {:.1} s", clusterer.k(), t0.elapsed().as_secs_f64()));
+    let assignment = clusterer.assign(&x, n, bar_or_none.as_mut())?;
     let labels: Vec<usize> = assignment.labels.iter().map(|&l| l as usize).collect();
-    let k = model.k();
+    let k = clusterer.k();
 
     let captions = prompts(&names, &template)?;
     let caption_refs: Vec<&str> = captions.iter().map(String::as_str).collect();
@@ -165,14 +165,14 @@ pub fn run(args: Args) -> CliResult {
         confidence: assignment.confidence,
         clusters,
         skipped,
-        k_curve: model.k_curve.as_ref().map(|c| c.candidates.iter().copied().zip(c.coding_length.iter().copied()).collect()),
+        k_curve: clusterer.k_curve.as_ref().map(|c| c.candidates.iter().copied().zip(c.coding_length.iter().copied()).collect()),
     };
-    model.save(&out.join("model.safetensors"))?;
+    save_clusterer(&clusterer, &out)?;
     write_report(&report, &out)?;
     for (j, c) in report.clusters.iter().enumerate() {
         log(format!("cluster {j}: {} ({} images, score {:.2})", c.name.as_deref().unwrap_or("(empty)"), c.size, c.score));
     }
-    log(format!("wrote assignments.csv, clusters.json, report.html and model.safetensors to {}", out.display()));
+    log(format!("wrote assignments.csv, clusters.json, report.html and clusterer.safetensors to {}", out.display()));
     Ok(())
 }
 
@@ -285,4 +285,18 @@ fn central_members(x: &[f32], n: usize, dim: usize, labels: &[usize], k: usize, 
             v.into_iter().take(top).map(|(_, i)| i).collect()
         })
         .collect()
+}
+
+/// Saves the clusterer as `OUT/clusterer.safetensors`, and links the name earlier releases used,
+/// `model.safetensors`, to it (deprecated: "model" means the CLIP model everywhere else; the link goes in a
+/// later release). A file system without hard links gets no second name, and says so.
+fn save_clusterer(clusterer: &Clusterer, out: &Path) -> CliResult<()> {
+    let path = out.join("clusterer.safetensors");
+    clusterer.save(&path)?;
+    let old = out.join("model.safetensors");
+    let _ = std::fs::remove_file(&old);
+    if let Err(e) = std::fs::hard_link(&path, &old) {
+        eprintln!("note: could not link the deprecated name {} to {} ({e})", old.display(), path.display());
+    }
+    Ok(())
 }

@@ -108,10 +108,10 @@ pub fn read_features(path: &Path) -> CliResult<(Vec<f32>, usize, usize)> {
 
 /// A feature matrix for a fitted clusterer: as [`read_features`], and its width must be the clusterer's input
 /// dimension (the error names the file).
-pub fn read_features_for(model: &Clusterer, path: &Path) -> CliResult<(Vec<f32>, usize)> {
+pub fn read_features_for(clusterer: &Clusterer, path: &Path) -> CliResult<(Vec<f32>, usize)> {
     let (x, n, dim) = read_features(path)?;
-    if dim != model.input_dim() {
-        let msg = format!("{} has dimension {dim}, but the clusterer was fitted on dimension {}", path.display(), model.input_dim());
+    if dim != clusterer.input_dim() {
+        let msg = format!("{} has dimension {dim}, but the clusterer was fitted on dimension {}", path.display(), clusterer.input_dim());
         return Err(rateclust::invalid_arg!("{msg}").into());
     }
     Ok((x, n))
@@ -196,8 +196,8 @@ pub fn warn_if_model_names_a_clusterer() {
 impl FittedInput {
     /// The clusterer and its features (values, rows); the width must be the clusterer's input dimension.
     pub fn load(&self) -> CliResult<(Clusterer, Vec<f32>, usize)> {
-        let model = Clusterer::load(&self.clusterer)?;
-        let (x, n) = read_features_for(&model, &self.features)?;
-        Ok((model, x, n))
+        let clusterer = Clusterer::load(&self.clusterer)?;
+        let (x, n) = read_features_for(&clusterer, &self.features)?;
+        Ok((clusterer, x, n))
     }
 }

@@ -150,26 +150,26 @@ pub fn run(a: Args) -> CliResult {
     let t0 = std::time::Instant::now();
     let mut bar = progress(quiet);
     let mut stages = rateclust::progress::StageTimes::new(bar.as_mut());
-    let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut stages)?;
+    let clusterer = Clusterer::fit(&x, n, dim, &params, &dev, &mut stages)?;
     stages.finish();
     let secs = t0.elapsed().as_secs_f64();
     let by_stage: Vec<String> = stages.times.iter().map(|(s, t)| format!("{s} {t:.2}")).collect();
     drop(bar);
     log(format!("time by stage (s): {}", by_stage.join(", ")));
-    model.save(&out)?;
-    if !model.restart_scores.is_empty() {
-        let scores: Vec<String> = model.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
-        log(format!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), model.chosen_restart));
+    clusterer.save(&out)?;
+    if !clusterer.restart_scores.is_empty() {
+        let scores: Vec<String> = clusterer.restart_scores.iter().map(|s| format!("{s:.1}")).collect();
+        log(format!("head restarts, coding length of the sample: [{}]; kept restart {}", scores.join(", "), clusterer.chosen_restart));
     }
-    if let Some(curve) = &model.k_curve {
+    if let Some(curve) = &clusterer.k_curve {
         // The curve is for programs too: one JSON line on stdout, like `select-k`.
         println!("{}", serde_json::to_string(curve).map_err(|e| CliError::Lib(rateclust::Error::Internal(e.to_string())))?);
     }
-    if let (Some(h), Some(c)) = (model.head_score, model.consensus_score) {
+    if let (Some(h), Some(c)) = (clusterer.head_score, clusterer.consensus_score) {
         let kept = if h < c * (1.0 - rateclust::cluster::clusterer::HEAD_MARGIN) { "head" } else { "consensus" };
-        log(format!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", model.params.assign_rule.name()));
+        log(format!("partition: coding length of the sample, head {h:.1}, k-means consensus {c:.1}; kept the {kept}'s, refined on the neighbour graph (rule {})", clusterer.params.assign_rule.name()));
     }
-    let last = model.losses.last().copied().unwrap_or(f64::NAN);
-    log(format!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), model.k()));
+    let last = clusterer.losses.last().copied().unwrap_or(f64::NAN);
+    log(format!("saved {} (k = {}, final loss {last:.4}) in {secs:.1} s", out.display(), clusterer.k()));
     Ok(())
 }

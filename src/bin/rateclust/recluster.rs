@@ -31,12 +31,12 @@ pub struct Args {
 /// Runs `rateclust recluster`.
 pub fn run(args: Args) -> CliResult {
     let Args { input, k, out, device, quiet } = args;
-    let (mut model, x, n) = input.load()?;
+    let (mut clusterer, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
-    model.set_k(&x, n, k, &dev, progress(quiet).as_mut())?;
-    model.save(&out)?;
+    clusterer.set_k(&x, n, k, &dev, progress(quiet).as_mut())?;
+    clusterer.save(&out)?;
     if !quiet {
-        eprintln!("saved {} (k = {})", out.display(), model.k());
+        eprintln!("saved {} (k = {})", out.display(), clusterer.k());
     }
     Ok(())
 }

@@ -26,9 +26,9 @@ pub struct Args {
 /// Runs `rateclust select-k`.
 pub fn run(args: Args) -> CliResult {
     let Args { input, candidates: Candidates(cands), device, quiet } = args;
-    let (model, x, n) = input.load()?;
+    let (clusterer, x, n) = input.load()?;
     let dev = Device::open_default(device)?;
-    let r = model.select_k(&x, n, &cands, &dev, progress(quiet).as_mut())?;
+    let r = clusterer.select_k(&x, n, &cands, &dev, progress(quiet).as_mut())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| rateclust::Error::Internal(e.to_string()))?);
     Ok(())
 }
