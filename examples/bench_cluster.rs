@@ -78,7 +78,7 @@ fn main() -> rateclust::Result<()> {
     let zdim = d;
     let rank = rateclust::cluster::assign::auto_rank(k, zdim);
     let mut unit = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
-    let model = Clusterer::from_parts(
+    let clusterer = Clusterer::from_parts(
         FitParams { k, hidden, zdim, ..FitParams::default() },
         head.clone(),
         AssignModel { k, zdim, rank, bases: unit(k * rank * zdim), prototypes_z: unit(k * zdim), prototypes_c: unit(k * zdim), input: None },
@@ -87,7 +87,7 @@ fn main() -> rateclust::Result<()> {
     if n < total {
         eprintln!("assign: timing {n} points, scaled to {total}");
     }
-    let secs = time_assign(&model, n, input, &mut rng, "subspace")?;
+    let secs = time_assign(&clusterer, n, input, &mut rng, "subspace")?;
     println!("BENCH\tassign_1.28M_768_k1000\t{:.0}", secs * 1e3 * total as f64 / n as f64);
 
     // The default fit's rule: the vote of the 10 nearest of 10,000 reference points in the 128-d input space.
@@ -99,24 +99,24 @@ fn main() -> rateclust::Result<()> {
     rateclust::linalg::rows::l2_normalize_rows(&mut reference, space_rank);
     let reference_labels: Vec<u32> = (0..refs).map(|i| (i % k) as u32).collect();
     let input_model = InputSpaceModel { space, prototypes: unit(k * space_rank), reference, reference_labels };
-    let mut am = model.assign_model.clone();
+    let mut am = clusterer.assign_model.clone();
     am.input = Some(input_model);
     let params = FitParams { k, hidden, zdim, assign_rule: AssignRule::NeighborsInput, ..FitParams::default() };
-    let model = Clusterer::from_parts(params, head.clone(), am);
-    let secs = time_assign(&model, n, input, &mut rng, "neighbors-x")?;
+    let clusterer = Clusterer::from_parts(params, head.clone(), am);
+    let secs = time_assign(&clusterer, n, input, &mut rng, "neighbors-x")?;
     println!("BENCH\tassign_1.28M_768_k1000_neighbors-x\t{:.0}", secs * 1e3 * total as f64 / n as f64);
     Ok(())
 }
 
 /// Seconds `model.assign` spends on n uniform random points of dimension `input`, generated and labelled
 /// in chunks of 65,536 (3.9 GB of input would not fit comfortably next to other work); generation is not timed.
-fn time_assign(model: &Clusterer, n: usize, input: usize, rng: &mut Rng, what: &str) -> rateclust::Result<f64> {
+fn time_assign(clusterer: &Clusterer, n: usize, input: usize, rng: &mut Rng, what: &str) -> rateclust::Result<f64> {
     let (mut secs, mut done) = (0.0, 0);
     while done < n {
         let rows = 65_536.min(n - done);
         let xc: Vec<f32> = (0..rows * input).map(|_| rng.uniform() as f32).collect();
         let t = Instant::now();
-        let a = model.assign(&xc, rows, &mut NoProgress)?;
+        let a = clusterer.assign(&xc, rows, &mut NoProgress)?;
         secs += t.elapsed().as_secs_f64();
         assert_eq!(a.labels.len(), rows);
         done += rows;

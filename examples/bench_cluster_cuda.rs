@@ -88,15 +88,15 @@ fn run(dev: &Arc<CudaDevice>) -> rateclust::Result<()> {
     let rank = auto_rank(k, d);
     let basis = uniform(k * rank * d, 8).iter().map(|v| v - 0.5).collect();
     let proto = uniform(k * d, 9).iter().map(|v| v - 0.5).collect::<Vec<f32>>();
-    let model = Clusterer::from_parts(
+    let clusterer = Clusterer::from_parts(
         FitParams { k, hidden, zdim: d, assign_rule: AssignRule::Subspace, ..FitParams::default() },
         head,
         AssignModel { k, zdim: d, rank, bases: basis, prototypes_z: proto.clone(), prototypes_c: proto, input: None },
     );
     let device = Device::Cuda(dev.clone());
-    model.assign_on(&device, AssignRule::Subspace, &x[..4096 * input], 4096, &mut NoProgress)?; // warm-up
+    clusterer.assign_on(&device, AssignRule::Subspace, &x[..4096 * input], 4096, &mut NoProgress)?; // warm-up
     let t = Instant::now();
-    let a = model.assign_on(&device, AssignRule::Subspace, &x, n, &mut NoProgress)?;
+    let a = clusterer.assign_on(&device, AssignRule::Subspace, &x, n, &mut NoProgress)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(a.labels.len(), n);
     println!("BENCH\tcuda_assign_1.28M_768_k1000\t{ms:.0}");

@@ -80,9 +80,9 @@ fn main() -> rateclust::Result<()> {
     println!("params: {}", serde_json::to_string(&params).unwrap());
     let dev = Device::Cpu;
     let t0 = Instant::now();
-    let model = Clusterer::fit(&x, n, dim, &params, &dev, &mut NoProgress)?;
+    let clusterer = Clusterer::fit(&x, n, dim, &params, &dev, &mut NoProgress)?;
     let fit_s = t0.elapsed().as_secs_f64();
-    let l = &model.losses;
+    let l = &clusterer.losses;
     let w = params.warmup.min(l.len().saturating_sub(1));
     println!(
         "fit: {} head(s) × {} steps + selection in {fit_s:.1} s; kept head's loss first {:.3}, end of warm-up {:.3}, first MLC {:.3}, last {:.3}",
@@ -93,22 +93,22 @@ fn main() -> rateclust::Result<()> {
         l.get(w + 1).copied().unwrap_or(f64::NAN),
         l[l.len() - 1]
     );
-    println!("kept rule {}; coding length of the head's partition {:?}, of the k-means consensus {:?}", model.params.assign_rule.name(), model.head_score, model.consensus_score);
-    if !model.restart_scores.is_empty() {
-        println!("head restarts: coding length of the scoring sample {:?}, kept restart {}", model.restart_scores, model.chosen_restart);
+    println!("kept rule {}; coding length of the head's partition {:?}, of the k-means consensus {:?}", clusterer.params.assign_rule.name(), clusterer.head_score, clusterer.consensus_score);
+    if !clusterer.restart_scores.is_empty() {
+        println!("head restarts: coding length of the scoring sample {:?}, kept restart {}", clusterer.restart_scores, clusterer.chosen_restart);
     }
     for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC, AssignRule::PrototypeInput, AssignRule::NeighborsInput] {
-        if rule.uses_input_space() && model.assign_model.input.is_none() {
+        if rule.uses_input_space() && clusterer.assign_model.input.is_none() {
             continue;
         }
         let t = Instant::now();
-        let a = model.assign_with(rule, &x, n, &mut NoProgress)?;
+        let a = clusterer.assign_with(rule, &x, n, &mut NoProgress)?;
         let tag = if rule == params.assign_rule { " (default)" } else { "" };
         show(&format!("ours, assign {}{tag}", rule.name()), &scores(&a.labels, &truth)?, n);
         eprintln!("  assign {} took {:.2} s", rule.name(), t.elapsed().as_secs_f64());
     }
     // k-means (10 restarts) directly on every point's Z and C: a labelling linear in n that skips Π.
-    let (z_all, c_all) = model.embed(&x, n, !params.single_head)?;
+    let (z_all, c_all) = clusterer.embed(&x, n, !params.single_head)?;
     if let Some(dir) = &dump {
         // Every point's Z and C and the truth, for exploring assignment rules outside Rust.
         std::fs::create_dir_all(dir).expect("--dump DIR can be created");
@@ -129,7 +129,7 @@ fn main() -> rateclust::Result<()> {
     // The sample's own spectral labels, and the reference protocol (Π of one training batch).
     let xin = if params.normalize_input { l2_normalize_rows(&x, dim) } else { x.clone() };
     let eval_rows = |name: &str, rows: Vec<usize>| -> rateclust::Result<()> {
-        show(name, &spectral_scores_of_rows(&model.head, &params, &xin, dim, &rows, &truth)?, rows.len());
+        show(name, &spectral_scores_of_rows(&clusterer.head, &params, &xin, dim, &rows, &truth)?, rows.len());
         Ok(())
     };
     eval_rows("ours, spectral on the fitted sample", sample_rows(n, params.spectral_sample, params.seed))?;

@@ -20,12 +20,12 @@ fn scores_agree_with_labels_for_every_rule_and_every_entry_point() {
     let spec = SubspaceSpec { n: 600, dim: 32, k: 4, rank: 3, noise: 0.1, seed: 21 };
     let (x, _) = union_of_subspaces(&spec).unwrap();
     let p = FitParams { k: 4, seed: 5, ..FitParams::default() };
-    let mut model = Clusterer::fit(&x, spec.n, spec.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-    assert_eq!(model.params.assign_rule, AssignRule::NeighborsInput);
+    let mut clusterer = Clusterer::fit(&x, spec.n, spec.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    assert_eq!(clusterer.params.assign_rule, AssignRule::NeighborsInput);
     let (n, k) = (spec.n, 4);
 
-    let a = model.assign(&x, n, &mut NoProgress).unwrap();
-    let s = model.scores(&x, n, &mut NoProgress).unwrap();
+    let a = clusterer.assign(&x, n, &mut NoProgress).unwrap();
+    let s = clusterer.scores(&x, n, &mut NoProgress).unwrap();
     assert_eq!(s.len(), n * k);
     let mut unique = 0;
     for (i, row) in s.chunks(k).enumerate() {
@@ -42,7 +42,7 @@ fn scores_agree_with_labels_for_every_rule_and_every_entry_point() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("assign_scores");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    model.save(&dir.join("m.safetensors")).unwrap();
+    clusterer.save(&dir.join("m.safetensors")).unwrap();
     let path = std::ffi::CString::new(dir.join("m.safetensors").to_str().unwrap()).unwrap();
     let mut c = std::ptr::null_mut();
     assert_eq!(rateclust::ffi::cluster::rateclust_clusterer_load(path.as_ptr(), &mut c), rateclust::Status::Ok);
@@ -55,16 +55,16 @@ fn scores_agree_with_labels_for_every_rule_and_every_entry_point() {
     rateclust::ffi::cluster::rateclust_clusterer_free(c);
 
     // The subspace rule: squared projections; the argmax is the label, always.
-    model.params.assign_rule = AssignRule::Subspace;
-    let a = model.assign(&x, n, &mut NoProgress).unwrap();
-    let s = model.scores(&x, n, &mut NoProgress).unwrap();
+    clusterer.params.assign_rule = AssignRule::Subspace;
+    let a = clusterer.assign(&x, n, &mut NoProgress).unwrap();
+    let s = clusterer.scores(&x, n, &mut NoProgress).unwrap();
     for (i, row) in s.chunks(k).enumerate() {
         let best = (0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b });
         assert_eq!(best as i64, a.labels[i], "row {i}: {row:?}");
     }
 
     // The CLI writes an n×k float32 .npy.
-    model.params.assign_rule = AssignRule::NeighborsInput;
+    clusterer.params.assign_rule = AssignRule::NeighborsInput;
     rateclust::io::npy::write_npy_f32(&dir.join("x.npy"), &x, &[n, spec.dim]).unwrap();
     let r = std::process::Command::new(env!("CARGO_BIN_EXE_rateclust"))
         .args(["assign", "--device", "cpu", "--clusterer", "m.safetensors", "--features", "x.npy", "--out", "l.npy", "--scores", "s.npy"])
@@ -74,5 +74,5 @@ fn scores_agree_with_labels_for_every_rule_and_every_entry_point() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let (cli, rows, cols) = rateclust::io::npy::read_npy(&dir.join("s.npy")).unwrap().to_f32_matrix("scores").unwrap();
     assert_eq!((rows, cols), (n, k));
-    assert_eq!(cli, model.scores(&x, n, &mut NoProgress).unwrap());
+    assert_eq!(cli, clusterer.scores(&x, n, &mut NoProgress).unwrap());
 }

@@ -17,10 +17,10 @@ fn auto_k_finds_the_number_of_subspaces() {
             let spec = SubspaceSpec { n: 80 * k, dim: 64, k, rank: 3, noise: 0.02, seed: 100 + seed };
             let (x, _) = union_of_subspaces(&spec).unwrap();
             let p = FitParams { k: 0, k_max: (k + 5).min(25), seed, ..FitParams::default() };
-            let model = Clusterer::fit(&x, spec.n, spec.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-            let curve = model.k_curve.as_ref().expect("k = 0 records the curve");
+            let clusterer = Clusterer::fit(&x, spec.n, spec.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+            let curve = clusterer.k_curve.as_ref().expect("k = 0 records the curve");
             eprintln!("k {k} seed {seed}: chose {} — {:?}", curve.best_k, curve.coding_length.iter().map(|v| v.round()).collect::<Vec<_>>());
-            assert_eq!(model.k(), curve.best_k);
+            assert_eq!(clusterer.k(), curve.best_k);
             if curve.best_k != k {
                 wrong.push((k, seed, curve.best_k));
             }

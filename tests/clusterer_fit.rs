@@ -33,12 +33,12 @@ fn union_of_subspaces_is_recovered_for_several_seeds() {
     for seed in [1, 2, 3] {
         let s = spec(seed);
         let (x, y) = union_of_subspaces(&s).unwrap();
-        let model = Clusterer::fit(&x, s.n, s.dim, &small_params(s.k), &Device::Cpu, &mut NoProgress).unwrap();
+        let clusterer = Clusterer::fit(&x, s.n, s.dim, &small_params(s.k), &Device::Cpu, &mut NoProgress).unwrap();
         for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
-            let a = model.assign_with(rule, &x, s.n, &mut NoProgress).unwrap();
+            let a = clusterer.assign_with(rule, &x, s.n, &mut NoProgress).unwrap();
             let acc = accuracy(&a.labels, &y).unwrap();
             eprintln!("seed {seed} {rule:?}: acc {acc:.4}");
-            if rule == model.params.assign_rule {
+            if rule == clusterer.params.assign_rule {
                 assert!(acc >= 0.99, "seed {seed}: accuracy {acc} < 0.99 with the default rule {rule:?}");
             }
         }
@@ -48,23 +48,23 @@ fn union_of_subspaces_is_recovered_for_several_seeds() {
 fn fitted(seed: u64) -> (Clusterer, Vec<f32>, Vec<i64>, SubspaceSpec) {
     let s = spec(seed);
     let (x, y) = union_of_subspaces(&s).unwrap();
-    let model = Clusterer::fit(&x, s.n, s.dim, &small_params(s.k), &Device::Cpu, &mut NoProgress).unwrap();
-    (model, x, y, s)
+    let clusterer = Clusterer::fit(&x, s.n, s.dim, &small_params(s.k), &Device::Cpu, &mut NoProgress).unwrap();
+    (clusterer, x, y, s)
 }
 
 #[test]
 fn save_load_round_trip_and_format_errors() {
-    let (model, x, _, s) = fitted(5);
+    let (clusterer, x, _, s) = fitted(5);
     let dir = std::env::temp_dir().join(format!("rateclust-model-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("m.safetensors");
-    model.save(&path).unwrap();
+    clusterer.save(&path).unwrap();
     let back = Clusterer::load(&path).unwrap();
-    assert_eq!(back.params, model.params);
-    assert_eq!(back.losses, model.losses);
-    let a = model.assign(&x, s.n, &mut NoProgress).unwrap();
+    assert_eq!(back.params, clusterer.params);
+    assert_eq!(back.losses, clusterer.losses);
+    let a = clusterer.assign(&x, s.n, &mut NoProgress).unwrap();
     let b = back.assign(&x, s.n, &mut NoProgress).unwrap();
-    assert_eq!(a, b, "a loaded model labels exactly as the saved one");
+    assert_eq!(a, b, "a loaded clusterer labels exactly as the saved one");
 
     let bytes = std::fs::read(&path).unwrap();
     let expect_format = |what: &str, data: &[u8]| match Clusterer::from_bytes(data) {
@@ -102,9 +102,9 @@ fn replace_once(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 #[test]
 fn select_k_finds_the_number_of_subspaces() {
-    let (model, x, _, s) = fitted(6);
+    let (clusterer, x, _, s) = fitted(6);
     let cands = [2, 3, 4, 6, 8];
-    let r = model.select_k(&x, s.n, &cands, &Device::Cpu, &mut NoProgress).unwrap();
+    let r = clusterer.select_k(&x, s.n, &cands, &Device::Cpu, &mut NoProgress).unwrap();
     eprintln!("coding length: {:?}", r.coding_length);
     assert_eq!(r.candidates, cands);
     assert_eq!(r.coding_length.len(), cands.len());
@@ -112,8 +112,8 @@ fn select_k_finds_the_number_of_subspaces() {
     let at = |k: usize| r.coding_length[cands.iter().position(|&c| c == k).unwrap()];
     assert_eq!(r.best_k, s.k, "{:?}", r.coding_length);
     assert!(at(2) > at(3) && at(3) > at(4) && at(6) > at(4) && at(8) > at(6), "{:?}", r.coding_length);
-    assert!(model.select_k(&x, s.n, &[1, 4], &Device::Cpu, &mut NoProgress).is_err());
-    assert!(model.select_k(&x, s.n, &[], &Device::Cpu, &mut NoProgress).is_err());
+    assert!(clusterer.select_k(&x, s.n, &[1, 4], &Device::Cpu, &mut NoProgress).is_err());
+    assert!(clusterer.select_k(&x, s.n, &[], &Device::Cpu, &mut NoProgress).is_err());
 }
 
 #[test]
@@ -136,9 +136,9 @@ fn bad_input_gives_clear_errors() {
     let mut cancel = |_: &str, done: u64, _: u64| done < 1;
     assert!(matches!(Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut cancel), Err(Error::Cancelled)));
     // Dimension mismatch at assign time.
-    let model = fit(&x, s.n, s.dim, &p).unwrap();
+    let clusterer = fit(&x, s.n, s.dim, &p).unwrap();
     let other = vec![0.5f32; 10 * (s.dim + 2)];
-    let e = model.assign(&other, 10, &mut NoProgress).unwrap_err();
+    let e = clusterer.assign(&other, 10, &mut NoProgress).unwrap_err();
     assert!(e.to_string().contains("fitted on dimension"), "{e}");
     // Features of magnitude 1e30: normalised, the same fit as at magnitude 1 (their squares overflow f32,
     // which used to zero every row); raw, the head overflows and the fit says so instead of saving a
@@ -174,8 +174,8 @@ fn kmeans_sample_clustering_variants_also_label_subspaces() {
     let (x, y) = union_of_subspaces(&s).unwrap();
     for sc in [SampleClustering::KMeansZ, SampleClustering::KMeansC] {
         let p = FitParams { sample_clustering: sc, ..small_params(s.k) };
-        let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-        let a = model.assign(&x, s.n, &mut NoProgress).unwrap();
+        let clusterer = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+        let a = clusterer.assign(&x, s.n, &mut NoProgress).unwrap();
         let acc = accuracy(&a.labels, &y).unwrap();
         eprintln!("{sc:?}: acc {acc:.4}");
         // k-means is not a subspace clusterer (points of one subspace on both sides of the origin form two
@@ -198,22 +198,22 @@ fn head_restarts_keep_the_shortest_code() {
         }
         true
     };
-    let model = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut record).unwrap();
+    let clusterer = Clusterer::fit(&x, s.n, s.dim, &p, &Device::Cpu, &mut record).unwrap();
     // One progress count across the three trainings: 0 ..= 3·steps, never going back.
     let steps = p.steps as u64;
     assert!(train_ticks.iter().all(|&(_, t)| t == 3 * steps), "{train_ticks:?}");
     assert!(train_ticks.windows(2).all(|w| w[0].0 <= w[1].0), "{train_ticks:?}");
     assert_eq!(train_ticks.last().unwrap().0, 3 * steps);
-    let scores = &model.restart_scores;
+    let scores = &clusterer.restart_scores;
     assert_eq!(scores.len(), 3);
     let best = (0..3).min_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
-    assert_eq!(model.chosen_restart, best, "scores {scores:?}");
+    assert_eq!(clusterer.chosen_restart, best, "scores {scores:?}");
     let single = FitParams { head_restarts: 1, seed: p.seed + best as u64, ..p.clone() };
     let alone = Clusterer::fit(&x, s.n, s.dim, &single, &Device::Cpu, &mut NoProgress).unwrap();
-    assert_eq!(model.head.p, alone.head.p, "the kept head is the single fit from seed + {best}");
-    assert_eq!(model.losses, alone.losses);
+    assert_eq!(clusterer.head.p, alone.head.p, "the kept head is the single fit from seed + {best}");
+    assert_eq!(clusterer.losses, alone.losses);
     assert!(alone.restart_scores.is_empty(), "one head: nothing to choose, no scores");
-    let acc = accuracy(&model.assign(&x, s.n, &mut NoProgress).unwrap().labels, &y).unwrap();
+    let acc = accuracy(&clusterer.assign(&x, s.n, &mut NoProgress).unwrap().labels, &y).unwrap();
     assert!(acc >= 0.99, "accuracy {acc}");
     let bad = FitParams { head_restarts: 0, ..p };
     let e = Clusterer::fit(&x, s.n, s.dim, &bad, &Device::Cpu, &mut NoProgress).unwrap_err();
@@ -230,12 +230,12 @@ fn defaults_fit_small_sets() {
         let s = SubspaceSpec { n, dim: 48, k, rank: 3, noise: 0.02, seed: 11 };
         let (x, y) = union_of_subspaces(&s).unwrap();
         let p = FitParams { k, ..FitParams::default() };
-        let model = Clusterer::fit(&x, n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-        assert_eq!(model.k(), k);
-        assert_eq!(model.params.batch, n.min(512), "the batch is cut to n");
-        let a = model.assign(&x, n, &mut NoProgress).unwrap();
+        let clusterer = Clusterer::fit(&x, n, s.dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+        assert_eq!(clusterer.k(), k);
+        assert_eq!(clusterer.params.batch, n.min(512), "the batch is cut to n");
+        let a = clusterer.assign(&x, n, &mut NoProgress).unwrap();
         let acc = accuracy(&a.labels, &y).unwrap();
-        eprintln!("n {n}, k {k}: acc {acc:.3}, rule {}", model.params.assign_rule.name());
+        eprintln!("n {n}, k {k}: acc {acc:.3}, rule {}", clusterer.params.assign_rule.name());
         accs.push(acc);
     }
     eprintln!("{accs:?}");
@@ -267,18 +267,18 @@ fn consensus_wins_on_blobs_and_round_trips() {
         y.push(c as i64);
     }
     let p = FitParams { k, steps: 2, warmup: 1, ..FitParams::default() };
-    let model = Clusterer::fit(&x, n, dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
-    eprintln!("head {:?}, consensus {:?}", model.head_score, model.consensus_score);
-    assert!(model.consensus_score.unwrap() < model.head_score.unwrap());
-    assert_eq!(model.params.assign_rule, AssignRule::NeighborsInput);
-    let a = model.assign(&x, n, &mut NoProgress).unwrap();
+    let clusterer = Clusterer::fit(&x, n, dim, &p, &Device::Cpu, &mut NoProgress).unwrap();
+    eprintln!("head {:?}, consensus {:?}", clusterer.head_score, clusterer.consensus_score);
+    assert!(clusterer.consensus_score.unwrap() < clusterer.head_score.unwrap());
+    assert_eq!(clusterer.params.assign_rule, AssignRule::NeighborsInput);
+    let a = clusterer.assign(&x, n, &mut NoProgress).unwrap();
     assert_eq!(accuracy(&a.labels, &y).unwrap(), 1.0);
-    let by_prototype = model.assign_with(AssignRule::PrototypeInput, &x, n, &mut NoProgress).unwrap();
+    let by_prototype = clusterer.assign_with(AssignRule::PrototypeInput, &x, n, &mut NoProgress).unwrap();
     assert_eq!(by_prototype.labels, a.labels);
     let path = std::env::temp_dir().join(format!("rateclust_px_{}.safetensors", std::process::id()));
-    model.save(&path).unwrap();
+    clusterer.save(&path).unwrap();
     let back = Clusterer::load(&path).unwrap();
     std::fs::remove_file(&path).ok();
-    assert_eq!(back.assign_model, model.assign_model);
+    assert_eq!(back.assign_model, clusterer.assign_model);
     assert_eq!(back.assign(&x, n, &mut NoProgress).unwrap(), a);
 }

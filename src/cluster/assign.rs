@@ -145,7 +145,7 @@ impl AssignModel {
     /// Labels and confidences of n points given their projections into the input space (n×rank), for
     /// `AssignRule::PrototypeInput`.
     pub fn assign_input(&self, p: &[f32], n: usize, labels: &mut [i64], confidence: &mut [f32], ws: &mut AssignScratch) -> Result<()> {
-        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space prototypes (rule prototype-x)"))?;
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this clusterer has no input-space prototypes (rule prototype-x)"))?;
         best_of_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, labels, confidence, ws)
     }
 
@@ -153,7 +153,7 @@ impl AssignModel {
     /// `NeighborsInput` the fraction of the nearest [`neighbors::NEIGHBORS`] reference points in each
     /// cluster (rows sum to 1: a soft membership), for `PrototypeInput` the cosine with each prototype.
     pub fn scores_input(&self, rule: AssignRule, p: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
-        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this clusterer has no input-space model (rule {})", rule.name()))?;
         if rule != AssignRule::NeighborsInput {
             return score_rows(p, n, ip.space.rank, &ip.prototypes, self.k, None, out, &mut Vec::new());
         }
@@ -175,7 +175,7 @@ impl AssignModel {
 
     /// The nearest reference points of n projected points: n lists of `kn` indices, and kn.
     fn neighbor_lists<'a>(&self, p: &[f32], n: usize, ws: &'a mut AssignScratch) -> Result<(&'a [u32], usize)> {
-        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space references (rule neighbors-x)"))?;
+        let ip = self.input.as_ref().ok_or_else(|| crate::invalid_arg!("this clusterer has no input-space references (rule neighbors-x)"))?;
         let m = ip.references();
         if m == 0 {
             return Err(crate::invalid_arg!("this model stores no reference points (a version 2 file); use rule prototype-x"));

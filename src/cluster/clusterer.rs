@@ -96,7 +96,7 @@ pub fn gather_rows(x: &[f32], dim: usize, rows: &[usize]) -> Vec<f32> {
     rows.iter().flat_map(|&r| x[r * dim..(r + 1) * dim].iter().copied()).collect()
 }
 
-/// Π of a set of points as a symmetric affinity: Π = m·Sinkhorn(|C Cᵀ|) (C = Z for single-head models),
+/// Π of a set of points as a symmetric affinity: Π = m·Sinkhorn(|C Cᵀ|) (C = Z for single-head clusterers),
 /// symmetrised as (Π + Πᵀ)/2 because spectral clustering needs a symmetric matrix and Sinkhorn's five
 /// half-steps leave Π only nearly symmetric.
 pub fn pi_affinity(device: &Device, z: &[f32], c: &[f32], m: usize, d: usize, params: &FitParams) -> Result<Vec<f32>> {
@@ -122,7 +122,7 @@ impl Clusterer {
     /// into `params.k` clusters (`k` = 0: the k in 2..=`k_max` chosen by coding length, see
     /// [`super::select_k`]), and builds the assignment model; with `params.head_restarts` > 1, does that
     /// once per seed and keeps the best by coding length. Automatic settings are resolved first
-    /// ([`FitParams::resolve`]) and the model keeps the resolved values. Progress stages: "train" (one
+    /// ([`FitParams::resolve`]) and the clusterer keeps the resolved values. Progress stages: "train" (one
     /// count across all restarts), "select-k" (with k = 0), "cluster" (per restart).
     pub fn fit(x: &[f32], n: usize, dim: usize, params: &FitParams, device: &Device, progress: &mut dyn Progress) -> Result<Self> {
         check_features(x, n, dim)?;
@@ -166,31 +166,31 @@ impl Clusterer {
             };
             let TrainLog { losses } = train(&mut head, x, n, &run, device, BatchOrder::Shuffled, &mut across)?;
             let empty = AssignModel { k: 0, zdim: 0, rank: 0, bases: vec![], prototypes_z: vec![], prototypes_c: vec![], input: None };
-            let mut model = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
+            let mut clusterer = Clusterer { losses, chosen_restart: r, ..Clusterer::from_parts(params.clone(), head, empty) };
             let k = if params.k == 0 {
-                let curve = model.select_k_normalized(x, n, &(2..=params.k_max).collect::<Vec<_>>(), device, &mut across)?;
+                let curve = clusterer.select_k_normalized(x, n, &(2..=params.k_max).collect::<Vec<_>>(), device, &mut across)?;
                 let k = curve.best_k;
-                model.k_curve = Some(curve);
+                clusterer.k_curve = Some(curve);
                 k
             } else {
                 params.k
             };
-            model.recluster(x, n, k, device, &mut across)?;
-            let Some((xs, ms, scorer)) = &scoring else { return Ok(model) };
-            let labels: Vec<usize> = model.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels.iter().map(|&l| l as usize).collect();
+            clusterer.recluster(x, n, k, device, &mut across)?;
+            let Some((xs, ms, scorer)) = &scoring else { return Ok(clusterer) };
+            let labels: Vec<usize> = clusterer.assign_on(device, params.assign_rule, xs, *ms, &mut NoProgress)?.labels.iter().map(|&l| l as usize).collect();
             scores.push(scorer.score(&labels)?);
             let best_so_far = scores[..r].iter().all(|&s| scores[r] < s);
             if best_so_far {
-                best = Some((model, labels));
+                best = Some((clusterer, labels));
             }
         }
-        let (mut model, head_labels) = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
-        model.head_score = scores.iter().copied().reduce(f64::min);
-        model.restart_scores = if params.head_restarts > 1 { scores } else { Vec::new() };
+        let (mut clusterer, head_labels) = best.expect("head_restarts ≥ 1 was validated and the first restart is always kept");
+        clusterer.head_score = scores.iter().copied().reduce(f64::min);
+        clusterer.restart_scores = if params.head_restarts > 1 { scores } else { Vec::new() };
         if let (Some((_, _, scorer)), true) = (&scoring, params.kmeans_candidates > 0) {
-            model.settle_in_input_space(scorer, head_labels, progress)?;
+            clusterer.settle_in_input_space(scorer, head_labels, progress)?;
         }
-        Ok(model)
+        Ok(clusterer)
     }
 
     /// The default fit's last steps (docs/defaults.md): the head's partition of the scoring sample
@@ -229,7 +229,7 @@ impl Clusterer {
         Ok(())
     }
 
-    /// Re-derives the clusters for `k` from a sample of `x` (already input-normalised if the model does so)
+    /// Re-derives the clusters for `k` from a sample of `x` (already input-normalised if the clusterer does so)
     /// without retraining: Π of the sample, spectral clustering, new per-cluster summaries.
     /// Returns the sample's labels.
     fn recluster(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<Vec<usize>> {
@@ -277,7 +277,7 @@ impl Clusterer {
         self.head.dims.input
     }
 
-    /// Eval-mode (Z, C) of arbitrary points (C empty unless `want_c`), applying the model's input normalisation.
+    /// Eval-mode (Z, C) of arbitrary points (C empty unless `want_c`), applying the clusterer's input normalisation.
     pub fn embed(&self, x: &[f32], n: usize, want_c: bool) -> Result<(Vec<f32>, Vec<f32>)> {
         self.embed_with(&HeadOn::Cpu(&self.head), x, n, want_c)
     }
@@ -292,7 +292,7 @@ impl Clusterer {
         }
     }
 
-    /// Checks features given to a fitted model: shape, the fitted dimension, finite values.
+    /// Checks features given to a fitted clusterer: shape, the fitted dimension, finite values.
     pub(crate) fn check_input(&self, x: &[f32], n: usize) -> Result<()> {
         let dim = self.input_dim();
         if n > 0 && x.len() % n == 0 && x.len() / n != dim {
@@ -301,13 +301,13 @@ impl Clusterer {
         check_features(x, n, dim)
     }
 
-    /// Labels every row of `x` (n×input_dim) with the model's rule, in chunks (memory O(chunk)).
+    /// Labels every row of `x` (n×input_dim) with the clusterer's rule, in chunks (memory O(chunk)).
     /// Progress stage "assign".
     pub fn assign(&self, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
         self.assign_with(self.params.assign_rule, x, n, progress)
     }
 
-    /// As [`Self::assign`] with an explicit rule (to compare rules on the same model).
+    /// As [`Self::assign`] with an explicit rule (to compare rules on the same clusterer).
     pub fn assign_with(&self, rule: AssignRule, x: &[f32], n: usize, progress: &mut dyn Progress) -> Result<Assignment> {
         self.assign_on(&Device::Cpu, rule, x, n, progress)
     }
@@ -323,7 +323,7 @@ impl Clusterer {
 
     /// [`Self::assign_on`] into the caller's `labels` (n) and, if given, `confidence` (n). With the
     /// input-space rules (the default `neighbors-x`, and `prototype-x`) a call allocates nothing once an
-    /// earlier call of the same size has grown the model's workspaces; the head-space rules allocate for
+    /// earlier call of the same size has grown the clusterer's workspaces; the head-space rules allocate for
     /// the head's forward pass.
     #[allow(clippy::too_many_arguments)]
     pub fn assign_into(
@@ -370,10 +370,10 @@ impl Clusterer {
         Ok((z, c))
     }
 
-    /// `rows` input rows projected into the stored input space (after the model's input normalisation),
+    /// `rows` input rows projected into the stored input space (after the clusterer's input normalisation),
     /// as the input-space rules compare them: into `ws.projections[..rows × rank]`.
     fn input_projections_into(&self, rule: AssignRule, xs: &[f32], rows: usize, ws: &mut AssignScratch) -> Result<()> {
-        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this model has no input-space model (rule {})", rule.name()))?;
+        let ip = self.assign_model.input.as_ref().ok_or_else(|| crate::invalid_arg!("this clusterer has no input-space model (rule {})", rule.name()))?;
         let xs = if self.params.normalize_input {
             grow(&mut ws.unit, xs.len());
             let unit = &mut ws.unit[..xs.len()];
@@ -411,7 +411,7 @@ impl Clusterer {
         })
     }
 
-    /// The per-cluster scores the model's assign rule compares, n×k row-major (the soft side of
+    /// The per-cluster scores the clusterer's assign rule compares, n×k row-major (the soft side of
     /// [`Self::assign`]): with the default rule `neighbors-x` the fraction of each point's nearest fitted
     /// points in each cluster (rows sum to 1); with `prototype-*` the cosine with each cluster's prototype;
     /// with `subspace` the squared norm of the projection on each cluster's basis. The argmax of a row is the
@@ -503,7 +503,7 @@ impl Clusterer {
         Ok(())
     }
 
-    /// Clusters the model's own sample of `x` again for another k and keeps that (no retraining).
+    /// Clusters the clusterer's own sample of `x` again for another k and keeps that (no retraining).
     pub fn set_k(&mut self, x: &[f32], n: usize, k: usize, device: &Device, progress: &mut dyn Progress) -> Result<()> {
         self.check_input(x, n)?;
         if k < 2 {
@@ -517,7 +517,7 @@ impl Clusterer {
         } else {
             x
         };
-        // A model that settled in the input space does so again for the new k, with the head's
+        // A clusterer that settled in the input space does so again for the new k, with the head's
         // partition labelled by the default head rule (the rule it was fitted with is not stored).
         let settle = self.params.assign_rule.uses_input_space() && self.params.kmeans_candidates > 0;
         if settle {
@@ -556,17 +556,17 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut normal = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
         let rank = auto_rank(k, d);
-        let model = Clusterer::from_parts(
+        let clusterer = Clusterer::from_parts(
             FitParams { k, hidden, zdim: d, normalize_input: true, ..FitParams::default() },
             Head::new(HeadDims { input, hidden, zdim: d }, 4).unwrap(),
             AssignModel { k, zdim: d, rank, bases: normal(k * rank * d), prototypes_z: normal(k * d), prototypes_c: normal(k * d), input: None },
         );
         let x = normal(n * input);
         for rule in [AssignRule::Subspace, AssignRule::PrototypeZ, AssignRule::PrototypeC] {
-            let a = model.assign_with(rule, &x, n, &mut NoProgress).unwrap();
+            let a = clusterer.assign_with(rule, &x, n, &mut NoProgress).unwrap();
             for chunk in [1, 10, 47, 100] {
                 let mut b = Assignment { labels: vec![0; n], confidence: vec![0.0; n] };
-                model.assign_pipelined(&HeadOn::Cpu(&model.head), chunk, rule, &x, n, &mut b.labels, &mut b.confidence, &mut NoProgress).unwrap();
+                clusterer.assign_pipelined(&HeadOn::Cpu(&clusterer.head), chunk, rule, &x, n, &mut b.labels, &mut b.confidence, &mut NoProgress).unwrap();
                 assert_eq!(a.labels, b.labels, "{rule:?}, chunk {chunk}");
                 for (p, q) in a.confidence.iter().zip(&b.confidence) {
                     assert!((p - q).abs() < 1e-5, "{rule:?}, chunk {chunk}: confidence {p} vs {q}");

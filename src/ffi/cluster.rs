@@ -140,13 +140,13 @@ pub extern "C" fn rateclust_fit(
         let p: FitParams = if params.is_null() { FitParams::default() } else { FitParams::try_from(arg_ref(params, "params")?)? };
         let dev = Device::open_default(device_kind(device)?)?;
         let mut prog = CProgress { f: progress, user_data };
-        let model = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
-        *out = new_handle(rateclust_clusterer { inner: model });
+        let clusterer = Clusterer::fit(x, n, dim, &p, &dev, &mut prog)?;
+        *out = new_handle(rateclust_clusterer { inner: clusterer });
         Ok(())
     })
 }
 
-fn model<'a>(c: *const rateclust_clusterer) -> Result<&'a Clusterer> {
+fn clusterer<'a>(c: *const rateclust_clusterer) -> Result<&'a Clusterer> {
     Ok(&arg_ref(c, "clusterer")?.inner)
 }
 
@@ -160,7 +160,7 @@ pub extern "C" fn rateclust_clusterer_free(c: *mut rateclust_clusterer) {
 #[no_mangle]
 pub extern "C" fn rateclust_clusterer_info(c: *const rateclust_clusterer, k: *mut usize, dim: *mut usize) -> Status {
     guard(|| {
-        let m = model(c)?;
+        let m = clusterer(c)?;
         if let Some(k) = unsafe { k.as_mut() } {
             *k = m.k();
         }
@@ -184,7 +184,7 @@ pub extern "C" fn rateclust_clusterer_k_curve(
     len: *mut usize,
 ) -> Status {
     guard(|| {
-        let m = model(c)?;
+        let m = clusterer(c)?;
         let curve = m.k_curve.as_ref();
         let total = curve.map_or(0, |c| c.candidates.len());
         *arg_mut(len, "len")? = total;
@@ -217,7 +217,7 @@ pub extern "C" fn rateclust_assign(
     user_data: *mut c_void,
 ) -> Status {
     guard(|| {
-        let m = model(c)?;
+        let m = clusterer(c)?;
         let x = features(x, n, dim)?;
         let labels = arg_slice_mut(labels, n, "labels")?;
         let confidence = if confidence.is_null() { None } else { Some(arg_slice_mut(confidence, n, "confidence")?) };
@@ -250,7 +250,7 @@ pub extern "C" fn rateclust_assign_scores(
     user_data: *mut c_void,
 ) -> Status {
     guard(|| {
-        let m = model(c)?;
+        let m = clusterer(c)?;
         let x = features(x, n, dim)?;
         let need = checked_len(n, m.k(), "n × k")?;
         if scores_len < need {
@@ -279,7 +279,7 @@ pub extern "C" fn rateclust_select_k(
     best_k: *mut usize,
 ) -> Status {
     guard(|| {
-        let m = model(c)?;
+        let m = clusterer(c)?;
         let x = features(x, n, dim)?;
         if n_candidates == 0 {
             return Err(crate::invalid_arg!("`n_candidates` is 0"));
@@ -328,7 +328,7 @@ pub extern "C" fn rateclust_metrics(pred: *const i64, truth: *const i64, n: usiz
 /// Saves a clusterer to `path` (safetensors; written to a temporary file, then renamed).
 #[no_mangle]
 pub extern "C" fn rateclust_clusterer_save(c: *const rateclust_clusterer, path: *const c_char) -> Status {
-    guard(|| model(c)?.save(Path::new(arg_str(path, "path")?)))
+    guard(|| clusterer(c)?.save(Path::new(arg_str(path, "path")?)))
 }
 
 /// Loads a clusterer saved by `rateclust_clusterer_save` into a new handle `*out` (free with
