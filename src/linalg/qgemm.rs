@@ -343,7 +343,7 @@ fn dequantize(acc: i32, z: i32, wsum: i32, s_r: f32, s_o: f32, bias: Option<f32>
         v += b;
     }
     if let Some(o) = old {
-        v = o + v;
+        v += o;
     }
     v
 }
@@ -385,7 +385,11 @@ fn portable_tile(job: &Job, r: usize, nr: usize, b0: usize, nb: usize) {
     }
 }
 
+// The AVX-512 intrinsics are stable since Rust 1.89, above the declared rust-version (1.85). The crate
+// already needs 1.91 (`str::floor_char_boundary` in the tokenizer); raising rust-version is its own change,
+// as it turns on newer lints across the crate.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
 mod vnni {
     use super::{Job, BLOCK, GROUP, GROUP_BYTES};
     use std::arch::x86_64::*;
