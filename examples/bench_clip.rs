@@ -1,16 +1,18 @@
-//! CLIP tower throughput on the CPU, f32, random weights in the real configurations (generated here, loaded
-//! through the same safetensors path as a checkpoint). Reference: `tools/bench/clip_torch.py` (same cases).
+//! CLIP tower throughput on the CPU, f32 and int8 (`Precision::Int8`), random weights in the real
+//! configurations (generated here, loaded through the same safetensors path as a checkpoint). Reference:
+//! `tools/bench/clip_torch.py` (same f32 cases).
 //!
 //!   cargo run --release --example bench_clip [case ...]
 //!
 //! Cases: `vit_b32_image` (ViT-B/32 vision tower, 224 px, batch 32), `vit_b32_image_one` (one image a call), `vit_l14_image` (ViT-L/14, batch 8),
-//! `vit_b32_text_short` (ViT-B/32 text tower on "a photo of a {label}" prompts, batch 64).
+//! `vit_b32_text_short` (ViT-B/32 text tower on "a photo of a {label}" prompts, batch 64); each ViT-B/32 case
+//! also as `…_int8` (the linear layers in int8).
 //! Prints `BENCH<TAB>case<TAB>milliseconds per item` (best of the timed repetitions).
 
 #[path = "common/clip_random.rs"]
 mod clip_random;
 use clip_random::random_checkpoint;
-use rateclust::clip::{ClipConfig, ClipModel, EmbedOptions};
+use rateclust::clip::{ClipConfig, ClipModel, EmbedOptions, Precision};
 use rateclust::rng::Rng;
 use std::time::Instant;
 
@@ -36,28 +38,32 @@ fn main() {
     let mut rng = Rng::new(11);
     eprintln!("threads: {}", rayon::current_num_threads());
 
-    if want("vit_b32_image") || want("vit_b32_image_one") || want("vit_b32_text_short") {
+    for (precision, suffix) in [(Precision::F32, ""), (Precision::Int8, "_int8")] {
+        let case = |c: &str| format!("{c}{suffix}");
+        if !(want(&case("vit_b32_image")) || want(&case("vit_b32_image_one")) || want(&case("vit_b32_text_short"))) {
+            continue;
+        }
         // openai/clip-vit-base-patch32
         let cfg = vision_config(r#"{"model_type": "clip", "projection_dim": 512}"#);
-        let model = ClipModel::from_tensors(cfg.clone(), &random_checkpoint(&cfg, 1)).unwrap();
-        if want("vit_b32_image") {
+        let model = ClipModel::from_tensors_with(cfg.clone(), &random_checkpoint(&cfg, 1), precision).unwrap();
+        if want(&case("vit_b32_image")) {
             let n = 32;
             let pixels: Vec<f32> = (0..n * 3 * 224 * 224).map(|_| rng.normal() as f32).collect();
             let opts = EmbedOptions { batch_size: n, ..Default::default() };
-            bench("vit_b32_image", n, 3, || {
+            bench(&case("vit_b32_image"), n, 3, || {
                 std::hint::black_box(model.embed_pixels(&pixels, n, &opts).unwrap());
             });
         }
-        if want("vit_b32_image_one") {
+        if want(&case("vit_b32_image_one")) {
             // One image a call: the latency a media pipeline sees per frame.
             let pixels: Vec<f32> = (0..3 * 224 * 224).map(|_| rng.normal() as f32).collect();
             let mut out = vec![0.0f32; model.output_dim(true, &EmbedOptions::default())];
-            bench("vit_b32_image_one", 1, 10, || {
+            bench(&case("vit_b32_image_one"), 1, 10, || {
                 model.embed_pixels_into(&pixels, 1, &EmbedOptions::default(), &mut out).unwrap();
                 std::hint::black_box(&out);
             });
         }
-        if want("vit_b32_text_short") {
+        if want(&case("vit_b32_text_short")) {
             // "a photo of a {label}": sot, a, photo, of, a, 1–3 label tokens, eot (ids of the real CLIP BPE
             // for the prefix; label tokens drawn at random).
             let n = 256;
@@ -73,7 +79,7 @@ fn main() {
                 .collect();
             let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
             let opts = EmbedOptions { batch_size: 64, ..Default::default() };
-            bench("vit_b32_text_short", n, 3, || {
+            bench(&case("vit_b32_text_short"), n, 3, || {
                 std::hint::black_box(model.embed_token_ids(&refs, &opts).unwrap());
             });
         }

@@ -16,6 +16,7 @@ use std::process::Command;
 const EXPECTED: &[(&str, &[&str])] = &[
     ("rateclust_model_load", &["INVALID_ARGUMENT"]),
     ("rateclust_model_load_towers", &["INVALID_ARGUMENT"]),
+    ("rateclust_model_load_precision", &["INVALID_ARGUMENT"]),
     ("rateclust_model_embed_dim", &["INVALID_ARGUMENT"]),
     ("rateclust_model_output_dim", &["INVALID_ARGUMENT"]),
     ("rateclust_model_image_size", &["INVALID_ARGUMENT"]),

@@ -106,6 +106,16 @@ fn embeds_texts_one_per_line() {
     let (rows, n, d) = read_npy(&out).unwrap().to_f32_matrix("t").unwrap();
     assert_eq!((n, d), (texts.len(), 24));
     assert_close(&rows, &normalized_rows(&golden("text_embeds"), 24), "text rows");
+
+    // --precision int8: the same rows within quantization error, not bit for bit.
+    let r = rateclust(&["--model".as_ref(), model.as_os_str(), "--texts".as_ref(), file.as_os_str(), "--out".as_ref(), out.as_os_str(), "--quiet".as_ref(), "--precision".as_ref(), "int8".as_ref()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (int8, _, _) = read_npy(&out).unwrap().to_f32_matrix("t").unwrap();
+    assert_ne!(int8, rows);
+    for (i, (a, b)) in int8.chunks(24).zip(rows.chunks(24)).enumerate() {
+        let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.99, "text {i}: int8 cosine to f32 {cos}");
+    }
 }
 
 #[test]
@@ -120,6 +130,7 @@ fn bad_arguments_fail_with_a_message() {
         (vec!["--model".as_ref(), model.as_os_str(), "--images".as_ref(), dir.as_os_str(), "--out".as_ref(), out.as_os_str()], "no images", 1),
         (vec!["--model".as_ref(), dir.as_os_str(), "--texts".as_ref(), out.as_os_str(), "--out".as_ref(), out.as_os_str()], "config.json", 1),
         (vec!["--bogus".as_ref()], "bogus", 2),
+        (vec!["--model".as_ref(), model.as_os_str(), "--texts".as_ref(), out.as_os_str(), "--out".as_ref(), out.as_os_str(), "--precision".as_ref(), "fp16".as_ref()], "unknown precision `fp16`", 2),
     ];
     for (args, needle, code) in cases {
         let r = rateclust(&args);

@@ -96,7 +96,8 @@ struct DevLinear {
 
 impl DevLinear {
     fn upload(dev: &CudaDevice, l: &Linear, what: &str) -> Result<Self> {
-        let w16: Vec<f16> = l.weight.iter().map(|&v| f16::from_f32(v)).collect();
+        let w = l.f32_weight().ok_or_else(|| crate::invalid_arg!("{what}: int8 weights do not go to the GPU (load the model in f32)"))?;
+        let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
         Ok(DevLinear {
             weight: dev.upload(&w16, &format!("{what}.weight (f16)"))?,
             bias: l.bias.as_ref().map(|b| dev.upload(b, &format!("{what}.bias"))).transpose()?,
@@ -389,7 +390,7 @@ impl CudaClip {
                     return Err(Error::Format(format!("vision_config.num_channels = {}: the CUDA path takes RGB (3) only", c.num_channels)));
                 }
                 let d = c.encoder.hidden_size;
-                let patch = Linear { weight: v.patch_weight.clone(), bias: None, in_dim: 3 * c.patch_size * c.patch_size, out_dim: d };
+                let patch = Linear::new(v.patch_weight.clone(), None, 3 * c.patch_size * c.patch_size, d);
                 Ok(DevVision {
                     patch_weight: DevLinear::upload(d_, &patch, "vision_model.embeddings.patch_embedding")?,
                     class_embedding: d_.upload(&v.class_embedding, "vision_model.embeddings.class_embedding")?,

@@ -1,9 +1,10 @@
 //! The transformer encoder both towers share: transformers `CLIPEncoder` / `CLIPEncoderLayer`.
 
 use super::config::{Activation, EncoderConfig};
-use super::layers::{attention, attention_groups, LayerNorm, Linear};
+use super::layers::{attention, attention_groups, LayerNorm, Linear, Precision};
 use super::weights::Tensors;
 use crate::error::Result;
+use crate::linalg::qgemm::QuantizedRows;
 use crate::scratch::grow;
 
 /// transformers `CLIPEncoderLayer`: LN1 → self-attention → residual, LN2 → MLP → residual.
@@ -34,6 +35,8 @@ pub struct Workspace {
     pub(crate) mlp: Vec<f32>,
     /// Attention score matrices, one `seq × seq` per run of (item, head) tasks.
     scores: Vec<f32>,
+    /// Each int8 layer's quantized input (unused in f32).
+    pub(crate) quant: QuantizedRows,
 }
 
 impl Workspace {
@@ -45,7 +48,7 @@ impl Workspace {
 
     /// Bytes the buffers hold.
     pub fn bytes(&self) -> usize {
-        4 * [&self.h, &self.qkv, &self.heads, &self.mlp, &self.scores].iter().map(|v| v.capacity()).sum::<usize>()
+        4 * [&self.h, &self.qkv, &self.heads, &self.mlp, &self.scores].iter().map(|v| v.capacity()).sum::<usize>() + self.quant.bytes()
     }
 
     /// Makes room for a forward pass over `tokens` tokens (the score matrices are sized by
@@ -66,38 +69,36 @@ pub fn load_layer_norm(t: &Tensors, prefix: &str, d: usize, eps: f32) -> Result<
 
 /// Loads an `nn.Linear(in_dim, out_dim)` at `{prefix}weight` (and `{prefix}bias` if `bias`).
 pub fn load_linear(t: &Tensors, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-    Ok(Linear {
-        weight: t.get(&format!("{prefix}weight"), &[out_dim, in_dim])?,
-        bias: if bias { Some(t.get(&format!("{prefix}bias"), &[out_dim])?) } else { None },
-        in_dim,
-        out_dim,
-    })
+    let weight = t.get(&format!("{prefix}weight"), &[out_dim, in_dim])?;
+    let bias = if bias { Some(t.get(&format!("{prefix}bias"), &[out_dim])?) } else { None };
+    Ok(Linear::new(weight, bias, in_dim, out_dim))
 }
 
 impl Encoder {
-    /// Loads `{prefix}layers.{i}.…` for every layer of `cfg`.
-    pub fn load(t: &Tensors, prefix: &str, cfg: &EncoderConfig) -> Result<Self> {
+    /// Loads `{prefix}layers.{i}.…` for every layer of `cfg`, its linear layers in `precision` (each
+    /// quantized as soon as it is read, so that the f32 weights of one layer at most are held at once).
+    pub fn load(t: &Tensors, prefix: &str, cfg: &EncoderConfig, precision: Precision) -> Result<Self> {
         let (d, m, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
         let layers = (0..cfg.num_layers)
             .map(|i| {
                 let p = format!("{prefix}layers.{i}.");
-                let q = load_linear(t, &format!("{p}self_attn.q_proj."), d, d, true)?;
-                let k = load_linear(t, &format!("{p}self_attn.k_proj."), d, d, true)?;
-                let v = load_linear(t, &format!("{p}self_attn.v_proj."), d, d, true)?;
-                let cat = |f: fn(&Linear) -> &[f32]| [f(&q), f(&k), f(&v)].concat();
-                let qkv = Linear {
-                    weight: cat(|l| &l.weight),
-                    bias: Some(cat(|l| l.bias.as_deref().unwrap_or(&[]))),
-                    in_dim: d,
-                    out_dim: 3 * d,
+                let linear = |name: &str, in_dim: usize, out_dim: usize| {
+                    load_linear(t, &format!("{p}{name}."), in_dim, out_dim, true)?.into_precision(precision)
                 };
+                // Q, K and V stacked into one [3d, d] weight.
+                let (mut w, mut b) = (Vec::with_capacity(3 * d * d), Vec::with_capacity(3 * d));
+                for name in ["q_proj", "k_proj", "v_proj"] {
+                    w.extend(t.get(&format!("{p}self_attn.{name}.weight"), &[d, d])?);
+                    b.extend(t.get(&format!("{p}self_attn.{name}.bias"), &[d])?);
+                }
+                let qkv = Linear::new(w, Some(b), d, 3 * d).into_precision(precision)?;
                 Ok(EncoderLayer {
                     ln1: load_layer_norm(t, &format!("{p}layer_norm1."), d, eps)?,
                     qkv,
-                    out_proj: load_linear(t, &format!("{p}self_attn.out_proj."), d, d, true)?,
+                    out_proj: linear("self_attn.out_proj", d, d)?,
                     ln2: load_layer_norm(t, &format!("{p}layer_norm2."), d, eps)?,
-                    fc1: load_linear(t, &format!("{p}mlp.fc1."), d, m, true)?,
-                    fc2: load_linear(t, &format!("{p}mlp.fc2."), m, d, true)?,
+                    fc1: linear("mlp.fc1", d, m)?,
+                    fc2: linear("mlp.fc2", m, d)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -123,12 +124,12 @@ impl Encoder {
         for layer in &self.layers {
             // mirrors CLIPEncoderLayer.forward
             layer.ln1.forward(x, h);
-            layer.qkv.forward(h, qkv);
+            layer.qkv.forward(h, qkv, &mut ws.quant);
             attention(qkv, batch, seq, self.cfg.num_heads, causal, h, heads, scores);
-            layer.out_proj.forward_residual(h, x);
+            layer.out_proj.forward_residual(h, x, &mut ws.quant);
             layer.ln2.forward(x, h);
-            layer.fc1.forward_act(h, mlp, act);
-            layer.fc2.forward_residual(mlp, x);
+            layer.fc1.forward_act(h, mlp, act, &mut ws.quant);
+            layer.fc2.forward_residual(mlp, x, &mut ws.quant);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.push(x.to_vec());
             }

@@ -14,4 +14,5 @@ pub mod vision;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
-pub use model::{ClipModel, EmbedOptions, Towers};
+pub use layers::Precision;
+pub use model::{ClipModel, EmbedOptions, LoadOptions, Towers};

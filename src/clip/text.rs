@@ -6,7 +6,7 @@
 
 use super::config::TextConfig;
 use super::encoder::{load_layer_norm, Encoder, Workspace};
-use super::layers::LayerNorm;
+use super::layers::{LayerNorm, Precision};
 use super::weights::Tensors;
 use crate::error::Result;
 use crate::invalid_arg;
@@ -44,13 +44,14 @@ pub fn pool_index(ids: &[u32], eos_token_id: i64) -> Option<usize> {
 }
 
 impl TextTower {
-    /// Loads `{prefix}embeddings.…`, `{prefix}encoder.…`, `{prefix}final_layer_norm.…`.
-    pub fn load(t: &Tensors, prefix: &str, cfg: &TextConfig) -> Result<Self> {
+    /// Loads `{prefix}embeddings.…`, `{prefix}encoder.…`, `{prefix}final_layer_norm.…`, the encoder's linear
+    /// layers in `precision`.
+    pub fn load(t: &Tensors, prefix: &str, cfg: &TextConfig, precision: Precision) -> Result<Self> {
         let d = cfg.encoder.hidden_size;
         Ok(TextTower {
             token_embedding: t.get(&format!("{prefix}embeddings.token_embedding.weight"), &[cfg.vocab_size, d])?,
             position_embedding: t.get(&format!("{prefix}embeddings.position_embedding.weight"), &[cfg.max_position_embeddings, d])?,
-            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder)?,
+            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder, precision)?,
             final_layer_norm: load_layer_norm(t, &format!("{prefix}final_layer_norm."), d, cfg.encoder.layer_norm_eps)?,
             cfg: cfg.clone(),
         })

@@ -3,7 +3,7 @@
 use super::config::VisionConfig;
 use super::encoder::{load_layer_norm, Encoder, Workspace};
 use crate::scratch::grow;
-use super::layers::LayerNorm;
+use super::layers::{LayerNorm, Precision};
 use super::weights::Tensors;
 use crate::error::Result;
 use crate::linalg::{gemm, Trans};
@@ -22,8 +22,9 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
-    /// Loads `{prefix}embeddings.…`, `{prefix}pre_layrnorm.…`, `{prefix}encoder.…`, `{prefix}post_layernorm.…`.
-    pub fn load(t: &Tensors, prefix: &str, cfg: &VisionConfig) -> Result<Self> {
+    /// Loads `{prefix}embeddings.…`, `{prefix}pre_layrnorm.…`, `{prefix}encoder.…`, `{prefix}post_layernorm.…`,
+    /// the encoder's linear layers in `precision`.
+    pub fn load(t: &Tensors, prefix: &str, cfg: &VisionConfig, precision: Precision) -> Result<Self> {
         let d = cfg.encoder.hidden_size;
         let p = cfg.patch_size;
         let eps = cfg.encoder.layer_norm_eps;
@@ -32,7 +33,7 @@ impl VisionTower {
             class_embedding: t.get(&format!("{prefix}embeddings.class_embedding"), &[d])?,
             position_embedding: t.get(&format!("{prefix}embeddings.position_embedding.weight"), &[cfg.seq_len(), d])?,
             pre_layrnorm: load_layer_norm(t, &format!("{prefix}pre_layrnorm."), d, eps)?,
-            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder)?,
+            encoder: Encoder::load(t, &format!("{prefix}encoder."), &cfg.encoder, precision)?,
             post_layernorm: load_layer_norm(t, &format!("{prefix}post_layernorm."), d, eps)?,
             cfg: cfg.clone(),
         })

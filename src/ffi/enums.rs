@@ -5,7 +5,7 @@
 #![allow(non_camel_case_types)]
 
 use crate::image_io::PixelFormat;
-use crate::clip::Towers;
+use crate::clip::{Precision, Towers};
 use crate::cluster::params::{AssignRule, SampleClustering};
 use crate::device::DeviceKind;
 use crate::rate::{Objective, SinkhornGradient};
@@ -156,6 +156,19 @@ pub enum rateclust_towers {
     Texts = 2,
 }
 
+/// How `rateclust_model_load_precision` stores and multiplies the weights of the towers' encoder layers
+/// (attention, LayerNorm, the patch embedding and the projections stay f32 in both).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, CEnum)]
+#[mirror(Precision)]
+pub enum rateclust_precision {
+    /// f32 weights (what `rateclust_model_load` uses).
+    F32 = 0,
+    /// int8 weights per output channel, activations quantized per token, products summed in int32 (AVX-512
+    /// VNNI when the CPU has it): a quarter of those weights' memory. CPU only.
+    Int8 = 1,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +192,7 @@ mod tests {
         check::<SampleClustering>(3);
         check::<PixelFormat>(7);
         check::<Towers>(3);
+        check::<Precision>(2);
         assert_eq!(AssignRule::NeighborsInput.to_c(), rateclust_assign_rule::NeighborsInput as u32);
         assert_eq!(<PixelFormat as CEnum>::from_c(rateclust_pixel_format::Bgrx8 as u32), Some(PixelFormat::Bgrx8));
     }

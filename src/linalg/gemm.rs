@@ -22,7 +22,7 @@ const PIECE_MIN_FLOPS: usize = 1 << 21;
 
 /// Number of pieces a product of `flops` multiply-adds is split into: one per thread of the current rayon
 /// pool, fewer when the pieces would get small.
-fn pieces_for(flops: usize) -> usize {
+pub(super) fn pieces_for(flops: usize) -> usize {
     if flops < PARALLEL_MIN_FLOPS {
         1
     } else {

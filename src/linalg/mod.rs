@@ -1,11 +1,13 @@
-//! Dense linear algebra on the CPU: the one GEMM path every module uses, and (added by the rate-reduction
-//! core) batched Cholesky / log-det / solves and the symmetric eigensolver. Built on faer.
+//! Dense linear algebra on the CPU: the one GEMM path every module uses (and its int8 variant for the CLIP
+//! towers' linear layers, `qgemm`), and (added by the rate-reduction core) batched Cholesky / log-det /
+//! solves and the symmetric eigensolver. Built on faer.
 //!
 //! Matrices cross module boundaries as row-major slices plus shapes; faer views are made locally.
 
 pub mod cholesky;
 pub mod eigh;
 pub mod gemm;
+pub mod qgemm;
 pub mod rows;
 
 pub use gemm::{gemm, Trans};

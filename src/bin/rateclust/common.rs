@@ -53,6 +53,11 @@ pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
     DeviceKind::parse_with_ordinal(s).map_err(lib_message)
 }
 
+/// `--precision f32|int8`.
+pub fn parse_precision(s: &str) -> Result<rateclust::clip::Precision, String> {
+    s.parse().map_err(lib_message)
+}
+
 /// `--k K|auto`: a number of clusters, or `auto` (0, the library's "choose k by coding length").
 pub fn parse_k_or_auto(s: &str) -> Result<usize, String> {
     if s == "auto" {

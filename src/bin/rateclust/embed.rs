@@ -1,8 +1,8 @@
 //! `rateclust embed`: CLIP embeddings of a folder or list of images, or of a file of texts, to a .npy file.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rateclust::clip::{ClipModel, EmbedOptions, Towers};
-use crate::common::{clip_dir, parse_device, parse_positive, usage, CliResult};
+use rateclust::clip::{ClipModel, EmbedOptions, LoadOptions, Precision, Towers};
+use crate::common::{clip_dir, parse_device, parse_positive, parse_precision, usage, CliResult};
 use rateclust::{invalid_arg, DeviceKind, Error};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,11 @@ pub struct Args {
     /// Where to compute: auto (the GPU when usable, else the CPU), cpu, cuda or cuda:N (GPU N)
     #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
     device: DeviceKind,
+    /// The encoder layers' linear layers in f32, or in int8 (weights per output channel, activations per
+    /// token; CPU only, a quarter of their memory, faster with AVX-512 VNNI; embeddings within 0.999
+    /// cosine of f32 on ViT-B/32)
+    #[arg(long, value_name = "f32|int8", default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Keep the raw projected embeddings (no L2 normalisation)
     #[arg(long)]
     no_normalize: bool,
@@ -53,7 +58,7 @@ enum Input {
 
 /// Runs `rateclust embed`.
 pub fn run(args: Args) -> CliResult {
-    let Args { model, images, texts, out, batch, device, no_normalize, pooled, quiet } = args;
+    let Args { model, images, texts, out, batch, device, precision, no_normalize, pooled, quiet } = args;
     let input = match (images, texts) {
         (Some(p), None) => Input::Images(p),
         (None, Some(p)) => Input::Texts(p),
@@ -66,7 +71,7 @@ pub fn run(args: Args) -> CliResult {
 
     // Only the tower this run uses: the other's weights are never read.
     let towers = if matches!(input, Input::Images(_)) { Towers::Images } else { Towers::Texts };
-    let model = ClipModel::load_towers(&model_dir, device, towers)?;
+    let model = ClipModel::load_with(&model_dir, &LoadOptions { device, towers, precision })?;
     let (rows, n, images) = match &input {
         Input::Images(p) => {
             let paths = image_paths(p)?;
