@@ -94,6 +94,7 @@ _SIGNATURES = {
     "rateclust_clusterer_load": (c_int, [c_char_p, _P(c_void_p)]),
     "rateclust_embed_default_params": (EmbedParamsC, []),
     "rateclust_model_load": (c_int, [c_char_p, c_uint32, _P(c_void_p)]),
+    "rateclust_model_load_precision": (c_int, [c_char_p, c_uint32, c_uint32, c_uint32, _P(c_void_p)]),
     "rateclust_model_free": (None, [c_void_p]),
     "rateclust_model_embed_dim": (c_int, [c_void_p, _sz]),
     "rateclust_model_output_dim": (c_int, [c_void_p, c_bool, _P(EmbedParamsC), _sz]),

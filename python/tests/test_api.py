@@ -282,6 +282,22 @@ def test_embed_image_files_equal_the_cli(clip, cli, tmp_path):
     assert e.value.status == rateclust.Status.IO and "/nonexistent/image.png" in e.value.message
 
 
+def test_one_tower_and_int8_models(clip):
+    with rateclust.Model(TINY_CLIP, device="cpu", towers="texts", precision="int8") as m:
+        e = m.embed_texts(["a photo of a cat", "a diagram"])
+        f = clip.embed_texts(["a photo of a cat", "a diagram"])
+        assert e.shape == f.shape
+        assert np.all(np.sum(e * f, axis=1) > 0.99)
+        with pytest.raises(rateclust.RateclustError) as err:
+            m.embed_image_files([IMAGE])
+        assert err.value.status == rateclust.Status.INVALID_ARGUMENT
+    with pytest.raises(rateclust.RateclustError):
+        rateclust.Model(TINY_CLIP, precision="int4")
+    with pytest.raises(rateclust.RateclustError) as err:
+        rateclust.Model(TINY_CLIP, device="cuda", precision="int8")
+    assert err.value.status == rateclust.Status.INVALID_ARGUMENT
+
+
 def test_embed_bytes_and_arrays(clip):
     with open(IMAGE, "rb") as f:
         blob = f.read()
