@@ -184,7 +184,7 @@ impl QuantizedRows {
             .zip(self.data[..rows * kp].par_chunks_mut(per * kp))
             .zip(self.scale[..rows].par_chunks_mut(per))
             .zip(self.zero[..rows].par_chunks_mut(per))
-            .for_each(|(((x, q), s), z)| quantize_rows(x, k, q, kp, s, z));
+            .for_each(|(((x, q), s), z)| quantize_rows_fastest(x, k, q, kp, s, z));
     }
 
     /// Bytes held.
@@ -198,6 +198,30 @@ impl QuantizedRows {
 #[inline(always)]
 fn round_small(x: f32) -> f32 {
     (x + 12_582_912.0) - 12_582_912.0
+}
+
+/// [`quantize_rows`] with explicit AVX-512 where the CPU has it (the compiler does not vectorise the
+/// float-to-byte conversion: the loop took a third of the time of the products it feeds), else as written.
+/// Both give the same bytes, steps and zero points.
+fn quantize_rows_fastest(x: &[f32], k: usize, q: &mut [u8], kp: usize, scale: &mut [f32], zero: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512 F, what the function is compiled for; it checks the slice lengths.
+        return unsafe { vnni::quantize_rows(x, k, q, kp, scale, zero) };
+    }
+    quantize_rows(x, k, q, kp, scale, zero)
+}
+
+/// The step and zero point of a row whose range is [l, h] (l ≤ 0 ≤ h) and whose non-finite detector sums
+/// to `bad`: `None` for a row to store as zeros, with its step (0 for an all-zero row, NaN for a row with a
+/// non-finite value, so that the product's row is NaN as in f32).
+#[inline(always)]
+fn row_step(l: f32, h: f32, bad: f32) -> std::result::Result<(f32, f32), f32> {
+    let step = (h - l) / 255.0;
+    if !(bad == 0.0 && step > 0.0) {
+        return Err(if bad == 0.0 { 0.0 } else { f32::NAN });
+    }
+    Ok((step, round_small(-l * (1.0 / step)).clamp(0.0, 255.0)))
 }
 
 simd! {
@@ -226,16 +250,16 @@ simd! {
                 h = if hi[i] > h { hi[i] } else { h };
                 bad += nan[i];
             }
-            let step = (h - l) / 255.0;
-            if !(bad == 0.0 && step > 0.0) {
-                // All zeros (an exact zero product), or a non-finite value (a NaN row, as f32 would give).
-                qr.fill(0);
-                *s = if bad == 0.0 { 0.0 } else { f32::NAN };
-                *z = 0;
-                continue;
-            }
+            let (step, zp) = match row_step(l, h, bad) {
+                Ok(sz) => sz,
+                Err(empty) => {
+                    // All zeros (an exact zero product), or a non-finite value (a NaN row, as f32 would give).
+                    qr.fill(0);
+                    (*s, *z) = (empty, 0);
+                    continue;
+                }
+            };
             let inv = 1.0 / step;
-            let zp = round_small(-l * inv).clamp(0.0, 255.0);
             for (o, &v) in qr[..k].iter_mut().zip(xr) {
                 *o = round_small(v * inv + zp).clamp(0.0, 255.0) as u8;
             }
@@ -391,8 +415,57 @@ fn portable_tile(job: &Job, r: usize, nr: usize, b0: usize, nb: usize) {
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::incompatible_msrv)]
 mod vnni {
-    use super::{Job, BLOCK, GROUP, GROUP_BYTES};
+    use super::{row_step, Job, BLOCK, GROUP, GROUP_BYTES};
     use std::arch::x86_64::*;
+
+    /// [`super::quantize_rows`] 16 values at a time: the same min/max, step and zero point, the same
+    /// product then sum (no fused multiply-add), and `vcvtps2dq`'s round to nearest even, which is what
+    /// `round_small` computes; so the same bytes.
+    ///
+    /// Safety: the CPU has AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], kp: usize, scale: &mut [f32], zero: &mut [i32]) {
+        let rows = scale.len().min(zero.len());
+        assert!(k > 0 && kp >= k && x.len() >= rows * k && q.len() >= rows * kp, "quantize_rows: buffer sizes");
+        let full = k / 16 * 16;
+        // Lanes of the last partial vector (fewer than 16).
+        let tail: __mmask16 = ((1u32 << (k - full)) - 1) as u16;
+        for r in 0..rows {
+            let xr = x.as_ptr().add(r * k);
+            let (mut lo, mut hi, mut nan) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+            let mut i = 0;
+            while i < k {
+                // Masked-off lanes read as 0, inside every row's range [min(x, 0), max(x, 0)].
+                let v = if i < full { _mm512_loadu_ps(xr.add(i)) } else { _mm512_maskz_loadu_ps(tail, xr.add(i)) };
+                lo = _mm512_min_ps(lo, v);
+                hi = _mm512_max_ps(hi, v);
+                nan = _mm512_add_ps(nan, _mm512_mul_ps(v, _mm512_setzero_ps()));
+                i += 16;
+            }
+            let qr = &mut q[r * kp..(r + 1) * kp];
+            let (step, zp) = match row_step(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), _mm512_reduce_add_ps(nan)) {
+                Ok(sz) => sz,
+                Err(empty) => {
+                    qr.fill(0);
+                    (scale[r], zero[r]) = (empty, 0);
+                    continue;
+                }
+            };
+            let (inv, zpv) = (_mm512_set1_ps(1.0 / step), _mm512_set1_ps(zp));
+            let (byte_lo, byte_hi) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
+            let out = qr.as_mut_ptr() as *mut i8;
+            let mut i = 0;
+            while i < k {
+                let m = if i < full { 0xFFFF } else { tail };
+                let v = _mm512_maskz_loadu_ps(m, xr.add(i));
+                let t = _mm512_cvtps_epi32(_mm512_add_ps(_mm512_mul_ps(v, inv), zpv));
+                _mm512_mask_cvtepi32_storeu_epi8(out.add(i), m, _mm512_min_epi32(_mm512_max_epi32(t, byte_lo), byte_hi));
+                i += 16;
+            }
+            qr[k..].fill(0);
+            (scale[r], zero[r]) = (step, zp as i32);
+        }
+    }
 
     /// The VNNI micro-tile on rows `r..r + nr` (nr ≤ 6), blocks `b0..b0 + nb` (nb ≤ 4): picks the
     /// instance compiled for that shape (the accumulators must be a fixed set of registers).
@@ -520,6 +593,36 @@ mod tests {
             }
         }
         y
+    }
+
+    /// The AVX-512 quantization gives the bytes, steps and zero points of the loop it replaces: row lengths
+    /// off 16, one-signed, mixed, tiny and all-zero rows, a NaN and an infinite row.
+    #[test]
+    fn vector_quantization_matches_the_loop() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            eprintln!("note: this CPU has no AVX-512; only the loop is used");
+            return;
+        }
+        let mut rng = Rng::new(23);
+        for k in [1, 5, 16, 17, 768, 3071] {
+            let rows = 9;
+            let mut x = random(&mut rng, rows * k, 2.0);
+            x[k..2 * k].iter_mut().for_each(|v| *v = v.abs());
+            x[2 * k..3 * k].iter_mut().for_each(|v| *v = -v.abs() * 1e-30);
+            x[3 * k..4 * k].fill(0.0);
+            x[4 * k + k / 2] = f32::NAN;
+            x[5 * k] = f32::INFINITY;
+            let kp = k.next_multiple_of(GROUP);
+            let (mut q1, mut q2) = (vec![7u8; rows * kp], vec![9u8; rows * kp]);
+            let (mut s1, mut s2) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+            let (mut z1, mut z2) = (vec![0i32; rows], vec![0i32; rows]);
+            quantize_rows(&x, k, &mut q1, kp, &mut s1, &mut z1);
+            // SAFETY: checked above that the CPU has AVX-512 F.
+            unsafe { vnni::quantize_rows(&x, k, &mut q2, kp, &mut s2, &mut z2) };
+            assert_eq!(q1, q2, "k {k}: bytes");
+            assert_eq!(z1, z2, "k {k}: zero points");
+            assert_eq!(s1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "k {k}: steps");
+        }
     }
 
     /// Both kernels give exactly the recomputed product, with and without bias and accumulation, for shapes
