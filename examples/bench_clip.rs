@@ -7,11 +7,17 @@
 //! Cases: `vit_b32_image` (ViT-B/32 vision tower, 224 px, batch 32), `vit_b32_image_one` (one image a call), `vit_l14_image` (ViT-L/14, batch 8),
 //! `vit_b32_text_short` (ViT-B/32 text tower on "a photo of a {label}" prompts, batch 64); each ViT-B/32 case
 //! also as `…_int8` (the linear layers in int8).
-//! Prints `BENCH<TAB>case<TAB>milliseconds per item` (best of the timed repetitions).
+//! Prints `PASS<TAB>case<TAB>milliseconds per item` for every timed repetition and
+//! `BENCH<TAB>case<TAB>milliseconds per item` (best of them).
+//!
+//!   cargo run --release --example bench_clip -- --write-model DIR
+//!
+//! writes the ViT-B/32 checkpoint the `vit_b32_*` cases use (`config.json` + `model.safetensors`, the same bytes,
+//! seed 1) to DIR and exits, so that other engines (`tools/bench/clip_cpu_peers.py`) load the same weights.
 
 #[path = "common/clip_random.rs"]
 mod clip_random;
-use clip_random::random_checkpoint;
+use clip_random::{random_checkpoint, random_safetensors};
 use rateclust::clip::{ClipConfig, ClipModel, EmbedOptions, Precision};
 use rateclust::rng::Rng;
 use std::time::Instant;
@@ -27,13 +33,29 @@ fn bench(case: &str, items: usize, reps: usize, mut f: impl FnMut()) {
     for _ in 0..reps {
         let t = Instant::now();
         f();
-        best = best.min(t.elapsed().as_secs_f64() * 1e3 / items as f64);
+        let ms = t.elapsed().as_secs_f64() * 1e3 / items as f64;
+        println!("PASS\t{case}\t{ms:.3}");
+        best = best.min(ms);
     }
     println!("BENCH\t{case}\t{best:.3}");
 }
 
+/// The ViT-B/32 configuration of the `vit_b32_*` cases (openai/clip-vit-base-patch32 shapes, HF defaults).
+const B32_CONFIG: &str = r#"{"model_type": "clip", "projection_dim": 512}"#;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--write-model") {
+        let dir = std::path::PathBuf::from(args.get(i + 1).expect("--write-model DIR"));
+        std::fs::create_dir_all(&dir).expect("create the model directory");
+        let cfg = vision_config(B32_CONFIG);
+        std::fs::write(dir.join("model.safetensors"), random_safetensors(&cfg, 1)).expect("write model.safetensors");
+        // transformers needs `architectures` to pick CLIPModel; everything else is the defaults both sides share.
+        std::fs::write(dir.join("config.json"), r#"{"model_type": "clip", "architectures": ["CLIPModel"], "projection_dim": 512}"#)
+            .expect("write config.json");
+        eprintln!("wrote {}", dir.display());
+        return;
+    }
     let want = |c: &str| args.is_empty() || args.iter().any(|a| a == c);
     let mut rng = Rng::new(11);
     eprintln!("threads: {}", rayon::current_num_threads());
@@ -44,7 +66,7 @@ fn main() {
             continue;
         }
         // openai/clip-vit-base-patch32
-        let cfg = vision_config(r#"{"model_type": "clip", "projection_dim": 512}"#);
+        let cfg = vision_config(B32_CONFIG);
         let model = ClipModel::from_tensors_with(cfg.clone(), &random_checkpoint(&cfg, 1), precision).unwrap();
         if want(&case("vit_b32_image")) {
             let n = 32;
