@@ -329,27 +329,24 @@ impl Linear {
 
     /// y (rows × out) ← x (rows × in) Wᵀ + b.
     pub fn forward(&self, x: &[f32], y: &mut [f32], q: &mut QuantizedRows) {
-        match &self.weight {
-            Weight::F32(w) => {
-                self.product(w, x, y, 0.0);
-                if let Some(b) = &self.bias {
-                    par_rows(y, self.out_dim, |blk| add_bias_rows(blk, b));
-                }
-            }
-            Weight::Int8(w) => self.quantized_product(w, x, y, self.bias.as_deref(), false, q),
-        }
+        self.affine(x, y, q, false)
     }
 
     /// y ← y + x Wᵀ + b: the residual connection fused into the product (β = 1).
     pub fn forward_residual(&self, x: &[f32], y: &mut [f32], q: &mut QuantizedRows) {
+        self.affine(x, y, q, true)
+    }
+
+    /// y ← x Wᵀ + b, plus y's old value when `accumulate`.
+    fn affine(&self, x: &[f32], y: &mut [f32], q: &mut QuantizedRows, accumulate: bool) {
         match &self.weight {
             Weight::F32(w) => {
-                self.product(w, x, y, 1.0);
+                self.product(w, x, y, if accumulate { 1.0 } else { 0.0 });
                 if let Some(b) = &self.bias {
                     par_rows(y, self.out_dim, |blk| add_bias_rows(blk, b));
                 }
             }
-            Weight::Int8(w) => self.quantized_product(w, x, y, self.bias.as_deref(), true, q),
+            Weight::Int8(w) => self.quantized_product(w, x, y, self.bias.as_deref(), accumulate, q),
         }
     }
 
