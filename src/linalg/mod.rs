@@ -6,6 +6,7 @@
 
 pub mod cholesky;
 pub mod eigh;
+pub mod exp;
 pub mod gemm;
 pub mod qgemm;
 pub mod rows;

@@ -5,7 +5,7 @@
 //!
 //! CPU pieces, one job each: [`sinkhorn`] (Π and its backward pass, both gradient semantics), [`coding`]
 //! (R, R_c and their gradients; R_c packed into three large GEMMs when d ≤ m, cluster by cluster otherwise),
-//! `mlc` (the loss and the backward pass to C through Π, |·| and C Cᵀ), `vexp` (SIMD exp). Everything is
+//! `mlc` (the loss and the backward pass to C through Π, |·| and C Cᵀ); exponentials come from `linalg::exp`. Everything is
 //! generic over f32/f64; f32 inputs run the coding rates in f64 when d/ε² makes f32 too coarse (see `mlc`).
 //! Verified against PyTorch float64 autograd goldens (`tools/golden/rate_goldens.py`) and finite differences.
 
@@ -13,7 +13,6 @@ pub mod coding;
 pub mod cuda;
 mod mlc;
 pub mod sinkhorn;
-mod vexp;
 
 use crate::device::cuda::Gpu;
 use crate::device::Device;

@@ -16,7 +16,7 @@
 //! where continuing changes nothing, so it is not reproduced; nor is `v[v > 9e8] = 0`, unreachable for
 //! finite inputs of the sizes we accept.
 
-use super::vexp::{exp_in_place, exp_sum_in_place};
+use crate::linalg::exp::{exp_in_place, exp_sum_in_place};
 use super::SinkhornGradient;
 use crate::linalg::Real;
 use rayon::prelude::*;
