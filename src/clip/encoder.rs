@@ -106,10 +106,14 @@ impl Encoder {
     }
 
     /// Runs every layer over `x` (`[batch·seq, d]`, updated in place). `causal` applies the text tower's
-    /// causal mask. If `trace` is given, the state after each layer is appended to it (transformers'
-    /// `hidden_states[1..]`).
-    pub fn forward(&self, x: &mut [f32], batch: usize, seq: usize, causal: bool, ws: &mut Workspace, mut trace: Option<&mut Vec<Vec<f32>>>) {
-        let d = self.cfg.hidden_size;
+    /// causal mask. `keep` lists the rows the caller reads afterwards (its pooled tokens): only they are
+    /// sure to hold the final state, because the last layer runs its attention output projection and MLP
+    /// on them alone. A row's MLP reads only that row and nothing reads the others later, so this saves
+    /// about 6 % of a 12-layer tower's products with identical kept rows. If `trace` is given, every row
+    /// is computed and the state after each layer is appended to it (transformers' `hidden_states[1..]`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(&self, x: &mut [f32], batch: usize, seq: usize, causal: bool, keep: &[usize], ws: &mut Workspace, mut trace: Option<&mut Vec<Vec<f32>>>) {
+        let (d, m) = (self.cfg.hidden_size, self.cfg.intermediate_size);
         let tokens = batch * seq;
         debug_assert_eq!(x.len(), tokens * d);
         ws.ensure(&self.cfg, tokens);
@@ -119,20 +123,43 @@ impl Encoder {
         let h = &mut ws.h[..tokens * d];
         let qkv = &mut ws.qkv[..tokens * 3 * d];
         let heads = &mut ws.heads[..tokens * d];
-        let mlp = &mut ws.mlp[..tokens * self.cfg.intermediate_size];
-        let act: Activation = self.cfg.activation;
-        for layer in &self.layers {
+        let mlp = &mut ws.mlp[..tokens * m];
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
             // mirrors CLIPEncoderLayer.forward
             layer.ln1.forward(x, h);
             layer.qkv.forward(h, qkv, &mut ws.quant);
             attention(qkv, batch, seq, self.cfg.num_heads, causal, h, heads, scores);
-            layer.out_proj.forward_residual(h, x, &mut ws.quant);
-            layer.ln2.forward(x, h);
-            layer.fc1.forward_act(h, mlp, act, &mut ws.quant);
-            layer.fc2.forward_residual(mlp, x, &mut ws.quant);
+            if i == last && trace.is_none() && keep.len() < tokens {
+                // The kept rows of the attention output and the residual stream, gathered into buffers
+                // attention no longer needs, finish the layer there and go back into `x`.
+                let k = keep.len();
+                let (hk, xk) = (&mut qkv[..k * d], &mut heads[..k * d]);
+                for (r, &row) in keep.iter().enumerate() {
+                    hk[r * d..][..d].copy_from_slice(&h[row * d..][..d]);
+                    xk[r * d..][..d].copy_from_slice(&x[row * d..][..d]);
+                }
+                layer.finish(hk, xk, &mut mlp[..k * m], self.cfg.activation, &mut ws.quant);
+                for (r, &row) in keep.iter().enumerate() {
+                    x[row * d..][..d].copy_from_slice(&xk[r * d..][..d]);
+                }
+                break;
+            }
+            layer.finish(h, x, mlp, self.cfg.activation, &mut ws.quant);
             if let Some(tr) = trace.as_deref_mut() {
                 tr.push(x.to_vec());
             }
         }
+    }
+}
+
+impl EncoderLayer {
+    /// The layer after attention: `x += out_proj(attn)`, then `x += fc2(act(fc1(ln2(x))))`. `attn` is
+    /// overwritten (it holds ln2's output).
+    fn finish(&self, attn: &mut [f32], x: &mut [f32], mlp: &mut [f32], act: Activation, q: &mut QuantizedRows) {
+        self.out_proj.forward_residual(attn, x, q);
+        self.ln2.forward(x, attn);
+        self.fc1.forward_act(attn, mlp, act, q);
+        self.fc2.forward_residual(mlp, x, q);
     }
 }

@@ -110,10 +110,11 @@ impl TextTower {
             tr.push(x.clone());
         }
         let mut ws = Workspace::new(&self.cfg.encoder, n * len);
-        self.encoder.forward(&mut x, n, len, true, &mut ws, trace);
+        let keep: Vec<usize> = pools.iter().enumerate().map(|(i, &p)| i * len + p).collect();
+        self.encoder.forward(&mut x, n, len, true, &keep, &mut ws, trace);
 
         // final_layer_norm is per token, so apply it to the pooled rows only.
-        let rows: Vec<f32> = pools.iter().enumerate().flat_map(|(i, &p)| x[(i * len + p) * d..][..d].iter().copied()).collect();
+        let rows: Vec<f32> = keep.iter().flat_map(|&r| x[r * d..][..d].iter().copied()).collect();
         let mut pooled = vec![0.0f32; n * d];
         self.final_layer_norm.forward(&rows, &mut pooled);
         Ok((pooled, len))

@@ -107,7 +107,10 @@ impl VisionTower {
             tr.push(x.to_vec());
         }
 
-        self.encoder.forward(x, n, seq, false, &mut ws.encoder, trace);
+        // The class tokens are what gets pooled (`clear` keeps the capacity: no allocation once warm).
+        ws.keep.clear();
+        ws.keep.extend((0..n).map(|i| i * seq));
+        self.encoder.forward(x, n, seq, false, &ws.keep, &mut ws.encoder, trace);
 
         // pooled_output = post_layernorm(last_hidden_state[:, 0, :])
         let (cls, pooled) = ws.pooled[..2 * n * d].split_at_mut(n * d);
@@ -129,11 +132,13 @@ pub struct VisionScratch {
     x: Vec<f32>,
     /// Class tokens (`[n, d]`), then the pooled rows (`[n, d]`).
     pooled: Vec<f32>,
+    /// The class tokens' rows in the stacked tokens.
+    keep: Vec<usize>,
 }
 
 impl VisionScratch {
     /// Bytes the buffers hold.
     pub fn bytes(&self) -> usize {
-        self.encoder.bytes() + 4 * (self.cols.capacity() + self.x.capacity() + self.pooled.capacity())
+        self.encoder.bytes() + 4 * (self.cols.capacity() + self.x.capacity() + self.pooled.capacity()) + 8 * self.keep.capacity()
     }
 }
