@@ -8,7 +8,7 @@ use super::tokenizer::Tokenizer;
 use super::encoder::load_linear;
 use super::layers::{Linear, Precision};
 use crate::linalg::rows::l2_normalize_rows;
-use super::text::TextTower;
+use super::text::{TextScratch, TextTower};
 use super::vision::{VisionScratch, VisionTower};
 use super::weights::TensorFile;
 use crate::device::{Device, DeviceKind};
@@ -27,39 +27,15 @@ use crate::scratch::ScratchPool;
 /// Fewest items a pass gets when passes are split across threads (keeps its GEMMs from getting thin).
 const MIN_ITEMS_PER_PASS: usize = 4;
 
-/// Splits `n` items into forward passes of at most `batch_size`. With enough items, passes are made small
-/// enough that every thread gets about two: they then run concurrently, each with single-threaded GEMMs
-/// (no synchronisation between threads inside a pass — measured faster under load than one pass with
-/// threaded GEMMs — and work stealing absorbs uneven progress); with few items one pass uses all threads
-/// inside each GEMM instead.
-fn split_work(n: usize, batch_size: usize) -> Vec<Range<usize>> {
-    let size = pass_size(n, batch_size);
-    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
-}
-
-/// Items per pass of [`split_work`] (the last pass may have fewer).
+/// Items per forward pass when `n` items are embedded at most `batch_size` at a time (the last pass may
+/// have fewer). With enough items, passes are made small enough that every thread gets about two: they
+/// then run concurrently ([`run_chunks_into`]), each with single-threaded GEMMs (no synchronisation
+/// between threads inside a pass — measured faster under load than one pass with threaded GEMMs — and
+/// work stealing absorbs uneven progress); with few items one pass uses all threads inside each GEMM
+/// instead.
 fn pass_size(n: usize, batch_size: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     batch_size.max(1).min(n.div_ceil(2 * threads).max(MIN_ITEMS_PER_PASS))
-}
-
-/// Runs `f` on each range and concatenates the results (rows of `dim` values) in order. See
-/// [`run_chunks_into`].
-fn run_chunks(
-    chunks: &[Range<usize>],
-    progress: &mut dyn Progress,
-    stage: &str,
-    dim: usize,
-    f: impl Fn(Range<usize>) -> Result<Vec<f32>> + Sync,
-) -> Result<Vec<f32>> {
-    let n = chunks.last().map_or(0, |r| r.end);
-    let mut out = vec![0.0f32; n * dim];
-    let size = chunks.first().map_or(1, |r| r.len());
-    run_chunks_into(n, size, progress, stage, &mut out, dim, |r, o| {
-        o.copy_from_slice(&f(r)?);
-        Ok(())
-    })?;
-    Ok(out)
 }
 
 /// Runs `f` on the passes of `size` items that `0..n` splits into ([`split_work`]'s ranges), each with its
@@ -138,6 +114,19 @@ impl crate::scratch::Workspace for ImageScratch {
     }
 }
 
+/// Every buffer of one CPU forward pass over a batch of token sequences (see [`ImageScratch`]).
+#[derive(Default)]
+struct TextPassScratch {
+    text: TextScratch,
+    quant: QuantizedRows,
+}
+
+impl crate::scratch::Workspace for TextPassScratch {
+    fn bytes(&self) -> usize {
+        self.text.bytes() + self.quant.bytes()
+    }
+}
+
 /// Most bytes of workspaces a model keeps between calls: enough for steady-state media-pipeline batches
 /// (ViT-B/32, 32 frames: about 90 MB), while the workspaces of large batches (ViT-L/14, 32 images: about
 /// 370 MB each, one per concurrent pass) are freed after the call.
@@ -213,6 +202,8 @@ pub struct ClipModel {
     cpu_reason: Option<String>,
     /// Workspaces of CPU image passes, reused by later passes (see [`ImageScratch`]).
     scratch: ScratchPool<ImageScratch>,
+    /// Workspaces of CPU text passes (see [`TextPassScratch`]).
+    text_scratch: ScratchPool<TextPassScratch>,
 }
 
 impl ClipModel {
@@ -431,6 +422,7 @@ impl ClipModel {
             cuda: None,
             cpu_reason: None,
             scratch: ScratchPool::new(MAX_POOLED_SCRATCH_BYTES),
+            text_scratch: ScratchPool::new(MAX_POOLED_SCRATCH_BYTES),
         })
     }
 
@@ -551,11 +543,13 @@ impl ClipModel {
         // Batch sequences of similar length together: each batch computes up to its own longest one.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| pools[i]);
-        let chunks = split_work(ids.len(), opts.batch_size);
-        let sorted_rows = run_chunks(&chunks, progress, "embed texts", dim, |r| {
+        let mut sorted_rows = vec![0.0f32; ids.len() * dim];
+        run_chunks_into(ids.len(), pass_size(ids.len(), opts.batch_size), progress, "embed texts", &mut sorted_rows, dim, |r, o| {
             let batch: Vec<&[u32]> = order[r.clone()].iter().map(|&i| ids[i]).collect();
-            let (pooled, _) = t.forward(&batch, None)?;
-            self.finish(pooled, r.len(), self.text_projection.as_ref(), opts)
+            self.text_scratch.with(|ws| {
+                let (pooled, _) = t.forward_with(&batch, None, &mut ws.text)?;
+                self.finish_into(pooled, r.len(), self.text_projection.as_ref(), opts, o, &mut ws.quant)
+            })
         })?;
         let mut out = vec![0.0f32; ids.len() * dim];
         for (r, &i) in order.iter().enumerate() {
@@ -721,19 +715,6 @@ impl ClipModel {
         Self::normalize_in_place(out, n, opts)
     }
 
-    /// Projection (unless `opts.pooled`) and optional normalisation of `n` pooled rows.
-    fn finish(&self, pooled: Vec<f32>, n: usize, projection: Option<&Linear>, opts: &EmbedOptions) -> Result<Vec<f32>> {
-        let rows = match projection {
-            Some(p) if !opts.pooled => {
-                let mut y = vec![0.0f32; n * p.out_dim];
-                p.forward(&pooled, &mut y, &mut QuantizedRows::default());
-                y
-            }
-            _ => pooled,
-        };
-        Self::normalized(rows, n, opts)
-    }
-
     /// transformers `CLIPModel.forward`'s `logits_per_image` (`[n_images, n_texts]`): exp(logit_scale) ×
     /// cosine similarity, from projected embeddings (normalised here, whether or not they already are).
     pub fn logits_per_image(&self, image_embeds: &[f32], text_embeds: &[f32]) -> Result<Vec<f32>> {
@@ -755,16 +736,26 @@ impl ClipModel {
 
 #[cfg(test)]
 mod tests {
-    use super::split_work;
+    use super::{pass_size, run_chunks_into};
+    use crate::progress::NoProgress;
+    use std::sync::Mutex;
 
     #[test]
     fn passes_cover_every_item_once_in_order() {
         for n in [0, 1, 3, 4, 5, 8, 31, 32, 33, 100, 257] {
             for bs in [1, 2, 7, 32, 64] {
-                let chunks = split_work(n, bs);
-                let flat: Vec<usize> = chunks.iter().flat_map(|r| r.clone()).collect();
-                assert_eq!(flat, (0..n).collect::<Vec<_>>(), "n={n} bs={bs}");
-                assert!(chunks.iter().all(|r| !r.is_empty() && r.len() <= bs), "n={n} bs={bs}: {chunks:?}");
+                let ranges = Mutex::new(Vec::new());
+                let mut out = vec![-1.0f32; n];
+                run_chunks_into(n, pass_size(n, bs), &mut NoProgress, "test", &mut out, 1, |r, o| {
+                    o.iter_mut().zip(r.clone()).for_each(|(v, i)| *v = i as f32);
+                    ranges.lock().unwrap().push(r);
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(out, (0..n).map(|i| i as f32).collect::<Vec<_>>(), "n={n} bs={bs}");
+                let ranges = ranges.into_inner().unwrap();
+                assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), n, "n={n} bs={bs}: {ranges:?}");
+                assert!(ranges.iter().all(|r| !r.is_empty() && r.len() <= bs), "n={n} bs={bs}: {ranges:?}");
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use super::config::TextConfig;
 use super::encoder::{load_layer_norm, Encoder, Workspace};
+use crate::scratch::grow;
 use super::layers::{LayerNorm, Precision};
 use super::weights::Tensors;
 use crate::error::Result;
@@ -59,24 +60,22 @@ impl TextTower {
 
     /// Checks a batch of token id sequences and returns each one's pooling position.
     pub fn pool_positions(&self, ids: &[&[u32]]) -> Result<Vec<usize>> {
-        ids.iter()
-            .enumerate()
-            .map(|(i, seq)| {
-                if seq.len() > self.cfg.max_position_embeddings {
-                    return Err(invalid_arg!(
-                        "token sequence {i} has {} tokens; the model takes at most {} (max_position_embeddings)",
-                        seq.len(),
-                        self.cfg.max_position_embeddings
-                    ));
-                }
-                if let Some(&bad) = seq.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-                    return Err(invalid_arg!("token sequence {i} holds id {bad}, outside the vocabulary (size {})", self.cfg.vocab_size));
-                }
-                pool_index(seq, self.cfg.eos_token_id).ok_or_else(|| {
-                    invalid_arg!("token sequence {i} has no end-of-text token (id {})", self.cfg.eos_token_id)
-                })
-            })
-            .collect()
+        ids.iter().enumerate().map(|(i, seq)| self.pool_position(i, seq)).collect()
+    }
+
+    /// Checks token id sequence number `i` and returns its pooling position.
+    fn pool_position(&self, i: usize, seq: &[u32]) -> Result<usize> {
+        if seq.len() > self.cfg.max_position_embeddings {
+            return Err(invalid_arg!(
+                "token sequence {i} has {} tokens; the model takes at most {} (max_position_embeddings)",
+                seq.len(),
+                self.cfg.max_position_embeddings
+            ));
+        }
+        if let Some(&bad) = seq.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
+            return Err(invalid_arg!("token sequence {i} holds id {bad}, outside the vocabulary (size {})", self.cfg.vocab_size));
+        }
+        pool_index(seq, self.cfg.eos_token_id).ok_or_else(|| invalid_arg!("token sequence {i} has no end-of-text token (id {})", self.cfg.eos_token_id))
     }
 
     /// Pooled output (`pooler_output`: final_layer_norm at the end-of-text position) for a batch of token
@@ -84,18 +83,30 @@ impl TextTower {
     /// transformers' `hidden_states` (embeddings, then each layer's output) over the first
     /// `max(pool position) + 1` positions of each sequence, `[n·len, d]`; the length is returned with it.
     pub fn forward(&self, ids: &[&[u32]], trace: Option<&mut Vec<Vec<f32>>>) -> Result<(Vec<f32>, usize)> {
-        let pools = self.pool_positions(ids)?;
+        let mut ws = TextScratch::default();
+        let (pooled, len) = self.forward_with(ids, trace, &mut ws)?;
+        Ok((pooled.to_vec(), len))
+    }
+
+    /// [`TextTower::forward`] with every buffer taken from `ws`: the pooled rows (`[n, d]`) live in `ws`
+    /// until its next use. A workspace that already served as many tokens allocates nothing (without
+    /// `trace`).
+    pub fn forward_with<'w>(&self, ids: &[&[u32]], mut trace: Option<&mut Vec<Vec<f32>>>, ws: &'w mut TextScratch) -> Result<(&'w [f32], usize)> {
+        ws.pools.clear();
+        for (i, seq) in ids.iter().enumerate() {
+            ws.pools.push(self.pool_position(i, seq)?);
+        }
         let n = ids.len();
         let d = self.cfg.encoder.hidden_size;
-        if n == 0 {
-            return Ok((Vec::new(), 0));
-        }
-        let len = pools.iter().max().unwrap() + 1;
+        let Some(len) = ws.pools.iter().max().map(|p| p + 1) else {
+            return Ok((&[], 0));
+        };
 
         // CLIPTextEmbeddings: token + position embeddings. Positions past a sequence's own end (when it is
         // shorter than `len`) are filled with its end-of-text token; causality keeps them from mattering.
-        let mut x = vec![0.0f32; n * len * d];
-        x.par_chunks_mut(len * d).zip(ids.par_iter()).zip(pools.par_iter()).for_each(|((xs, seq), &pool)| {
+        grow(&mut ws.x, n * len * d);
+        let x = &mut ws.x[..n * len * d];
+        x.par_chunks_mut(len * d).zip(ids.par_iter()).zip(ws.pools.par_iter()).for_each(|((xs, seq), &pool)| {
             for t in 0..len {
                 let tok = *seq.get(t).unwrap_or(&seq[pool]) as usize;
                 let te = &self.token_embedding[tok * d..][..d];
@@ -105,19 +116,42 @@ impl TextTower {
                 }
             }
         });
-        let mut trace = trace;
         if let Some(tr) = trace.as_deref_mut() {
-            tr.push(x.clone());
+            tr.push(x.to_vec());
         }
-        let mut ws = Workspace::new(&self.cfg.encoder, n * len);
-        let keep: Vec<usize> = pools.iter().enumerate().map(|(i, &p)| i * len + p).collect();
-        self.encoder.forward(&mut x, n, len, true, &keep, &mut ws, trace);
+        ws.keep.clear();
+        ws.keep.extend(ws.pools.iter().enumerate().map(|(i, &p)| i * len + p));
+        self.encoder.forward(x, n, len, true, &ws.keep, &mut ws.encoder, trace);
 
         // final_layer_norm is per token, so apply it to the pooled rows only.
-        let rows: Vec<f32> = keep.iter().flat_map(|&r| x[r * d..][..d].iter().copied()).collect();
-        let mut pooled = vec![0.0f32; n * d];
-        self.final_layer_norm.forward(&rows, &mut pooled);
+        grow(&mut ws.pooled, 2 * n * d);
+        let (rows, pooled) = ws.pooled[..2 * n * d].split_at_mut(n * d);
+        for (row, &r) in rows.chunks_exact_mut(d).zip(&ws.keep) {
+            row.copy_from_slice(&x[r * d..][..d]);
+        }
+        self.final_layer_norm.forward(rows, pooled);
         Ok((pooled, len))
+    }
+}
+
+/// Every buffer of one [`TextTower::forward_with`] pass (embeddings and hidden states, the encoder's
+/// workspace, pooling positions, pooled rows). Buffers only grow, so reusing a workspace for passes no
+/// larger than before allocates nothing.
+#[derive(Default)]
+pub struct TextScratch {
+    encoder: Workspace,
+    x: Vec<f32>,
+    /// Each sequence's pooling position, then its row in the stacked tokens.
+    pools: Vec<usize>,
+    keep: Vec<usize>,
+    /// Pooled rows before (`[n, d]`), then after the final LayerNorm (`[n, d]`).
+    pooled: Vec<f32>,
+}
+
+impl TextScratch {
+    /// Bytes the buffers hold.
+    pub fn bytes(&self) -> usize {
+        self.encoder.bytes() + 4 * (self.x.capacity() + self.pooled.capacity()) + 8 * (self.pools.capacity() + self.keep.capacity())
     }
 }
 
