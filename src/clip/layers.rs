@@ -162,6 +162,24 @@ simd! {
     /// Softmax of each row of `s` (row stride `n`) over its first `valid(i)` entries, zeroing the rest:
     /// `causal` keeps j ≤ i (the text tower's causal mask), otherwise all n.
     fn softmax_rows(s: &mut [f32], n: usize, causal: bool) {
+        if n <= 16 {
+            // Short rows (text prompts): one 16-lane register's worth, padded with −∞ (whose exp is 0),
+            // so every loop has a constant length and vectorises without a scalar tail.
+            for (i, row) in s.chunks_exact_mut(n).enumerate() {
+                let valid = if causal { i + 1 } else { n };
+                let mut v = [f32::NEG_INFINITY; 16];
+                v[..valid].copy_from_slice(&row[..valid]);
+                let m = max16(&v);
+                for x in v.iter_mut() {
+                    *x = exp_f32(*x - m);
+                }
+                let inv = 1.0 / sum16(&v);
+                for (o, x) in row.iter_mut().zip(v) {
+                    *o = x * inv;
+                }
+            }
+            return;
+        }
         for (i, row) in s.chunks_exact_mut(n).enumerate() {
             let valid = if causal { i + 1 } else { n };
             let (live, masked) = row.split_at_mut(valid.min(n));
