@@ -3,7 +3,7 @@
 // C names (rateclust_*) on purpose: cbindgen emits them as they are.
 #![allow(non_camel_case_types)]
 
-use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
+use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, write_opt, CBool, CProgress};
 use crate::cluster::algorithms::metrics;
 use crate::cluster::clusterer::Clusterer;
 use crate::cluster::params::FitParams;
@@ -161,12 +161,8 @@ pub extern "C" fn rateclust_clusterer_free(c: *mut rateclust_clusterer) {
 pub extern "C" fn rateclust_clusterer_info(c: *const rateclust_clusterer, k: *mut usize, dim: *mut usize) -> Status {
     guard(|| {
         let m = clusterer(c)?;
-        if let Some(k) = unsafe { k.as_mut() } {
-            *k = m.k();
-        }
-        if let Some(d) = unsafe { dim.as_mut() } {
-            *d = m.input_dim();
-        }
+        write_opt(k, m.k());
+        write_opt(dim, m.input_dim());
         Ok(())
     })
 }
@@ -317,9 +313,7 @@ pub extern "C" fn rateclust_metrics(pred: *const i64, truth: *const i64, n: usiz
         }
         let s = metrics::scores(arg_slice(pred, n, "pred")?, arg_slice(truth, n, "truth")?)?;
         for (p, v) in [(acc, s.acc), (nmi, s.nmi), (ari, s.ari)] {
-            if let Some(o) = unsafe { p.as_mut() } {
-                *o = v;
-            }
+            write_opt(p, v);
         }
         Ok(())
     })

@@ -138,6 +138,14 @@ pub(crate) fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
     unsafe { p.as_mut() }.ok_or_else(|| Error::InvalidArgument(format!("`{name}` is NULL")))
 }
 
+/// Writes `v` to an optional out-parameter: `*p = v`, or nothing if `p` is NULL.
+pub(crate) fn write_opt<T>(p: *mut T, v: T) {
+    // SAFETY: as `arg_mut`: a non-NULL pointer is valid for writes of T (header contract).
+    if let Some(o) = unsafe { p.as_mut() } {
+        *o = v;
+    }
+}
+
 /// A caller buffer of `len` elements as a slice. NULL is an error unless `len == 0`.
 pub(crate) fn arg_slice<'a, T>(p: *const T, len: usize, name: impl std::fmt::Display) -> Result<&'a [T]> {
     if len == 0 {
@@ -252,9 +260,7 @@ pub(crate) fn checked_len(a: usize, b: usize, name: &str) -> Result<usize> {
 /// Copies `s` into a caller buffer of `cap` bytes as a NUL-terminated string (truncating at a UTF-8
 /// boundary if needed); `*needed` (if not NULL) receives the full length including the NUL.
 pub(crate) fn write_c_string(s: &str, buf: *mut c_char, cap: usize, needed: *mut usize) -> Result<()> {
-    if let Some(n) = unsafe { needed.as_mut() } {
-        *n = s.len() + 1;
-    }
+    write_opt(needed, s.len() + 1);
     if cap == 0 {
         return Ok(());
     }
