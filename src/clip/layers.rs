@@ -147,6 +147,24 @@ simd! {
 }
 
 simd! {
+    /// y ← quick_gelu(y).
+    fn quick_gelu_in_place(y: &mut [f32]) {
+        for v in y.iter_mut() {
+            *v = quick_gelu(*v);
+        }
+    }
+}
+
+simd! {
+    /// y ← gelu(y).
+    fn gelu_in_place(y: &mut [f32]) {
+        for v in y.iter_mut() {
+            *v = gelu(*v);
+        }
+    }
+}
+
+simd! {
     /// y ← gelu(y + bias), row by row.
     fn bias_gelu_rows(y: &mut [f32], bias: &[f32]) {
         let d = bias.len();
@@ -338,7 +356,7 @@ impl Linear {
                     par_rows(y, self.out_dim, |blk| add_bias_rows(blk, b));
                 }
             }
-            Weight::Int8(w) => self.quantized_product(w, x, y, self.bias.as_deref(), accumulate, q),
+            Weight::Int8(w) => self.quantized_product(w, x, y, accumulate, None, q),
         }
     }
 
@@ -346,7 +364,15 @@ impl Linear {
     pub fn forward_act(&self, x: &[f32], y: &mut [f32], act: Activation, q: &mut QuantizedRows) {
         match &self.weight {
             Weight::F32(w) => self.product(w, x, y, 0.0),
-            Weight::Int8(w) => self.quantized_product(w, x, y, None, false, q),
+            // int8: bias and activation fused into the product's output (the same operations, so the
+            // same bits as the separate pass below).
+            Weight::Int8(w) => {
+                let act: fn(&mut [f32]) = match act {
+                    Activation::QuickGelu => quick_gelu_in_place,
+                    Activation::Gelu => gelu_in_place,
+                };
+                return self.quantized_product(w, x, y, false, Some(act), q);
+            }
         }
         let zero;
         let b: &[f32] = match &self.bias {
@@ -370,10 +396,11 @@ impl Linear {
     }
 
     /// y ← x Wᵀ (+ bias) (+ y if `accumulate`) with x quantized into `q`.
-    fn quantized_product(&self, w: &QuantizedMatrix, x: &[f32], y: &mut [f32], bias: Option<&[f32]>, accumulate: bool, q: &mut QuantizedRows) {
+    /// y ← act(x·Wᵀ + bias (+ y)) with the int8 weight `w`, x quantized into `q` first.
+    fn quantized_product(&self, w: &QuantizedMatrix, x: &[f32], y: &mut [f32], accumulate: bool, act: Option<fn(&mut [f32])>, q: &mut QuantizedRows) {
         let rows = x.len() / self.in_dim;
         q.quantize(x, rows, self.in_dim);
-        qgemm(q, w, bias, accumulate, y);
+        qgemm(q, w, self.bias.as_deref(), accumulate, act, y);
     }
 }
 
@@ -512,6 +539,31 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// int8 `forward_act` fuses bias and activation into the product's output; the bits are those of the
+    /// product followed by the separate bias + activation pass (the f32 path's), for both activations.
+    #[test]
+    fn fused_int8_activation_gives_the_separate_pass_bits() {
+        let (rows, k, n) = (37, 70, 45);
+        let mut rng = crate::rng::Rng::new(9);
+        let mut draw = |len: usize, s: f64| -> Vec<f32> { (0..len).map(|_| (rng.normal() * s) as f32).collect() };
+        let (x, w, b) = (draw(rows * k, 1.0), draw(n * k, 0.1), draw(n, 0.5));
+        let lin = Linear::new(w, Some(b.clone()), k, n).into_precision(Precision::Int8).unwrap();
+        let Weight::Int8(qw) = &lin.weight else { panic!("int8 weight expected") };
+        for act in [Activation::QuickGelu, Activation::Gelu] {
+            let mut q = QuantizedRows::default();
+            let mut fused = vec![0.0; rows * n];
+            lin.forward_act(&x, &mut fused, act, &mut q);
+            let mut separate = vec![0.0; rows * n];
+            q.quantize(&x, rows, k);
+            qgemm(&q, qw, None, false, None, &mut separate);
+            match act {
+                Activation::QuickGelu => bias_quick_gelu_rows(&mut separate, &b),
+                Activation::Gelu => bias_gelu_rows(&mut separate, &b),
+            }
+            assert!(fused.iter().zip(&separate).all(|(f, s)| f.to_bits() == s.to_bits()), "{act:?}");
         }
     }
 

@@ -294,19 +294,24 @@ struct Job<'a> {
     w: &'a QuantizedMatrix,
     bias: Option<&'a [f32]>,
     accumulate: bool,
+    act: Option<Activation>,
     y: OutPtr,
     kernel: Kernel,
 }
 
-/// y (`rows × n`, row-major) ← x·Wᵀ dequantized (+ bias) (+ y when `accumulate`), with the fastest kernel
-/// this CPU runs.
-pub fn qgemm(x: &QuantizedRows, w: &QuantizedMatrix, bias: Option<&[f32]>, accumulate: bool, y: &mut [f32]) {
-    qgemm_with(Kernel::detect(), x, w, bias, accumulate, y)
+/// An activation [`qgemm`] applies in place to each stretch of output right after writing it (while it is
+/// in L1), instead of in a pass of its own over the whole output.
+pub type Activation = fn(&mut [f32]);
+
+/// y (`rows × n`, row-major) ← act(x·Wᵀ dequantized (+ bias) (+ y when `accumulate`)), with the fastest
+/// kernel this CPU runs.
+pub fn qgemm(x: &QuantizedRows, w: &QuantizedMatrix, bias: Option<&[f32]>, accumulate: bool, act: Option<Activation>, y: &mut [f32]) {
+    qgemm_with(Kernel::detect(), x, w, bias, accumulate, act, y)
 }
 
 /// [`qgemm`] with a given kernel. Panics if `Vnni` is asked for on a CPU without it, or if the shapes
 /// disagree (callers size the buffers).
-pub fn qgemm_with(kernel: Kernel, x: &QuantizedRows, w: &QuantizedMatrix, bias: Option<&[f32]>, accumulate: bool, y: &mut [f32]) {
+pub fn qgemm_with(kernel: Kernel, x: &QuantizedRows, w: &QuantizedMatrix, bias: Option<&[f32]>, accumulate: bool, act: Option<Activation>, y: &mut [f32]) {
     assert!(kernel == Kernel::Portable || Kernel::detect() == Kernel::Vnni, "this CPU has no AVX-512 VNNI");
     assert_eq!(x.kp, w.kp, "activations have {} inputs per row (padded), the weight {}", x.kp, w.kp);
     assert_eq!(y.len(), x.rows * w.n, "output has {} values, {} × {} expected", y.len(), x.rows, w.n);
@@ -316,7 +321,7 @@ pub fn qgemm_with(kernel: Kernel, x: &QuantizedRows, w: &QuantizedMatrix, bias: 
     if x.rows == 0 || w.n == 0 {
         return;
     }
-    let job = Job { x, w, bias, accumulate, y: OutPtr { ptr: y.as_mut_ptr(), ld: w.n, rows: x.rows }, kernel };
+    let job = Job { x, w, bias, accumulate, act, y: OutPtr { ptr: y.as_mut_ptr(), ld: w.n, rows: x.rows }, kernel };
     let blocks = w.n.div_ceil(BLOCK);
     run(&job, 0..x.rows, 0..blocks, pieces_for(x.rows * w.n * w.kp));
 }
@@ -352,6 +357,15 @@ fn compute(job: &Job, rows: Range<usize>, blocks: Range<usize>) {
                 match job.kernel {
                     Kernel::Vnni => vnni::tile(job, r, nr, b0, nb),
                     Kernel::Portable => portable_tile(job, r, nr, b0, nb),
+                }
+                if let Some(act) = job.act {
+                    let (c0, c1) = (b0 * BLOCK, ((b0 + nb) * BLOCK).min(job.w.n));
+                    for i in r..r + nr {
+                        debug_assert!(i < job.y.rows);
+                        // SAFETY: row i, columns c0..c1 lie inside the output and inside this piece's
+                        // rectangle, which no other piece touches (`OutPtr`); the tile just wrote them.
+                        act(unsafe { std::slice::from_raw_parts_mut(job.y.ptr.add(i * job.y.ld + c0), c1 - c0) });
+                    }
                 }
             }
         }
@@ -643,9 +657,16 @@ mod tests {
                 let want = reference(&q, &w, b, accumulate.then_some(&old[..]));
                 for kernel in kernels() {
                     let mut y = if accumulate { old.clone() } else { vec![f32::NAN; m * n] };
-                    qgemm_with(kernel, &q, &w, b, accumulate, &mut y);
+                    qgemm_with(kernel, &q, &w, b, accumulate, None, &mut y);
                     for (i, (g, r)) in y.iter().zip(&want).enumerate() {
                         assert_eq!(g.to_bits(), r.to_bits(), "{kernel:?} {m}×{n}×{k} bias={} acc={accumulate} at {i}: {g} vs {r}", b.is_some());
+                    }
+                    // A fused activation reaches every element exactly once (applied twice, or not at all,
+                    // this affine map gives other bits).
+                    let mut y = if accumulate { old.clone() } else { vec![f32::NAN; m * n] };
+                    qgemm_with(kernel, &q, &w, b, accumulate, Some(|s| s.iter_mut().for_each(|v| *v = *v * 2.0 + 1.0)), &mut y);
+                    for (i, (g, r)) in y.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), (r * 2.0 + 1.0).to_bits(), "{kernel:?} {m}×{n}×{k} with activation at {i}");
                     }
                 }
                 // Quantization error: each product term is off by at most about half a step of either
@@ -674,7 +695,7 @@ mod tests {
         q.quantize(&random(&mut rng, m * k, 1.0), m, k);
         for kernel in kernels() {
             let mut first = vec![0.0f32; m * n];
-            let job = Job { x: &q, w: &w, bias: None, accumulate: false, y: OutPtr { ptr: first.as_mut_ptr(), ld: n, rows: m }, kernel };
+            let job = Job { x: &q, w: &w, bias: None, accumulate: false, act: None, y: OutPtr { ptr: first.as_mut_ptr(), ld: n, rows: m }, kernel };
             run(&job, 0..m, 0..n.div_ceil(BLOCK), 1);
             for pieces in 2..=7 {
                 let mut y = vec![f32::NAN; m * n];
@@ -711,7 +732,7 @@ mod tests {
         let w = QuantizedMatrix::quantize(&random(&mut rng, 3 * k, 0.1), 3, k).unwrap();
         for kernel in kernels() {
             let mut y = vec![1.0f32; 4 * 3];
-            qgemm_with(kernel, &q, &w, None, false, &mut y);
+            qgemm_with(kernel, &q, &w, None, false, None, &mut y);
             assert!(y[6..9].iter().all(|&v| v == 0.0), "{kernel:?}: zero row gives {:?}", &y[6..9]);
             assert!(y[9..12].iter().all(|v| v.is_nan()), "{kernel:?}: non-finite row gives {:?}", &y[9..12]);
         }
