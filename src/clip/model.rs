@@ -38,7 +38,7 @@ fn pass_size(n: usize, batch_size: usize) -> usize {
     batch_size.max(1).min(n.div_ceil(2 * threads).max(MIN_ITEMS_PER_PASS))
 }
 
-/// Runs `f` on the passes of `size` items that `0..n` splits into ([`split_work`]'s ranges), each with its
+/// Runs `f` on the passes of `size` items that `0..n` splits into (consecutive ranges), each with its
 /// rows of `out` (`dim` values a row). Passes run concurrently in waves of one per thread; `progress`
 /// hears about every finished wave (`done` = items so far) and may cancel between waves. Allocates
 /// nothing itself.
