@@ -22,6 +22,9 @@ import subprocess
 import sys
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from hostile_inputs import npy_i64  # noqa: E402  (the stdlib .npy writer, one copy)
+
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
@@ -47,14 +50,6 @@ def write_png_gray(path, w, h, pixels):
     png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
     with open(path, "wb") as f:
         f.write(png)
-
-
-def write_npy_i64(path, values):
-    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (%d,), }" % len(values)
-    header += " " * (63 - (len(header) + 10) % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-        f.write(struct.pack("<%dq" % len(values), *values))
 
 
 def read_npy_f32(path):
@@ -100,7 +95,7 @@ def main():
     for i in range(n):
         write_png_gray(os.path.join(images, "%05d.png" % i), w, h, pix[i * w * h:(i + 1) * w * h])
     truth = os.path.join(a.work, "truth.npy")
-    write_npy_i64(truth, list(labels[:n]))
+    npy_i64(truth, list(labels[:n]))
 
     def run(*args):
         subprocess.run([a.bin, *args], check=True, stdout=subprocess.DEVNULL)
