@@ -6,7 +6,7 @@
 //!
 //! Cases: `vit_b32_image` (ViT-B/32 vision tower, 224 px, batch 32), `vit_b32_image_one` (one image a call), `vit_l14_image` (ViT-L/14, batch 8),
 //! `vit_b32_text_short` (ViT-B/32 text tower on "a photo of a {label}" prompts, batch 64); each ViT-B/32 case
-//! also as `…_int8` (the linear layers in int8).
+//! and `vit_l14_image` also as `…_int8` (the linear layers in int8; L/14 keeps fc2 in f32).
 //! Prints `PASS<TAB>case<TAB>milliseconds per item` for every timed repetition and
 //! `BENCH<TAB>case<TAB>milliseconds per item` (best of them).
 //!
@@ -106,17 +106,20 @@ fn main() {
             });
         }
     }
-    if want("vit_l14_image") {
+    for (precision, case) in [(Precision::F32, "vit_l14_image"), (Precision::Int8, "vit_l14_image_int8")] {
+        if !want(case) {
+            continue;
+        }
         // openai/clip-vit-large-patch14 vision tower
         let cfg = vision_config(
             r#"{"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
                 "num_attention_heads": 16, "patch_size": 14, "image_size": 224, "projection_dim": 768}"#,
         );
-        let model = ClipModel::from_tensors(cfg.clone(), &random_checkpoint(&cfg, 2)).unwrap();
+        let model = ClipModel::from_tensors_with(cfg.clone(), &random_checkpoint(&cfg, 2), precision).unwrap();
         let n = 8;
         let pixels: Vec<f32> = (0..n * 3 * 224 * 224).map(|_| rng.normal() as f32).collect();
         let opts = EmbedOptions { batch_size: n, ..Default::default() };
-        bench("vit_l14_image", n, 1, || {
+        bench(case, n, 1, || {
             std::hint::black_box(model.embed_pixels(&pixels, n, &opts).unwrap());
         });
     }

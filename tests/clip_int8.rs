@@ -45,11 +45,6 @@ fn min(v: &[f64]) -> f64 {
 /// Checks both bars (plain cosine ≥ 0.999, centred ≥ 0.99); prints the minima (visible with --nocapture)
 /// so that a run reports its margins.
 fn check(what: &str, f32_rows: &[f32], int8_rows: &[f32], d: usize) {
-    check_bars(what, f32_rows, int8_rows, d, 0.99)
-}
-
-/// [`check`] with another centred bar.
-fn check_bars(what: &str, f32_rows: &[f32], int8_rows: &[f32], d: usize, centred_bar: f64) {
     assert_eq!(f32_rows.len(), int8_rows.len());
     assert!(int8_rows.iter().all(|v| v.is_finite()), "{what}: non-finite int8 embedding");
     let (plain, centred) = (min(&cosines(f32_rows, int8_rows, d, false)), min(&cosines(f32_rows, int8_rows, d, true)));
@@ -59,7 +54,7 @@ fn check_bars(what: &str, f32_rows: &[f32], int8_rows: &[f32], d: usize, centred
     let between = cosines(f32_rows, &shifted, d, true).iter().sum::<f64>() / n as f64;
     println!("{what}: min cosine {plain:.5}, min centred cosine {centred:.5} (f32 rows against each other, centred: {between:.3})");
     assert!(plain >= 0.999, "{what}: min cosine to f32 {plain}");
-    assert!(centred >= centred_bar, "{what}: min centred cosine to f32 {centred}");
+    assert!(centred >= 0.99, "{what}: min centred cosine to f32 {centred}");
 }
 
 #[test]
@@ -116,11 +111,9 @@ fn int8_loads_on_the_cpu_only() {
     assert!("fp16".parse::<Precision>().is_err());
 }
 
-/// A full-size random ViT-L/14 vision tower (openai/clip-vit-large-patch14 shapes: 24 layers of width 1024,
-/// 257 tokens, quick_gelu), where int8 error has twice as many layers to accumulate. It meets the plain bar
-/// but NOT the 0.99 centred one: measured 0.98535 (docs/clip_cpu.md; keeping fc2 in f32 reaches 0.992 at
-/// twice the product time). The centred check here is at 0.98, a guard against int8 getting worse, not the
-/// accuracy bar: `Precision::Int8` is documented as not meeting it on L/14.
+/// The same bars on a full-size random ViT-L/14 vision tower (openai/clip-vit-large-patch14 shapes: 24
+/// layers of width 1024, 257 tokens, quick_gelu), where int8 error has twice as many layers to accumulate;
+/// such towers keep fc2 in f32 (`INT8_FC2_MAX_LAYERS`: all-int8 gave a centred cosine of 0.985 here).
 #[test]
 fn int8_embeddings_match_f32_on_a_random_vit_l14_vision_tower() {
     let cfg = ClipConfig::from_json(
@@ -138,5 +131,5 @@ fn int8_embeddings_match_f32_on_a_random_vit_l14_vision_tower() {
     let opts = EmbedOptions::default();
     let want = f32_model.embed_pixels(&pixels, n, &opts).unwrap();
     let got = int8_model.embed_pixels(&pixels, n, &opts).unwrap();
-    check_bars("ViT-L/14 images", &want, &got, cfg.projection_dim, 0.98);
+    check("ViT-L/14 images", &want, &got, cfg.projection_dim);
 }

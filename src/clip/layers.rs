@@ -257,9 +257,9 @@ pub enum Precision {
     /// Accuracy (ViT-B/32, random weights): embeddings keep cosine ≥ 0.9998 to f32. What tells inputs apart
     /// is kept when inputs differ more than int8's noise (centred cosine ≥ 0.996 on noise images,
     /// `tests/clip_int8.rs`), not when they barely differ: on 60 consecutive video frames whose f32
-    /// embeddings agree to 0.99999 it drops to 0.88, most of the loss from the MLP's two layers. Deeper
-    /// towers lose more: on a random ViT-L/14 (24 layers) the centred cosine is 0.985 on noise images, below
-    /// the 0.99 that B/32 meets (docs/clip_cpu.md); prefer f32 for L/14 where inputs differ subtly.
+    /// embeddings agree to 0.99999 it drops to 0.88, most of the loss from the MLP's two layers. Towers
+    /// deeper than 12 layers (ViT-L/14's vision tower) keep their MLP's second layer (fc2) in f32, because
+    /// the error adds up with depth (`encoder::INT8_FC2_MAX_LAYERS`; docs/clip_cpu.md).
     Int8,
 }
 
