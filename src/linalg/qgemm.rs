@@ -423,11 +423,8 @@ fn portable_tile(job: &Job, r: usize, nr: usize, b0: usize, nb: usize) {
     }
 }
 
-// The AVX-512 intrinsics are stable since Rust 1.89, above the declared rust-version (1.85). The crate
-// already needs 1.91 (`str::floor_char_boundary` in the tokenizer); raising rust-version is its own change,
-// as it turns on newer lints across the crate.
+// The AVX-512 intrinsics are stable since Rust 1.89, under the crate's rust-version (1.91).
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::incompatible_msrv)]
 mod vnni {
     use super::{row_step, Job, BLOCK, GROUP, GROUP_BYTES};
     use std::arch::x86_64::*;
