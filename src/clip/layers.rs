@@ -365,28 +365,30 @@ impl Linear {
     /// y ← act(x Wᵀ + b): transformers `CLIPMLP.fc1` followed by its activation, in one pass over y.
     pub fn forward_act(&self, x: &[f32], y: &mut [f32], act: Activation, q: &mut QuantizedRows) {
         match &self.weight {
-            Weight::F32(w) => self.product(w, x, y, 0.0),
             // int8: bias and activation fused into the product's output (the same operations, so the
-            // same bits as the separate pass below).
+            // same bits as the f32 path's separate pass).
             Weight::Int8(w) => {
                 let act: fn(&mut [f32]) = match act {
                     Activation::QuickGelu => quick_gelu_in_place,
                     Activation::Gelu => gelu_in_place,
                 };
-                return self.quantized_product(w, x, y, false, Some(act), q);
+                self.quantized_product(w, x, y, false, Some(act), q)
             }
-        }
-        let zero;
-        let b: &[f32] = match &self.bias {
-            Some(b) => b,
-            None => {
-                zero = vec![0.0; self.out_dim];
-                &zero
+            Weight::F32(w) => {
+                self.product(w, x, y, 0.0);
+                let zero;
+                let b: &[f32] = match &self.bias {
+                    Some(b) => b,
+                    None => {
+                        zero = vec![0.0; self.out_dim];
+                        &zero
+                    }
+                };
+                match act {
+                    Activation::QuickGelu => par_rows(y, self.out_dim, |blk| bias_quick_gelu_rows(blk, b)),
+                    Activation::Gelu => par_rows(y, self.out_dim, |blk| bias_gelu_rows(blk, b)),
+                }
             }
-        };
-        match act {
-            Activation::QuickGelu => par_rows(y, self.out_dim, |blk| bias_quick_gelu_rows(blk, b)),
-            Activation::Gelu => par_rows(y, self.out_dim, |blk| bias_gelu_rows(blk, b)),
         }
     }
 
