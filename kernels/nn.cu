@@ -1,4 +1,4 @@
-// Transformer building blocks for the CLIP towers on CUDA: pixel normalisation,
+// Transformer building blocks for the CLIP towers on CUDA:
 // patch extraction (im2col), token assembly, LayerNorm, bias + activation, bias + residual, row softmax and
 // a fused multi-head attention. The matrix products themselves are cuBLAS GEMMs (f16 inputs, f32
 // accumulation) between these kernels.
@@ -53,24 +53,6 @@ __device__ float nn_block_sum(float v) {
     return r;
 }
 
-__device__ float nn_block_max(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    v = warp_max(v);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < (int)(blockDim.x >> 5) ? part[lane] : -3.402823466e38f;
-        w = warp_max(w);
-        if (lane == 0) total = w;
-    }
-    __syncthreads();
-    const float r = total;
-    __syncthreads();
-    return r;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Activations (transformers ACT2FN): 0 = quick_gelu x*sigmoid(1.702x), 1 = gelu (exact, erf).
 
@@ -80,24 +62,6 @@ __device__ __forceinline__ float activate(float x, int act) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Pixels. `pixels_normalize`: interleaved 8-bit RGB images [b, H, W, 3] (already resized and cropped, as
-// CLIPImageProcessor does before rescale/normalise) to planar f32 [b, 3, H, W]:
-//     out = (x / 255 - mean[c]) / std[c].
-// grid: ceil(b*H*W / blockDim); one thread per pixel.
-extern "C" __global__ void pixels_normalize(const unsigned char* __restrict__ rgb, int b, int h, int w,
-                                            float m0, float m1, float m2, float s0, float s1, float s2,
-                                            float* __restrict__ out) {
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const long long hw = (long long)h * w;
-    if (i >= (long long)b * hw) return;
-    const long long img = i / hw, px = i % hw;
-    const unsigned char* p = rgb + i * 3;
-    float* o = out + img * 3 * hw + px;
-    o[0] = ((float)p[0] * (1.0f / 255.0f) - m0) / s0;
-    o[hw] = ((float)p[1] * (1.0f / 255.0f) - m1) / s1;
-    o[2 * hw] = ((float)p[2] * (1.0f / 255.0f) - m2) / s2;
-}
-
 // Patch extraction for the patch-embedding convolution (kernel = stride = P, no bias), as a GEMM:
 //   patches[(img*np + py*gw + px), c*P*P + ky*P + kx] = pixels[img, c, py*P + ky, px*P + kx]
 // (the column order of the conv weight [d, 3, P, P] flattened), f16 for the GEMM. gw = W / P, np = gh*gw.
@@ -176,20 +140,6 @@ extern "C" __global__ void bias_residual(const float* __restrict__ x, const floa
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * n) return;
     resid[i] += x[i] + (bias ? bias[i % n] : 0.0f);
-}
-
-// In-place softmax of each row of a [rows, n] f32 matrix (one block per row). With `causal`, row r is
-// a query at position r % n of its sequence and keys after it are masked (the text tower's mask).
-extern "C" __global__ void softmax_rows(float* __restrict__ x, int n, int causal) {
-    float* row = x + (long long)blockIdx.x * n;
-    const int limit = causal ? (int)(blockIdx.x % n) + 1 : n;
-    float m = -3.402823466e38f;
-    for (int j = threadIdx.x; j < limit; j += blockDim.x) m = fmaxf(m, row[j]);
-    m = nn_block_max(m);
-    float s = 0.0f;
-    for (int j = threadIdx.x; j < limit; j += blockDim.x) s += expf(row[j] - m);
-    const float inv = 1.0f / nn_block_sum(s);
-    for (int j = threadIdx.x; j < n; j += blockDim.x) row[j] = j < limit ? expf(row[j] - m) * inv : 0.0f;
 }
 
 // Row softmax from f32 scores to f16 probabilities (the GEMM-based attention of src/clip/cuda.rs: scores

@@ -35,7 +35,7 @@ for l in sys.stdin:
     except Exception: continue
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]: print(m["executable"])' | tail -1
   }
-  for t in cuda_nn kernels_compile clip_cuda clusterer_cuda; do
+  for t in kernels_compile clip_cuda clusterer_cuda; do
     exe=$(test_exe --test "$t")
     [ -n "$exe" ] || { echo "could not build tests/$t.rs"; exit 1; }
     cp "$exe" "$BUNDLE/$t"
@@ -76,7 +76,7 @@ have_torch() { command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev
 
 # Kernel compile with the machine's own NVRTC (what the library uses at run time), then CUDA vs CPU.
 RATECLUST_REQUIRE_NVRTC=1 run_step kernels_compile 45 "$BUNDLE/kernels_compile" --nocapture
-run_step cuda_nn 45 "$BUNDLE/cuda_nn" --nocapture --test-threads=1
+run_step clip_kernels 60 "$BUNDLE/lib_tests" clip::cuda::tests::on_gpu:: --nocapture --test-threads=1
 for area in "${areas[@]}"; do
   case $area in
     rate)

@@ -47,3 +47,11 @@ pub fn cuda_or_skip() -> Option<(Device, Arc<CudaDevice>)> {
         }
     }
 }
+
+/// A file or folder under `tests/fixtures/`: in the source tree the test binary was built from, or,
+/// where that is gone (a test binary carried to a GPU machine), relative to the working directory.
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let base = if built.is_dir() { built } else { std::path::PathBuf::from("tests/fixtures") };
+    base.join(rel)
+}

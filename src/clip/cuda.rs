@@ -21,7 +21,7 @@ use super::text::TextTower;
 use super::vision::VisionTower;
 pub mod nn;
 
-use crate::device::cuda::{i32_of, KernelFile, CudaDevice, GpuBuf, KArg, RmGemm};
+use crate::device::cuda::{i32_of, CudaDevice, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
 use nn::{grid_for, NnActivation, THREADS};
 use crate::error::{Error, Result};
 use half::f16;
@@ -73,16 +73,16 @@ struct DevLayerNorm {
 }
 
 impl DevLayerNorm {
-    fn upload(dev: &CudaDevice, ln: &LayerNorm, what: &str) -> Result<Self> {
+    fn upload(gpu: &dyn Gpu, ln: &LayerNorm, what: &str) -> Result<Self> {
         Ok(DevLayerNorm {
-            gamma: dev.upload(&ln.gamma, &format!("{what}.weight"))?,
-            beta: dev.upload(&ln.beta, &format!("{what}.bias"))?,
+            gamma: gpu.upload_f32(&ln.gamma, &format!("{what}.weight"))?,
+            beta: gpu.upload_f32(&ln.beta, &format!("{what}.bias"))?,
             eps: ln.eps,
         })
     }
 
-    fn forward(&self, dev: &CudaDevice, x: &GpuBuf<f32>, rows: usize, out32: Option<&mut GpuBuf<f32>>, out16: Option<&mut GpuBuf<f16>>) -> Result<()> {
-        nn::layer_norm(dev, x, rows, self.gamma.len(), &self.gamma, &self.beta, self.eps, out32, out16)
+    fn forward(&self, gpu: &dyn Gpu, x: &GpuBuf<f32>, rows: usize, out32: Option<&mut GpuBuf<f32>>, out16: Option<&mut GpuBuf<f16>>) -> Result<()> {
+        nn::layer_norm(gpu, x, rows, self.gamma.len(), &self.gamma, &self.beta, self.eps, out32, out16)
     }
 }
 
@@ -95,22 +95,22 @@ struct DevLinear {
 }
 
 impl DevLinear {
-    fn upload(dev: &CudaDevice, l: &Linear, what: &str) -> Result<Self> {
+    fn upload(gpu: &dyn Gpu, l: &Linear, what: &str) -> Result<Self> {
         let w = l.f32_weight().ok_or_else(|| crate::invalid_arg!("{what}: int8 weights do not go to the GPU (load the model in f32)"))?;
         let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
         Ok(DevLinear {
-            weight: dev.upload(&w16, &format!("{what}.weight (f16)"))?,
-            bias: l.bias.as_ref().map(|b| dev.upload(b, &format!("{what}.bias"))).transpose()?,
+            weight: gpu.upload_f16(&w16, &format!("{what}.weight (f16)"))?,
+            bias: l.bias.as_ref().map(|b| gpu.upload_f32(b, &format!("{what}.bias"))).transpose()?,
             in_dim: l.in_dim,
             out_dim: l.out_dim,
         })
     }
 
     /// `y = x · Wᵀ` (no bias: the kernel after the product adds it), x `[rows, in]` f16, y `[rows, out]` f32.
-    fn matmul(&self, dev: &CudaDevice, x: &GpuBuf<f16>, rows: usize, y: &mut GpuBuf<f32>) -> Result<()> {
+    fn matmul(&self, gpu: &dyn Gpu, x: &GpuBuf<f16>, rows: usize, y: &mut GpuBuf<f32>) -> Result<()> {
         need(x, rows * self.in_dim, "linear input")?;
         need(y, rows * self.out_dim, "linear output")?;
-        dev.gemm_f16_rm(
+        gpu.gemm_f16(
             &RmGemm {
                 ta: false,
                 tb: true,
@@ -149,7 +149,7 @@ struct DevEncoder {
 }
 
 impl DevEncoder {
-    fn upload(dev: &CudaDevice, enc: &Encoder, what: &str) -> Result<Self> {
+    fn upload(gpu: &dyn Gpu, enc: &Encoder, what: &str) -> Result<Self> {
         let cfg = &enc.cfg;
         if cfg.num_heads == 0 || cfg.hidden_size % cfg.num_heads != 0 {
             return Err(Error::Format(format!("{what}: hidden_size {} is not a multiple of num_attention_heads {}", cfg.hidden_size, cfg.num_heads)));
@@ -161,12 +161,12 @@ impl DevEncoder {
             .map(|(i, l)| {
                 let p = format!("{what}.layers.{i}");
                 Ok(DevLayer {
-                    ln1: DevLayerNorm::upload(dev, &l.ln1, &format!("{p}.layer_norm1"))?,
-                    qkv: DevLinear::upload(dev, &l.qkv, &format!("{p}.self_attn.qkv"))?,
-                    out_proj: DevLinear::upload(dev, &l.out_proj, &format!("{p}.self_attn.out_proj"))?,
-                    ln2: DevLayerNorm::upload(dev, &l.ln2, &format!("{p}.layer_norm2"))?,
-                    fc1: DevLinear::upload(dev, &l.fc1, &format!("{p}.mlp.fc1"))?,
-                    fc2: DevLinear::upload(dev, &l.fc2, &format!("{p}.mlp.fc2"))?,
+                    ln1: DevLayerNorm::upload(gpu, &l.ln1, &format!("{p}.layer_norm1"))?,
+                    qkv: DevLinear::upload(gpu, &l.qkv, &format!("{p}.self_attn.qkv"))?,
+                    out_proj: DevLinear::upload(gpu, &l.out_proj, &format!("{p}.self_attn.out_proj"))?,
+                    ln2: DevLayerNorm::upload(gpu, &l.ln2, &format!("{p}.layer_norm2"))?,
+                    fc1: DevLinear::upload(gpu, &l.fc1, &format!("{p}.mlp.fc1"))?,
+                    fc2: DevLinear::upload(gpu, &l.fc2, &format!("{p}.mlp.fc2"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -178,7 +178,7 @@ impl DevEncoder {
     }
 
     /// Mirrors `Encoder::forward` (CLIPEncoderLayer.forward per layer) on `ws.x` (`[batch·seq, d]`).
-    fn forward(&self, dev: &CudaDevice, ws: &mut Workspace, batch: usize, seq: usize, causal: bool, attn: CudaAttention) -> Result<()> {
+    fn forward(&self, gpu: &dyn Gpu, ws: &mut Workspace, batch: usize, seq: usize, causal: bool, attn: CudaAttention) -> Result<()> {
         let (d, m) = (self.d, self.mlp);
         let t = batch * seq;
         let hd = d / self.heads;
@@ -186,22 +186,22 @@ impl DevEncoder {
         let Workspace { x, h16, tmp32, big16, scores32, probs16, .. } = ws;
         for l in &self.layers {
             // x + attn(ln1(x))
-            l.ln1.forward(dev, x, t, None, Some(h16))?;
-            l.qkv.matmul(dev, h16, t, tmp32)?;
-            nn::bias_act_to_f16(dev, tmp32, l.qkv.bias.as_ref(), t, 3 * d, None, big16)?;
+            l.ln1.forward(gpu, x, t, None, Some(h16))?;
+            l.qkv.matmul(gpu, h16, t, tmp32)?;
+            nn::bias_act_to_f16(gpu, tmp32, l.qkv.bias.as_ref(), t, 3 * d, None, big16)?;
             if gemm_attention {
-                attention_gemm(dev, big16, batch, seq, self.heads, hd, causal, scores32, probs16, h16)?;
+                attention_gemm(gpu, big16, batch, seq, self.heads, hd, causal, scores32, probs16, h16)?;
             } else {
-                nn::attention(dev, big16, batch, seq, self.heads, hd, causal, h16)?;
+                nn::attention(gpu, big16, batch, seq, self.heads, hd, causal, h16)?;
             }
-            l.out_proj.matmul(dev, h16, t, tmp32)?;
-            nn::bias_residual(dev, tmp32, l.out_proj.bias.as_ref(), t, d, x)?;
+            l.out_proj.matmul(gpu, h16, t, tmp32)?;
+            nn::bias_residual(gpu, tmp32, l.out_proj.bias.as_ref(), t, d, x)?;
             // x + fc2(act(fc1(ln2(x))))
-            l.ln2.forward(dev, x, t, None, Some(h16))?;
-            l.fc1.matmul(dev, h16, t, tmp32)?;
-            nn::bias_act_to_f16(dev, tmp32, l.fc1.bias.as_ref(), t, m, Some(self.act), big16)?;
-            l.fc2.matmul(dev, big16, t, tmp32)?;
-            nn::bias_residual(dev, tmp32, l.fc2.bias.as_ref(), t, d, x)?;
+            l.ln2.forward(gpu, x, t, None, Some(h16))?;
+            l.fc1.matmul(gpu, h16, t, tmp32)?;
+            nn::bias_act_to_f16(gpu, tmp32, l.fc1.bias.as_ref(), t, m, Some(self.act), big16)?;
+            l.fc2.matmul(gpu, big16, t, tmp32)?;
+            nn::bias_residual(gpu, tmp32, l.fc2.bias.as_ref(), t, d, x)?;
         }
         Ok(())
     }
@@ -214,7 +214,7 @@ impl DevEncoder {
 /// `[heads, b, seq, seq]`.
 #[allow(clippy::too_many_arguments)]
 fn attention_gemm(
-    dev: &CudaDevice,
+    gpu: &dyn Gpu,
     qkv: &GpuBuf<f16>,
     b: usize,
     seq: usize,
@@ -233,7 +233,7 @@ fn attention_gemm(
     need(out, b * seq * d, "attention output")?;
     let scale = (hd as f32).powf(-0.5);
     for h in 0..heads {
-        dev.gemm_f16_rm(
+        gpu.gemm_f16(
             &RmGemm {
                 ta: false,
                 tb: true,
@@ -250,9 +250,9 @@ fn attention_gemm(
             false,
         )?;
     }
-    nn::softmax_rows_to_f16(dev, scores, heads * b * seq, seq, causal, probs)?;
+    nn::softmax_rows_to_f16(gpu, scores, heads * b * seq, seq, causal, probs)?;
     for h in 0..heads {
-        dev.gemm_f16_rm(
+        gpu.gemm_f16(
             &RmGemm {
                 ta: false,
                 tb: false,
@@ -312,20 +312,21 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn new(dev: &CudaDevice, z: &WsSizes) -> Result<Self> {
+    fn new(gpu: &dyn Gpu, z: &WsSizes) -> Result<Self> {
+        let f32s = |len: usize, what: &str| gpu.alloc_f32(len, false, what);
         Ok(Workspace {
             tokens: z.tokens,
             items: z.items,
-            x: dev.uninit(z.tokens * z.d, "CLIP residual stream")?,
-            h16: dev.uninit(z.tokens * z.d, "CLIP LayerNorm/attention output")?,
-            tmp32: dev.uninit(z.tokens * z.wide, "CLIP GEMM output")?,
-            big16: dev.uninit(z.big, "CLIP QKV/MLP activations")?,
-            pooled_raw: dev.uninit(z.items * z.d, "CLIP pooled tokens")?,
-            pooled32: dev.uninit(z.items * z.d, "CLIP pooled output")?,
-            pooled16: dev.uninit(z.items * z.d, "CLIP pooled output (f16)")?,
-            proj32: dev.uninit(z.items * z.proj.max(1), "CLIP projected embeddings")?,
-            scores32: dev.uninit(z.att, "CLIP attention scores")?,
-            probs16: dev.uninit(z.att, "CLIP attention probabilities")?,
+            x: f32s(z.tokens * z.d, "CLIP residual stream")?,
+            h16: gpu.alloc_f16(z.tokens * z.d, "CLIP LayerNorm/attention output")?,
+            tmp32: f32s(z.tokens * z.wide, "CLIP GEMM output")?,
+            big16: gpu.alloc_f16(z.big, "CLIP QKV/MLP activations")?,
+            pooled_raw: f32s(z.items * z.d, "CLIP pooled tokens")?,
+            pooled32: f32s(z.items * z.d, "CLIP pooled output")?,
+            pooled16: gpu.alloc_f16(z.items * z.d, "CLIP pooled output (f16)")?,
+            proj32: f32s(z.items * z.proj.max(1), "CLIP projected embeddings")?,
+            scores32: f32s(z.att, "CLIP attention scores")?,
+            probs16: gpu.alloc_f16(z.att, "CLIP attention probabilities")?,
         })
     }
 
@@ -362,9 +363,10 @@ struct DevText {
     max_positions: usize,
 }
 
-/// Both towers (either may be absent) and their projections, resident on one GPU.
-pub struct CudaClip {
-    dev: Arc<CudaDevice>,
+/// Both towers (either may be absent) and their projections, resident on one GPU: a [`CudaDevice`], or
+/// in the crate's tests the kernel emulator.
+pub(crate) struct CudaClip<G: Gpu = CudaDevice> {
+    dev: Arc<G>,
     vision: Option<DevVision>,
     text: Option<DevText>,
     visual_projection: Option<DevLinear>,
@@ -373,16 +375,16 @@ pub struct CudaClip {
     attention: CudaAttention,
 }
 
-impl CudaClip {
+impl<G: Gpu> CudaClip<G> {
     /// Uploads the weights of the CPU towers (f16 matrices, f32 vectors) to `dev`.
     pub fn upload(
-        dev: Arc<CudaDevice>,
+        dev: Arc<G>,
         vision: Option<&VisionTower>,
         text: Option<&TextTower>,
         visual_projection: Option<&Linear>,
         text_projection: Option<&Linear>,
     ) -> Result<Self> {
-        let d_ = &*dev;
+        let d_: &dyn Gpu = &*dev;
         let vision = vision
             .map(|v| -> Result<DevVision> {
                 let c = &v.cfg;
@@ -393,8 +395,8 @@ impl CudaClip {
                 let patch = Linear::new(v.patch_weight.clone(), None, 3 * c.patch_size * c.patch_size, d);
                 Ok(DevVision {
                     patch_weight: DevLinear::upload(d_, &patch, "vision_model.embeddings.patch_embedding")?,
-                    class_embedding: d_.upload(&v.class_embedding, "vision_model.embeddings.class_embedding")?,
-                    position_embedding: d_.upload(&v.position_embedding, "vision_model.embeddings.position_embedding")?,
+                    class_embedding: d_.upload_f32(&v.class_embedding, "vision_model.embeddings.class_embedding")?,
+                    position_embedding: d_.upload_f32(&v.position_embedding, "vision_model.embeddings.position_embedding")?,
                     pre_layrnorm: DevLayerNorm::upload(d_, &v.pre_layrnorm, "vision_model.pre_layrnorm")?,
                     encoder: DevEncoder::upload(d_, &v.encoder, "vision_model.encoder")?,
                     post_layernorm: DevLayerNorm::upload(d_, &v.post_layernorm, "vision_model.post_layernorm")?,
@@ -406,8 +408,8 @@ impl CudaClip {
         let text = text
             .map(|t| -> Result<DevText> {
                 Ok(DevText {
-                    token_embedding: d_.upload(&t.token_embedding, "text_model.embeddings.token_embedding")?,
-                    position_embedding: d_.upload(&t.position_embedding, "text_model.embeddings.position_embedding")?,
+                    token_embedding: d_.upload_f32(&t.token_embedding, "text_model.embeddings.token_embedding")?,
+                    position_embedding: d_.upload_f32(&t.position_embedding, "text_model.embeddings.position_embedding")?,
                     encoder: DevEncoder::upload(d_, &t.encoder, "text_model.encoder")?,
                     final_layer_norm: DevLayerNorm::upload(d_, &t.final_layer_norm, "text_model.final_layer_norm")?,
                     max_positions: t.cfg.max_position_embeddings,
@@ -419,6 +421,10 @@ impl CudaClip {
         // A fault in any copy above surfaces here rather than in the first embed call.
         dev.sync("uploading the CLIP weights")?;
         Ok(CudaClip { dev, vision, text, visual_projection, text_projection, ws: Mutex::new(None), attention: CudaAttention::Auto })
+    }
+
+    fn gpu(&self) -> &dyn Gpu {
+        &*self.dev
     }
 
     /// The device the weights live on, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)`.
@@ -437,7 +443,7 @@ impl CudaClip {
         if !guard.as_ref().is_some_and(|w| w.fits(&z)) {
             // Free the old buffers before allocating the larger ones.
             *guard = None;
-            *guard = Some(Workspace::new(&self.dev, &z)?);
+            *guard = Some(Workspace::new(self.gpu(), &z)?);
         }
         f(guard.as_mut().expect("workspace allocated above"))
     }
@@ -464,21 +470,21 @@ impl CudaClip {
         let wide = (3 * d).max(enc.mlp).max(d);
         let big = (bmax * seq * wide).max(bmax * np * kdim);
         let out_dim = proj.map_or(d, |l| l.out_dim);
-        let dev = &*self.dev;
+        let dev = self.gpu();
         let mut out = Vec::with_capacity(n * out_dim);
         let att = if self.attention.use_gemm(seq, d / enc.heads) { enc.heads * bmax * seq * seq } else { 0 };
         let sizes = WsSizes { tokens: bmax * seq, items: bmax, d, wide, big, proj: out_dim, att };
         self.with_ws(sizes, |ws| {
             for start in (0..n).step_by(bmax) {
                 let b = bmax.min(n - start);
-                let px = dev.upload(&pixels[start * per..(start + b) * per], "pixel values")?;
+                let px = dev.upload_f32(&pixels[start * per..(start + b) * per], "pixel values")?;
                 // CLIPVisionEmbeddings: the stride-p convolution as one GEMM over every patch (im2col).
                 nn::patches_im2col(dev, &px, b, s, s, p, &mut ws.big16)?;
                 v.patch_weight.matmul(dev, &ws.big16, b * np, &mut ws.tmp32)?;
                 nn::vision_tokens(dev, &ws.tmp32, &v.class_embedding, &v.position_embedding, b, np, d, &mut ws.x)?;
                 // pre_layrnorm (into tmp32, then back into the residual stream).
                 v.pre_layrnorm.forward(dev, &ws.x, b * seq, Some(&mut ws.tmp32), None)?;
-                dev.copy_dtod::<f32>(ws.x.ptr(), ws.tmp32.ptr(), b * seq * d, "the pre-LayerNorm output")?;
+                dev.copy_f32(ws.x.ptr(), ws.tmp32.ptr(), b * seq * d, "the pre-LayerNorm output")?;
                 enc.forward(dev, ws, b, seq, false, self.attention)?;
                 // pooler_output = post_layernorm(last_hidden_state[:, 0, :])
                 let rows: Vec<i32> = (0..b).map(|i| i32_of(i * seq, "token row")).collect::<Result<_>>()?;
@@ -516,7 +522,7 @@ impl CudaClip {
         let big = bmax * max_len * wide;
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| pools[i]);
-        let dev = &*self.dev;
+        let dev = self.gpu();
         let mut sorted_rows = Vec::with_capacity(n * out_dim);
         // Passes are at most max_len long; GEMM attention needs scores for the longest one.
         let att = if self.attention.use_gemm(max_len, d / enc.heads) { enc.heads * bmax * max_len * max_len } else { 0 };
@@ -533,7 +539,7 @@ impl CudaClip {
                         host.push(i32_of(*seq.get(pos).unwrap_or(&seq[pools[i]]) as usize, "token id")?);
                     }
                 }
-                let ids_dev = dev.upload(&host, "token ids")?;
+                let ids_dev = dev.upload_i32(&host, "token ids")?;
                 self.text_tokens(t, &ids_dev, b, len, &mut ws.x)?;
                 enc.forward(dev, ws, b, len, true, self.attention)?;
                 let rows: Vec<i32> = chunk.iter().enumerate().map(|(r, &i)| i32_of(r * len + pools[i], "token row")).collect::<Result<_>>()?;
@@ -563,30 +569,30 @@ impl CudaClip {
             KArg::I32(i32_of(d, "width")?),
             x.arg(),
         ];
-        let dev = &*self.dev;
-        dev.launch_fn(&dev.kernel(&CLIP, "text_tokens")?, "text_tokens", grid_for(b * len * d, "text embeddings")?, THREADS, 0, &args)
+        let dev = self.gpu();
+        dev.launch(&CLIP, "text_tokens", grid_for(b * len * d, "text embeddings")?, THREADS, 0, &args)
     }
 
     /// Gathers the pooled rows of the residual stream, applies the final LayerNorm and (optionally) the
     /// projection, and appends the result to `out` (the one device → host copy of a pass).
     fn pool_and_project(&self, ws: &mut Workspace, rows: &[i32], d: usize, ln: &DevLayerNorm, proj: Option<&DevLinear>, out: &mut Vec<f32>) -> Result<()> {
-        let dev = &*self.dev;
+        let dev = self.gpu();
         let b = rows.len();
         need(&ws.pooled_raw, b * d, "pooled rows")?;
-        let rows_dev = dev.upload(rows, "pooled row indices")?;
+        let rows_dev = dev.upload_i32(rows, "pooled row indices")?;
         let args = [ws.x.arg(), rows_dev.arg(), KArg::I64(b as i64), KArg::I32(i32_of(d, "width")?), ws.pooled_raw.arg()];
-        dev.launch_fn(&dev.kernel(&CLIP, "gather_rows")?, "gather_rows", grid_for(b * d, "pooled rows")?, THREADS, 0, &args)?;
+        dev.launch(&CLIP, "gather_rows", grid_for(b * d, "pooled rows")?, THREADS, 0, &args)?;
         let host = match proj {
             Some(p) => {
                 ln.forward(dev, &ws.pooled_raw, b, None, Some(&mut ws.pooled16))?;
                 p.matmul(dev, &ws.pooled16, b, &mut ws.proj32)?;
-                let mut v = dev.download(&ws.proj32, "projected embeddings")?;
+                let mut v = dev.download_f32(&ws.proj32, "projected embeddings")?;
                 v.truncate(b * p.out_dim);
                 v
             }
             None => {
                 ln.forward(dev, &ws.pooled_raw, b, Some(&mut ws.pooled32), None)?;
-                let mut v = dev.download(&ws.pooled32, "pooled output")?;
+                let mut v = dev.download_f32(&ws.pooled32, "pooled output")?;
                 v.truncate(b * d);
                 v
             }
@@ -601,3 +607,8 @@ const _: () = {
     const fn is<T: Send + Sync>() {}
     is::<CudaClip>()
 };
+
+#[cfg(test)]
+mod emu;
+#[cfg(test)]
+mod tests;

@@ -41,14 +41,14 @@ fn erfc_pos(a: f32) -> f32 {
 
 /// transformers `QuickGELUActivation`: x · sigmoid(1.702 x).
 #[inline(always)]
-fn quick_gelu(x: f32) -> f32 {
+pub(crate) fn quick_gelu(x: f32) -> f32 {
     x / (1.0 + exp_f32(-1.702 * x))
 }
 
 /// transformers `GELUActivation` (torch `gelu`, exact): ½ x (1 + erf(x / √2)), written with erfc so that
 /// neither sign loses precision to cancellation.
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     let c = erfc_pos(x.abs() * std::f32::consts::FRAC_1_SQRT_2);
     let one_plus_erf = if x < 0.0 { c } else { 2.0 - c };
     0.5 * x * one_plus_erf

@@ -11,7 +11,9 @@ use crate::linalg::rows::l2_normalize_rows;
 use super::text::{TextScratch, TextTower};
 use super::vision::{VisionScratch, VisionTower};
 use super::weights::TensorFile;
+use crate::device::cuda::Gpu;
 use crate::device::{Device, DeviceKind};
+use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::image_io::resize::ResizeScratch;
 use crate::image_io::RgbImage8;
@@ -261,13 +263,7 @@ impl ClipModel {
         self.cuda = None;
         self.cpu_reason = None;
         match device {
-            Device::Cuda(dev) => match CudaClip::upload(
-                dev,
-                self.vision.as_ref(),
-                self.text.as_ref(),
-                self.visual_projection.as_ref(),
-                self.text_projection.as_ref(),
-            ) {
+            Device::Cuda(dev) => match self.upload_towers(dev) {
                 Ok(c) => self.cuda = Some(c),
                 Err(e) if kind == DeviceKind::Cuda => return Err(e),
                 Err(e) => self.cpu_reason = Some(format!("uploading the CLIP weights to the GPU failed: {e}")),
@@ -279,6 +275,17 @@ impl ClipModel {
             Device::Cpu => {}
         }
         Ok(())
+    }
+
+    /// The towers' weights on `gpu` (a GPU, or in tests the kernel emulator).
+    pub(crate) fn upload_towers<G: Gpu>(&self, gpu: Arc<G>) -> Result<CudaClip<G>> {
+        CudaClip::upload(gpu, self.vision.as_ref(), self.text.as_ref(), self.visual_projection.as_ref(), self.text_projection.as_ref())
+    }
+
+    /// Each sequence's pooling position, checked as the embed calls check it (tests of the CUDA towers).
+    #[cfg(test)]
+    pub(crate) fn pool_positions(&self, ids: &[&[u32]]) -> Result<Vec<usize>> {
+        self.text.as_ref().ok_or_else(|| invalid_arg!("this model has no text tower"))?.pool_positions(ids)
     }
 
     /// Where the towers run, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)` or `cpu (why CUDA was not used)`.

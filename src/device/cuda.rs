@@ -639,6 +639,15 @@ pub(crate) trait Gpu {
     fn gemm_tf32(&self, g: &RmGemm) -> Result<()> {
         self.gemm(g)
     }
+    /// f16 buffers: the CLIP towers' GEMM inputs ([`CudaDevice::gemm_f16_rm`]).
+    fn alloc_f16(&self, len: usize, what: &str) -> Result<GpuBuf<half::f16>>;
+    fn upload_f16(&self, host: &[half::f16], what: &str) -> Result<GpuBuf<half::f16>>;
+    /// The product with f16 A and B, f32 accumulation, and C in f16 (`c_f16`) or f32.
+    fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()>;
+    /// Waits for the queued work; a fault in it is reported as an error naming `after`.
+    fn sync(&self, after: &str) -> Result<()>;
+    /// The device, e.g. `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)`.
+    fn describe(&self) -> String;
 }
 
 impl Gpu for CudaDevice {
@@ -678,6 +687,21 @@ impl Gpu for CudaDevice {
     }
     fn gemm_tf32(&self, g: &RmGemm) -> Result<()> {
         self.gemm_tf32_rm(g)
+    }
+    fn alloc_f16(&self, len: usize, what: &str) -> Result<GpuBuf<half::f16>> {
+        self.uninit(len, what)
+    }
+    fn upload_f16(&self, host: &[half::f16], what: &str) -> Result<GpuBuf<half::f16>> {
+        self.upload(host, what)
+    }
+    fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
+        self.gemm_f16_rm(g, c_f16)
+    }
+    fn sync(&self, after: &str) -> Result<()> {
+        CudaDevice::sync(self, after)
+    }
+    fn describe(&self) -> String {
+        CudaDevice::describe(self)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 #[allow(unused_imports)]
-pub use rateclust::testing::{cuda_or_skip, skip};
+pub use rateclust::testing::{cuda_or_skip, fixture, skip};
 
 /// How a C program links the library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,15 +21,6 @@ pub const BOTH: [Link; 2] = [Link::Dynamic, Link::Static];
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `tests/fixtures/<rel>` of the build tree, or of the current directory when the test binary runs
-/// elsewhere (scripts/gpu_check.sh carries test binaries to a GPU machine and runs them from the
-/// repository root there).
-pub fn fixture(rel: &str) -> PathBuf {
-    let built = repo().join("tests").join("fixtures");
-    let base = if built.is_dir() { built } else { PathBuf::from("tests/fixtures") };
-    base.join(rel)
 }
 
 /// The profile directory holding `librateclust.{so,a}` (the test binary lives in its `deps/`).

@@ -6,7 +6,7 @@
 //! with the kernels' raw 16-bit storage). Layouts are those of the CPU engine: row-major
 //! `[tokens, features]`, QKV from one product as `[q | k | v]` columns, head `h` at columns `h·hd`.
 
-use crate::device::cuda::{i32_of, KernelFile, CudaDevice, GpuBuf, KArg};
+use crate::device::cuda::{i32_of, Gpu, GpuBuf, KArg, KernelFile};
 use crate::error::{Error, Result};
 use half::f16;
 
@@ -18,7 +18,7 @@ const ATT_MAX_HD: usize = 128;
 
 /// The MLP activation (transformers `hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NnActivation {
+pub(crate) enum NnActivation {
     /// x · sigmoid(1.702 x) (`quick_gelu`, OpenAI CLIP).
     QuickGelu = 0,
     /// ½ x (1 + erf(x/√2)) (`gelu`, exact).
@@ -51,34 +51,9 @@ fn rows_grid(rows: usize, what: &str) -> Result<(u32, u32, u32)> {
     Ok((r, 1, 1))
 }
 
-#[allow(clippy::too_many_arguments)]
-/// 8-bit interleaved RGB `[b, h, w, 3]` → planar normalised f32 `[b, 3, h, w]`: (x/255 − mean) / std.
-pub fn pixels_normalize(dev: &CudaDevice, rgb: &GpuBuf<u8>, b: usize, h: usize, w: usize, mean: [f32; 3], std: [f32; 3], out: &mut GpuBuf<f32>) -> Result<()> {
-    let n = count(&[b, h, w, 3], "pixels")?;
-    need(rgb, n, "pixels_normalize input")?;
-    need(out, n, "pixels_normalize output")?;
-    if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite()) {
-        return Err(Error::InvalidArgument(format!("pixel mean {mean:?} / std {std:?} must be finite with std ≠ 0")));
-    }
-    let args = [
-        rgb.arg(),
-        KArg::I32(i32_of(b, "batch")?),
-        KArg::I32(i32_of(h, "height")?),
-        KArg::I32(i32_of(w, "width")?),
-        KArg::F32(mean[0]),
-        KArg::F32(mean[1]),
-        KArg::F32(mean[2]),
-        KArg::F32(std[0]),
-        KArg::F32(std[1]),
-        KArg::F32(std[2]),
-        out.arg(),
-    ];
-    dev.launch_fn(&dev.kernel(&NN, "pixels_normalize")?, "pixels_normalize", grid_for(b * h * w, "pixels")?, THREADS, 0, &args)
-}
-
 /// Planar f32 pixels `[b, 3, h, w]` → f16 patch rows `[b·(h/p)·(w/p), 3·p·p]` (column order of the
 /// patch-embedding weight `[d, 3, p, p]` flattened), so the patch embedding is one GEMM.
-pub fn patches_im2col(dev: &CudaDevice, pixels: &GpuBuf<f32>, b: usize, h: usize, w: usize, p: usize, out: &mut GpuBuf<f16>) -> Result<()> {
+pub(crate) fn patches_im2col(gpu: &dyn Gpu, pixels: &GpuBuf<f32>, b: usize, h: usize, w: usize, p: usize, out: &mut GpuBuf<f16>) -> Result<()> {
     if p == 0 || h % p != 0 || w % p != 0 {
         return Err(Error::InvalidArgument(format!("image {h}×{w} is not a whole number of {p}×{p} patches")));
     }
@@ -86,25 +61,25 @@ pub fn patches_im2col(dev: &CudaDevice, pixels: &GpuBuf<f32>, b: usize, h: usize
     let total = count(&[b, h / p, w / p, 3, p, p], "patches")?;
     need(out, total, "patches_im2col output")?;
     let args = [pixels.arg(), KArg::I32(i32_of(b, "batch")?), KArg::I32(i32_of(h, "height")?), KArg::I32(i32_of(w, "width")?), KArg::I32(i32_of(p, "patch")?), out.arg()];
-    dev.launch_fn(&dev.kernel(&NN, "patches_im2col")?, "patches_im2col", grid_for(total, "patches")?, THREADS, 0, &args)
+    gpu.launch(&NN, "patches_im2col", grid_for(total, "patches")?, THREADS, 0, &args)
 }
 
 #[allow(clippy::too_many_arguments)]
 /// Class token + patch embeddings + position embeddings → the residual stream `[b·(1+np), d]` f32.
-pub fn vision_tokens(dev: &CudaDevice, patch_emb: &GpuBuf<f32>, cls: &GpuBuf<f32>, pos: &GpuBuf<f32>, b: usize, np: usize, d: usize, out: &mut GpuBuf<f32>) -> Result<()> {
+pub(crate) fn vision_tokens(gpu: &dyn Gpu, patch_emb: &GpuBuf<f32>, cls: &GpuBuf<f32>, pos: &GpuBuf<f32>, b: usize, np: usize, d: usize, out: &mut GpuBuf<f32>) -> Result<()> {
     need(patch_emb, count(&[b, np, d], "patch embeddings")?, "vision_tokens patch embeddings")?;
     need(cls, d, "class embedding")?;
     need(pos, count(&[np + 1, d], "position embeddings")?, "position embeddings")?;
     let total = count(&[b, np + 1, d], "tokens")?;
     need(out, total, "vision_tokens output")?;
     let args = [patch_emb.arg(), cls.arg(), pos.arg(), KArg::I32(i32_of(b, "batch")?), KArg::I32(i32_of(np, "patches")?), KArg::I32(i32_of(d, "width")?), out.arg()];
-    dev.launch_fn(&dev.kernel(&NN, "vision_tokens")?, "vision_tokens", grid_for(total, "tokens")?, THREADS, 0, &args)
+    gpu.launch(&NN, "vision_tokens", grid_for(total, "tokens")?, THREADS, 0, &args)
 }
 
 /// LayerNorm of `rows` rows of width `d` into f32 and/or f16 outputs (at least one).
 #[allow(clippy::too_many_arguments)]
-pub fn layer_norm(
-    dev: &CudaDevice,
+pub(crate) fn layer_norm(
+    gpu: &dyn Gpu,
     x: &GpuBuf<f32>,
     rows: usize,
     d: usize,
@@ -136,11 +111,11 @@ pub fn layer_norm(
         None => 0,
     };
     let args = [x.arg(), KArg::I32(i32_of(d, "width")?), gamma.arg(), beta.arg(), KArg::F32(eps), KArg::Ptr(p32), KArg::Ptr(p16)];
-    dev.launch_fn(&dev.kernel(&NN, "layer_norm")?, "layer_norm", rows_grid(rows, "layer_norm")?, THREADS, 0, &args)
+    gpu.launch(&NN, "layer_norm", rows_grid(rows, "layer_norm")?, THREADS, 0, &args)
 }
 
 /// `out = act(x + bias)` in f16, x a GEMM's f32 output `[rows, n]` (bias and activation optional).
-pub fn bias_act_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32>>, rows: usize, n: usize, act: Option<NnActivation>, out: &mut GpuBuf<f16>) -> Result<()> {
+pub(crate) fn bias_act_to_f16(gpu: &dyn Gpu, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32>>, rows: usize, n: usize, act: Option<NnActivation>, out: &mut GpuBuf<f16>) -> Result<()> {
     let total = count(&[rows, n], "bias_act")?;
     need(x, total, "bias_act input")?;
     need(out, total, "bias_act output")?;
@@ -155,11 +130,11 @@ pub fn bias_act_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f
         KArg::I32(act.map_or(-1, |a| a as i32)),
         out.arg(),
     ];
-    dev.launch_fn(&dev.kernel(&NN, "bias_act_to_f16")?, "bias_act_to_f16", grid_for(total, "bias_act")?, THREADS, 0, &args)
+    gpu.launch(&NN, "bias_act_to_f16", grid_for(total, "bias_act")?, THREADS, 0, &args)
 }
 
 /// `resid += x + bias` (f32 `[rows, n]`).
-pub fn bias_residual(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32>>, rows: usize, n: usize, resid: &mut GpuBuf<f32>) -> Result<()> {
+pub(crate) fn bias_residual(gpu: &dyn Gpu, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32>>, rows: usize, n: usize, resid: &mut GpuBuf<f32>) -> Result<()> {
     let total = count(&[rows, n], "bias_residual")?;
     need(x, total, "bias_residual input")?;
     need(resid, total, "residual stream")?;
@@ -167,32 +142,25 @@ pub fn bias_residual(dev: &CudaDevice, x: &GpuBuf<f32>, bias: Option<&GpuBuf<f32
         need(b, n, "bias")?;
     }
     let args = [x.arg(), KArg::Ptr(bias.map_or(0, |b| b.ptr())), KArg::I64(rows as i64), KArg::I32(i32_of(n, "width")?), resid.arg()];
-    dev.launch_fn(&dev.kernel(&NN, "bias_residual")?, "bias_residual", grid_for(total, "bias_residual")?, THREADS, 0, &args)
-}
-
-/// In-place row softmax of `[rows, n]` f32; `causal` masks keys after each row's query (row % n).
-pub fn softmax_rows(dev: &CudaDevice, x: &mut GpuBuf<f32>, rows: usize, n: usize, causal: bool) -> Result<()> {
-    need(x, count(&[rows, n], "softmax")?, "softmax input")?;
-    let args = [x.arg(), KArg::I32(i32_of(n, "width")?), KArg::I32(causal as i32)];
-    dev.launch_fn(&dev.kernel(&NN, "softmax_rows")?, "softmax_rows", rows_grid(rows, "softmax")?, THREADS, 0, &args)
+    gpu.launch(&NN, "bias_residual", grid_for(total, "bias_residual")?, THREADS, 0, &args)
 }
 
 /// Row softmax of f32 scores `[rows, n]` into f16 probabilities `out` (one warp per row); `causal` gives
 /// row r's keys after position r % n probability 0. The middle step of a GEMM-based attention.
-pub fn softmax_rows_to_f16(dev: &CudaDevice, x: &GpuBuf<f32>, rows: usize, n: usize, causal: bool, out: &mut GpuBuf<f16>) -> Result<()> {
+pub(crate) fn softmax_rows_to_f16(gpu: &dyn Gpu, x: &GpuBuf<f32>, rows: usize, n: usize, causal: bool, out: &mut GpuBuf<f16>) -> Result<()> {
     let total = count(&[rows, n], "softmax")?;
     need(x, total, "softmax input")?;
     need(out, total, "softmax output")?;
     let rows_per_block = THREADS as usize / 32;
     let blocks = u32::try_from(rows.div_ceil(rows_per_block)).map_err(|_| Error::InvalidArgument(format!("softmax: {rows} rows exceed one CUDA grid")))?;
     let args = [x.arg(), KArg::I64(rows as i64), KArg::I32(i32_of(n, "width")?), KArg::I32(causal as i32), out.arg()];
-    dev.launch_fn(&dev.kernel(&NN, "softmax_rows_to_f16")?, "softmax_rows_to_f16", (blocks, 1, 1), THREADS, 0, &args)
+    gpu.launch(&NN, "softmax_rows_to_f16", (blocks, 1, 1), THREADS, 0, &args)
 }
 
 /// Fused multi-head attention: `qkv` `[b·seq, 3·heads·hd]` f16 → `out` `[b·seq, heads·hd]` f16,
 /// softmax(Q Kᵀ / √hd (+ causal mask)) V per item and head (transformers `CLIPAttention.forward`).
 #[allow(clippy::too_many_arguments)]
-pub fn attention(dev: &CudaDevice, qkv: &GpuBuf<f16>, b: usize, seq: usize, heads: usize, hd: usize, causal: bool, out: &mut GpuBuf<f16>) -> Result<()> {
+pub(crate) fn attention(gpu: &dyn Gpu, qkv: &GpuBuf<f16>, b: usize, seq: usize, heads: usize, hd: usize, causal: bool, out: &mut GpuBuf<f16>) -> Result<()> {
     if hd == 0 || hd > ATT_MAX_HD {
         return Err(Error::InvalidArgument(format!("attention head dimension {hd} must be in 1..={ATT_MAX_HD}")));
     }
@@ -211,5 +179,5 @@ pub fn attention(dev: &CudaDevice, qkv: &GpuBuf<f16>, b: usize, seq: usize, head
         KArg::F32(scale),
         out.arg(),
     ];
-    dev.launch_fn(&dev.kernel(&NN, "attention_fused")?, "attention_fused", (gx, gy, 1), (32 * ATT_WARPS) as u32, 0, &args)
+    gpu.launch(&NN, "attention_fused", (gx, gy, 1), (32 * ATT_WARPS) as u32, 0, &args)
 }

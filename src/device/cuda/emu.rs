@@ -24,6 +24,8 @@ const BASE: u64 = 1 << 20;
 const GUARD: usize = 16;
 const GUARD_BITS: u32 = 0x7fc0_dead; // a NaN
 const NAN_BITS: u32 = 0x7fc0_0000;
+/// Two f16 NaNs: what a fresh f16 buffer holds.
+const HALF_NAN_BITS: u32 = 0x7e00_7e00;
 
 pub(crate) struct Emu {
     mem: RefCell<Vec<u32>>,
@@ -76,6 +78,27 @@ impl Emu {
         self.mem.borrow_mut()[w] = v as u32;
     }
 
+    /// Element `i` of the f16 array at byte address `addr` (2-byte aligned: f16 sub-blocks start at any
+    /// element), as f32. Out-of-bounds reads return NaN.
+    pub(crate) fn rh(&self, addr: u64, i: usize) -> f32 {
+        let (w, shift) = self.half_at(addr, i);
+        self.mem.borrow().get(w).map_or(f32::NAN, |&b| half::f16::from_bits((b >> shift) as u16).to_f32())
+    }
+
+    /// Stores `v` rounded to f16 (round to nearest even, as the kernels' `cvt.rn.f16.f32`).
+    pub(crate) fn wh(&self, addr: u64, i: usize, v: f32) {
+        let (w, shift) = self.half_at(addr, i);
+        let mut mem = self.mem.borrow_mut();
+        assert!(w < mem.len(), "write past the end of emulated memory");
+        mem[w] = (mem[w] & !(0xffff << shift)) | ((half::f16::from_f32(v).to_bits() as u32) << shift);
+    }
+
+    fn half_at(&self, addr: u64, i: usize) -> (usize, u32) {
+        assert!(addr >= BASE && addr % 2 == 0, "misaligned or NULL f16 address {addr:#x}");
+        let byte = (addr - BASE) as usize + 2 * i;
+        (byte / 4, 8 * (byte % 4) as u32)
+    }
+
     /// Panics if any buffer's guard words were overwritten.
     pub(crate) fn check_guards(&self) {
         let mem = self.mem.borrow();
@@ -86,11 +109,14 @@ impl Emu {
         }
     }
 
-    fn gemm_cm(&self, g: &CmGemm) {
+    /// A column-major product; `half_ab` / `half_c`: A and B / C hold f16 (accumulation in f64 either way,
+    /// C rounded to its type).
+    fn gemm_cm(&self, g: &CmGemm, half_ab: bool, half_c: bool) {
         let (m, n, k) = (g.m as usize, g.n as usize, g.k as usize);
+        let read = |p: u64, i: usize, half: bool| if half { self.rh(p, i) } else { self.rf(p, i) };
         for bi in 0..g.batch as usize {
-            let a = |r: usize, c: usize| self.rf(g.a, bi * g.stride_a as usize + r + c * g.lda as usize);
-            let b = |r: usize, c: usize| self.rf(g.b, bi * g.stride_b as usize + r + c * g.ldb as usize);
+            let a = |r: usize, c: usize| read(g.a, bi * g.stride_a as usize + r + c * g.lda as usize, half_ab);
+            let b = |r: usize, c: usize| read(g.b, bi * g.stride_b as usize + r + c * g.ldb as usize, half_ab);
             for j in 0..n {
                 for i in 0..m {
                     let mut acc = 0.0f64;
@@ -103,9 +129,9 @@ impl Emu {
                     let v = if g.beta == 0.0 {
                         g.alpha as f64 * acc
                     } else {
-                        g.alpha as f64 * acc + g.beta as f64 * self.rf(g.c, ci) as f64
+                        g.alpha as f64 * acc + g.beta as f64 * read(g.c, ci, half_c) as f64
                     };
-                    self.wf(g.c, ci, v as f32);
+                    if half_c { self.wh(g.c, ci, v as f32) } else { self.wf(g.c, ci, v as f32) }
                 }
             }
         }
@@ -178,9 +204,31 @@ impl Gpu for Emu {
     }
     fn gemm(&self, g: &RmGemm) -> Result<()> {
         if let Some(cm) = g.to_column_major()? {
-            self.gemm_cm(&cm);
+            self.gemm_cm(&cm, false, false);
         }
         Ok(())
+    }
+    fn alloc_f16(&self, len: usize, _what: &str) -> Result<GpuBuf<half::f16>> {
+        Ok(GpuBuf::emulated(self.alloc(len.div_ceil(2), HALF_NAN_BITS), len))
+    }
+    fn upload_f16(&self, host: &[half::f16], what: &str) -> Result<GpuBuf<half::f16>> {
+        let buf = self.alloc_f16(host.len(), what)?;
+        for (i, &v) in host.iter().enumerate() {
+            self.wh(buf.ptr(), i, v.to_f32());
+        }
+        Ok(buf)
+    }
+    fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
+        if let Some(cm) = g.to_column_major()? {
+            self.gemm_cm(&cm, true, c_f16);
+        }
+        Ok(())
+    }
+    fn sync(&self, _after: &str) -> Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "the CUDA emulator".into()
     }
 
     fn launch(&self, file: &'static KernelFile, kernel: &'static str, grid: (u32, u32, u32), block: u32, shared: u32, a: &[KArg]) -> Result<()> {
