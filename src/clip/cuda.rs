@@ -22,7 +22,7 @@ use super::vision::VisionTower;
 pub mod nn;
 
 use crate::device::cuda::{i32_of, CudaDevice, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
-use nn::{grid_for, NnActivation, THREADS};
+use nn::{grid_for, need, NnActivation, THREADS};
 use crate::error::{Error, Result};
 use half::f16;
 use std::sync::{Arc, Mutex};
@@ -56,13 +56,6 @@ impl CudaAttention {
             CudaAttention::Auto => seq > FUSED_MAX_SEQ || hd > FUSED_MAX_HD,
         }
     }
-}
-
-fn need<T>(buf: &GpuBuf<T>, len: usize, what: &str) -> Result<()> {
-    if buf.len() < len {
-        return Err(Error::Internal(format!("{what}: device buffer holds {} elements, {len} needed", buf.len())));
-    }
-    Ok(())
 }
 
 /// A LayerNorm's parameters on the device.

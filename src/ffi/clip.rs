@@ -2,7 +2,7 @@
 //! frames, preprocessed pixels) and texts into caller-allocated float buffers.
 #![allow(non_camel_case_types)] // C names
 
-use super::mirror::CValue;
+use super::mirror::{CEnum, CValue};
 use rateclust_macros::CMirror;
 use super::{free_handle, new_handle, arg_mut, arg_ref, arg_slice, arg_slice_mut, arg_str, checked_len, device_kind, guard, on_pool, rateclust_progress_fn, CBool, CProgress};
 use crate::image_io::{decode_bytes_within, from_raw_into, PixelFormat, MAX_IMAGE_PIXELS};
@@ -75,15 +75,7 @@ pub extern "C" fn rateclust_embed_default_params() -> rateclust_embed_params {
 /// `RATECLUST_DEVICE_KIND_CPU` the CPU. On success `*out` receives a model the caller frees with `rateclust_model_free`.
 #[no_mangle]
 pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mut *mut rateclust_model) -> Status {
-    guard(|| {
-        let out = arg_mut(out, "out")?;
-        *out = std::ptr::null_mut();
-        let dir = arg_str(dir, "dir")?;
-        let kind = device_kind(device)?;
-        let inner = ClipModel::load_on(dir, kind)?;
-        *out = new_handle(rateclust_model { inner });
-        Ok(())
-    })
+    rateclust_model_load_precision(dir, device, Towers::Both.to_c(), Precision::F32.to_c(), out)
 }
 
 /// As `rateclust_model_load`, building only `towers` (a `rateclust_towers` value): with
@@ -92,16 +84,7 @@ pub extern "C" fn rateclust_model_load(dir: *const c_char, device: u32, out: *mu
 /// `RATECLUST_STATUS_INVALID_ARGUMENT`. A tower the checkpoint lacks is `RATECLUST_STATUS_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn rateclust_model_load_towers(dir: *const c_char, device: u32, towers: u32, out: *mut *mut rateclust_model) -> Status {
-    guard(|| {
-        let out = arg_mut(out, "out")?;
-        *out = std::ptr::null_mut();
-        let dir = arg_str(dir, "dir")?;
-        let kind = device_kind(device)?;
-        let towers: Towers = CValue::to_engine(towers, "towers")?;
-        let inner = ClipModel::load_towers(dir, kind, towers)?;
-        *out = new_handle(rateclust_model { inner });
-        Ok(())
-    })
+    rateclust_model_load_precision(dir, device, towers, Precision::F32.to_c(), out)
 }
 
 /// As `rateclust_model_load_towers`, with the encoder layers' linear layers in `precision` (a

@@ -25,7 +25,8 @@ pub(crate) enum NnActivation {
     Gelu = 1,
 }
 
-fn need<T>(buf: &GpuBuf<T>, len: usize, what: &str) -> Result<()> {
+/// A buffer shorter than the shapes need is an `InvalidArgument`, never an out-of-bounds access.
+pub(super) fn need<T>(buf: &GpuBuf<T>, len: usize, what: &str) -> Result<()> {
     if buf.len() < len {
         return Err(Error::InvalidArgument(format!("{what}: device buffer holds {} elements, {len} needed", buf.len())));
     }
