@@ -13,7 +13,9 @@ use crate::rng::Rng;
 use half::f16;
 use std::sync::Arc;
 
-/// The emulator's kernels: the CLIP files' (the GEMMs are the backend's own).
+/// The emulator's kernels: the CLIP files' (the GEMMs are the backend's own). `CudaClip` holds its device
+/// in an `Arc`; the emulator is single-threaded, and so is every test that uses it.
+#[allow(clippy::arc_with_non_send_sync)]
 fn emulator() -> Arc<Emu> {
     Arc::new(Emu::new(&[super::emu::launch]))
 }
