@@ -218,8 +218,10 @@ fn f16_gemm(g: &dyn Gpu) {
 }
 
 /// Both towers of the tiny checkpoint on `gpu` against the same model on the CPU: pooled and projected
-/// rows, both attention paths, batches that split the inputs unevenly, texts of different lengths.
-fn towers_match_cpu<G: Gpu>(gpu: Arc<G>) {
+/// rows, both attention paths, batches that split the inputs unevenly, texts of different lengths. `tol`:
+/// largest error relative to the largest output (f16 GEMM inputs round to 2⁻¹¹ relative: the emulator's
+/// exact sums land near 5e-4, a GPU's f32 accumulation somewhat above).
+fn towers_match_cpu<G: Gpu>(gpu: Arc<G>, tol: f64) {
     let dir = crate::testing::fixture("clip_model/tiny");
     let model = ClipModel::load(&dir).unwrap();
     let mut on_gpu: CudaClip<G> = model.upload_towers(gpu).unwrap();
@@ -239,10 +241,12 @@ fn towers_match_cpu<G: Gpu>(gpu: Arc<G>) {
             let what = format!("pooled={pooled} {attention:?}");
             let got = on_gpu.embed_pixels(&pixels, n, 2, pooled).unwrap();
             let e = max_rel(&got, &want_img.iter().map(|&v| v as f64).collect::<Vec<_>>());
-            assert!(e < 2e-2, "images, {what}: {e:.1e}");
+            println!("images, {what}: {e:.1e}");
+            assert!(e < tol, "images, {what}: {e:.1e}");
             let got = on_gpu.embed_token_ids(&ids, &pools, 3, pooled).unwrap();
             let e = max_rel(&got, &want_txt.iter().map(|&v| v as f64).collect::<Vec<_>>());
-            assert!(e < 2e-2, "texts, {what}: {e:.1e}");
+            println!("texts, {what}: {e:.1e}");
+            assert!(e < tol, "texts, {what}: {e:.1e}");
         }
     }
 }
@@ -274,7 +278,7 @@ mod on_emulator {
     #[test]
     fn towers_match_cpu() {
         let emu = emulator();
-        super::towers_match_cpu(emu.clone());
+        super::towers_match_cpu(emu.clone(), 3e-3);
         emu.check_guards();
     }
 }
@@ -313,7 +317,7 @@ mod on_gpu {
     #[test]
     fn towers_match_cpu() {
         if let Some((_, dev)) = cuda_or_skip() {
-            super::towers_match_cpu(dev);
+            super::towers_match_cpu(dev, 2e-2);
         }
     }
 }
