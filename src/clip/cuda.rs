@@ -21,7 +21,7 @@ use super::text::TextTower;
 use super::vision::VisionTower;
 pub mod nn;
 
-use crate::device::cuda::{i32_of, CudaDevice, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
+use crate::device::cuda::{i32_of, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
 use nn::{grid_for, need, NnActivation, THREADS};
 use crate::error::{Error, Result};
 use half::f16;
@@ -356,10 +356,10 @@ struct DevText {
     max_positions: usize,
 }
 
-/// Both towers (either may be absent) and their projections, resident on one GPU: a [`CudaDevice`], or
+/// Both towers (either may be absent) and their projections, resident on one GPU: a [`CudaDevice`](crate::device::cuda::CudaDevice), or
 /// in the crate's tests the kernel emulator.
-pub(crate) struct CudaClip<G: Gpu = CudaDevice> {
-    dev: Arc<G>,
+pub(crate) struct CudaClip {
+    dev: Arc<dyn Gpu + Send + Sync>,
     vision: Option<DevVision>,
     text: Option<DevText>,
     visual_projection: Option<DevLinear>,
@@ -368,10 +368,10 @@ pub(crate) struct CudaClip<G: Gpu = CudaDevice> {
     attention: CudaAttention,
 }
 
-impl<G: Gpu> CudaClip<G> {
+impl CudaClip {
     /// Uploads the weights of the CPU towers (f16 matrices, f32 vectors) to `dev`.
     pub fn upload(
-        dev: Arc<G>,
+        dev: Arc<dyn Gpu + Send + Sync>,
         vision: Option<&VisionTower>,
         text: Option<&TextTower>,
         visual_projection: Option<&Linear>,

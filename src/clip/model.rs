@@ -278,8 +278,15 @@ impl ClipModel {
     }
 
     /// The towers' weights on `gpu` (a GPU, or in tests the kernel emulator).
-    pub(crate) fn upload_towers<G: Gpu>(&self, gpu: Arc<G>) -> Result<CudaClip<G>> {
+    pub(crate) fn upload_towers(&self, gpu: Arc<dyn Gpu + Send + Sync>) -> Result<CudaClip> {
         CudaClip::upload(gpu, self.vision.as_ref(), self.text.as_ref(), self.visual_projection.as_ref(), self.text_projection.as_ref())
+    }
+
+    /// Moves the towers onto `gpu` as [`ClipModel::use_device`] does for a GPU (tests: the kernel emulator).
+    #[cfg(test)]
+    pub(crate) fn use_gpu(&mut self, gpu: Arc<dyn Gpu + Send + Sync>) -> Result<()> {
+        self.cuda = Some(self.upload_towers(gpu)?);
+        Ok(())
     }
 
     /// Each sequence's pooling position, checked as the embed calls check it (tests of the CUDA towers).

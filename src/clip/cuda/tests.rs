@@ -13,9 +13,7 @@ use crate::rng::Rng;
 use half::f16;
 use std::sync::Arc;
 
-/// The emulator's kernels: the CLIP files' (the GEMMs are the backend's own). `CudaClip` holds its device
-/// in an `Arc`; the emulator is single-threaded, and so is every test that uses it.
-#[allow(clippy::arc_with_non_send_sync)]
+/// The emulator's kernels: the CLIP files' (the GEMMs are the backend's own).
 fn emulator() -> Arc<Emu> {
     Arc::new(Emu::new(&[super::emu::launch]))
 }
@@ -221,10 +219,10 @@ fn f16_gemm(g: &dyn Gpu) {
 /// rows, both attention paths, batches that split the inputs unevenly, texts of different lengths. `tol`:
 /// largest error relative to the largest output (f16 GEMM inputs round to 2⁻¹¹ relative: the emulator's
 /// exact sums land near 5e-4, a GPU's f32 accumulation somewhat above).
-fn towers_match_cpu<G: Gpu>(gpu: Arc<G>, tol: f64) {
+fn towers_match_cpu(gpu: Arc<dyn Gpu + Send + Sync>, tol: f64) {
     let dir = crate::testing::fixture("clip_model/tiny");
     let model = ClipModel::load(&dir).unwrap();
-    let mut on_gpu: CudaClip<G> = model.upload_towers(gpu).unwrap();
+    let mut on_gpu: CudaClip = model.upload_towers(gpu).unwrap();
     let s = model.config.vision.as_ref().unwrap().image_size;
     let n = 5;
     let pixels = randn(&mut Rng::new(5), n * 3 * s * s, 1.0);
@@ -249,6 +247,36 @@ fn towers_match_cpu<G: Gpu>(gpu: Arc<G>, tol: f64) {
             assert!(e < tol, "texts, {what}: {e:.1e}");
         }
     }
+}
+
+/// A whole `ClipModel` with its towers on `gpu` against the same model on the CPU, through the public
+/// embed calls: preprocessed pixels, decoded images of several sizes (preprocessed a batch at a time on the
+/// CPU threads, each batch one GPU pass), texts through the tokenizer; normalised rows, in input order.
+fn model_matches_cpu(gpu: Arc<dyn Gpu + Send + Sync>, tol: f64) {
+    use crate::image_io::RgbImage8;
+    use crate::progress::NoProgress;
+    let dir = crate::testing::fixture("clip_model/tiny");
+    let cpu = ClipModel::load(&dir).unwrap();
+    let mut dev = ClipModel::load(&dir).unwrap();
+    dev.use_gpu(gpu).unwrap();
+    assert!(dev.on_cuda());
+    let opts = EmbedOptions { batch_size: 2, ..EmbedOptions::default() };
+    let close = |what: &str, got: Vec<f32>, want: Vec<f32>| {
+        let e = max_rel(&got, &want.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        println!("{what}: {e:.1e}");
+        assert!(e < tol, "{what}: {e:.1e}");
+    };
+    let mut rng = Rng::new(6);
+    let s = cpu.config.vision.as_ref().unwrap().image_size;
+    let pixels = randn(&mut rng, 3 * 3 * s * s, 1.0);
+    close("pixels", dev.embed_pixels(&pixels, 3, &opts).unwrap(), cpu.embed_pixels(&pixels, 3, &opts).unwrap());
+    let images: Vec<RgbImage8> = [(40, 30), (17, 64), (32, 32)]
+        .iter()
+        .map(|&(width, height)| RgbImage8 { width, height, data: (0..width * height * 3).map(|_| rng.below(256) as u8).collect() })
+        .collect();
+    close("images", dev.embed_images(&images, &opts, &mut NoProgress).unwrap(), cpu.embed_images(&images, &opts, &mut NoProgress).unwrap());
+    let texts = ["a photo of a cat", "a dog", "a diagram of a rate-reduction clustering pipeline", "x"];
+    close("texts", dev.embed_texts(&texts, &opts, &mut NoProgress).unwrap(), cpu.embed_texts(&texts, &opts, &mut NoProgress).unwrap());
 }
 
 mod on_emulator {
@@ -279,6 +307,13 @@ mod on_emulator {
     fn towers_match_cpu() {
         let emu = emulator();
         super::towers_match_cpu(emu.clone(), 3e-3);
+        emu.check_guards();
+    }
+
+    #[test]
+    fn model_matches_cpu() {
+        let emu = emulator();
+        super::model_matches_cpu(emu.clone(), 3e-3);
         emu.check_guards();
     }
 }
@@ -318,6 +353,13 @@ mod on_gpu {
     fn towers_match_cpu() {
         if let Some((_, dev)) = cuda_or_skip() {
             super::towers_match_cpu(dev, 2e-2);
+        }
+    }
+
+    #[test]
+    fn model_matches_cpu() {
+        if let Some((_, dev)) = cuda_or_skip() {
+            super::model_matches_cpu(dev, 2e-2);
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use super::{CmGemm, Gpu, GpuBuf, KArg, KernelFile, RmGemm};
 use crate::error::Result;
-use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard};
 
 /// The kernels of some `kernels/*.cu` files, restated sequentially on the CPU: runs `kernel` (with the
 /// launch's grid, block size, shared bytes and arguments) and returns true, or returns false when
@@ -28,9 +28,11 @@ const NAN_BITS: u32 = 0x7fc0_0000;
 const HALF_NAN_BITS: u32 = 0x7e00_7e00;
 
 pub(crate) struct Emu {
-    mem: RefCell<Vec<u32>>,
+    /// Behind a mutex so that the emulator is `Send + Sync` like a real device (models that hold their
+    /// device in an `Arc` can hold it); tests use it from one thread.
+    mem: Mutex<Vec<u32>>,
     /// (start word, length) of every allocation, to check the guards.
-    allocs: RefCell<Vec<(usize, usize)>>,
+    allocs: Mutex<Vec<(usize, usize)>>,
     /// The kernel files this emulator can run, each registered by its domain.
     kernels: Vec<KernelSet>,
 }
@@ -39,16 +41,20 @@ impl Emu {
     /// An emulator running the kernels of `kernels` (e.g. the rate kernels, plus the head's for the CPP
     /// head's tests).
     pub(crate) fn new(kernels: &[KernelSet]) -> Self {
-        Emu { mem: RefCell::new(Vec::new()), allocs: RefCell::new(Vec::new()), kernels: kernels.to_vec() }
+        Emu { mem: Mutex::new(Vec::new()), allocs: Mutex::new(Vec::new()), kernels: kernels.to_vec() }
+    }
+
+    fn mem(&self) -> MutexGuard<'_, Vec<u32>> {
+        lock(&self.mem)
     }
 
     fn alloc(&self, len: usize, fill: u32) -> u64 {
-        let mut mem = self.mem.borrow_mut();
+        let mut mem = self.mem();
         let start = mem.len();
         let len = len.max(1);
         mem.resize(start + len, fill);
         mem.resize(start + len + GUARD, GUARD_BITS);
-        self.allocs.borrow_mut().push((start, len));
+        lock(&self.allocs).push((start, len));
         BASE + 4 * start as u64
     }
 
@@ -59,36 +65,36 @@ impl Emu {
 
     pub(crate) fn rf(&self, addr: u64, i: usize) -> f32 {
         let w = self.word(addr) + i;
-        self.mem.borrow().get(w).map(|&b| f32::from_bits(b)).unwrap_or(f32::NAN)
+        self.mem().get(w).map(|&b| f32::from_bits(b)).unwrap_or(f32::NAN)
     }
 
     pub(crate) fn wf(&self, addr: u64, i: usize, v: f32) {
         let w = self.word(addr) + i;
-        let mut mem = self.mem.borrow_mut();
+        let mut mem = self.mem();
         assert!(w < mem.len(), "write past the end of emulated memory");
         mem[w] = v.to_bits();
     }
 
     pub(crate) fn ri(&self, addr: u64, i: usize) -> i32 {
-        self.mem.borrow()[self.word(addr) + i] as i32
+        self.mem()[self.word(addr) + i] as i32
     }
 
     pub(crate) fn wi(&self, addr: u64, i: usize, v: i32) {
         let w = self.word(addr) + i;
-        self.mem.borrow_mut()[w] = v as u32;
+        self.mem()[w] = v as u32;
     }
 
     /// Element `i` of the f16 array at byte address `addr` (2-byte aligned: f16 sub-blocks start at any
     /// element), as f32. Out-of-bounds reads return NaN.
     pub(crate) fn rh(&self, addr: u64, i: usize) -> f32 {
         let (w, shift) = self.half_at(addr, i);
-        self.mem.borrow().get(w).map_or(f32::NAN, |&b| half::f16::from_bits((b >> shift) as u16).to_f32())
+        self.mem().get(w).map_or(f32::NAN, |&b| half::f16::from_bits((b >> shift) as u16).to_f32())
     }
 
     /// Stores `v` rounded to f16 (round to nearest even, as the kernels' `cvt.rn.f16.f32`).
     pub(crate) fn wh(&self, addr: u64, i: usize, v: f32) {
         let (w, shift) = self.half_at(addr, i);
-        let mut mem = self.mem.borrow_mut();
+        let mut mem = self.mem();
         assert!(w < mem.len(), "write past the end of emulated memory");
         mem[w] = (mem[w] & !(0xffff << shift)) | ((half::f16::from_f32(v).to_bits() as u32) << shift);
     }
@@ -101,8 +107,8 @@ impl Emu {
 
     /// Panics if any buffer's guard words were overwritten.
     pub(crate) fn check_guards(&self) {
-        let mem = self.mem.borrow();
-        for &(start, len) in self.allocs.borrow().iter() {
+        let mem = self.mem();
+        for &(start, len) in lock(&self.allocs).iter() {
             for g in 0..GUARD {
                 assert_eq!(mem[start + len + g], GUARD_BITS, "write past the end of the buffer at word {start} (length {len})");
             }
@@ -136,6 +142,11 @@ impl Emu {
             }
         }
     }
+}
+
+/// A poisoned lock means an earlier assertion failed mid-kernel; the memory is still what it was.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn ptr(a: &[KArg], i: usize) -> u64 {
