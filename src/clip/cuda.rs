@@ -3,13 +3,16 @@
 //!
 //! * weights uploaded once: every linear layer's matrix as f16 (`[out, in]`, row-major as in the
 //!   checkpoint), biases, LayerNorm parameters and the embedding tables as f32;
-//! * matrix products through cuBLAS (`gemm_f16_rm`: f16 operands, f32 accumulation and f32 output);
+//! * matrix products through cuBLAS (`Gpu::gemm_f16`: f16 operands, f32 accumulation, f32 or f16 output);
 //! * everything else in the hand-written kernels of `kernels/nn.cu` (pixels → patches, token assembly,
 //!   LayerNorm, bias + activation, bias + residual, fused attention) and `kernels/clip.cu` (text
 //!   embeddings, gathering the pooled tokens);
 //! * the residual stream in f32, GEMM inputs in f16;
 //! * one host → device copy per batch (pixels or token ids) and one device → host copy (the pooled or
 //!   projected rows): no round-trips between layers.
+//!
+//! Everything goes through the device seam (`&dyn Gpu`), so the kernel emulator runs the same code in CI
+//! (`tests.rs`, `emu.rs`).
 //!
 //! Activation buffers are allocated once and grown when a larger batch comes; calls on one model are
 //! serialised (they share the device's one stream anyway).
@@ -356,8 +359,8 @@ struct DevText {
     max_positions: usize,
 }
 
-/// Both towers (either may be absent) and their projections, resident on one GPU: a [`CudaDevice`](crate::device::cuda::CudaDevice), or
-/// in the crate's tests the kernel emulator.
+/// Both towers (either may be absent) and their projections, resident on one GPU: a
+/// [`CudaDevice`](crate::device::cuda::CudaDevice), or in the crate's tests the kernel emulator.
 pub(crate) struct CudaClip {
     dev: Arc<dyn Gpu + Send + Sync>,
     vision: Option<DevVision>,
@@ -377,7 +380,7 @@ impl CudaClip {
         visual_projection: Option<&Linear>,
         text_projection: Option<&Linear>,
     ) -> Result<Self> {
-        let d_: &dyn Gpu = &*dev;
+        let gpu: &dyn Gpu = &*dev;
         let vision = vision
             .map(|v| -> Result<DevVision> {
                 let c = &v.cfg;
@@ -387,12 +390,12 @@ impl CudaClip {
                 let d = c.encoder.hidden_size;
                 let patch = Linear::new(v.patch_weight.clone(), None, 3 * c.patch_size * c.patch_size, d);
                 Ok(DevVision {
-                    patch_weight: DevLinear::upload(d_, &patch, "vision_model.embeddings.patch_embedding")?,
-                    class_embedding: d_.upload_f32(&v.class_embedding, "vision_model.embeddings.class_embedding")?,
-                    position_embedding: d_.upload_f32(&v.position_embedding, "vision_model.embeddings.position_embedding")?,
-                    pre_layrnorm: DevLayerNorm::upload(d_, &v.pre_layrnorm, "vision_model.pre_layrnorm")?,
-                    encoder: DevEncoder::upload(d_, &v.encoder, "vision_model.encoder")?,
-                    post_layernorm: DevLayerNorm::upload(d_, &v.post_layernorm, "vision_model.post_layernorm")?,
+                    patch_weight: DevLinear::upload(gpu, &patch, "vision_model.embeddings.patch_embedding")?,
+                    class_embedding: gpu.upload_f32(&v.class_embedding, "vision_model.embeddings.class_embedding")?,
+                    position_embedding: gpu.upload_f32(&v.position_embedding, "vision_model.embeddings.position_embedding")?,
+                    pre_layrnorm: DevLayerNorm::upload(gpu, &v.pre_layrnorm, "vision_model.pre_layrnorm")?,
+                    encoder: DevEncoder::upload(gpu, &v.encoder, "vision_model.encoder")?,
+                    post_layernorm: DevLayerNorm::upload(gpu, &v.post_layernorm, "vision_model.post_layernorm")?,
                     image_size: c.image_size,
                     patch: c.patch_size,
                 })
@@ -401,16 +404,16 @@ impl CudaClip {
         let text = text
             .map(|t| -> Result<DevText> {
                 Ok(DevText {
-                    token_embedding: d_.upload_f32(&t.token_embedding, "text_model.embeddings.token_embedding")?,
-                    position_embedding: d_.upload_f32(&t.position_embedding, "text_model.embeddings.position_embedding")?,
-                    encoder: DevEncoder::upload(d_, &t.encoder, "text_model.encoder")?,
-                    final_layer_norm: DevLayerNorm::upload(d_, &t.final_layer_norm, "text_model.final_layer_norm")?,
+                    token_embedding: gpu.upload_f32(&t.token_embedding, "text_model.embeddings.token_embedding")?,
+                    position_embedding: gpu.upload_f32(&t.position_embedding, "text_model.embeddings.position_embedding")?,
+                    encoder: DevEncoder::upload(gpu, &t.encoder, "text_model.encoder")?,
+                    final_layer_norm: DevLayerNorm::upload(gpu, &t.final_layer_norm, "text_model.final_layer_norm")?,
                     max_positions: t.cfg.max_position_embeddings,
                 })
             })
             .transpose()?;
-        let visual_projection = visual_projection.map(|l| DevLinear::upload(d_, l, "visual_projection")).transpose()?;
-        let text_projection = text_projection.map(|l| DevLinear::upload(d_, l, "text_projection")).transpose()?;
+        let visual_projection = visual_projection.map(|l| DevLinear::upload(gpu, l, "visual_projection")).transpose()?;
+        let text_projection = text_projection.map(|l| DevLinear::upload(gpu, l, "text_projection")).transpose()?;
         // A fault in any copy above surfaces here rather than in the first embed call.
         dev.sync("uploading the CLIP weights")?;
         Ok(CudaClip { dev, vision, text, visual_projection, text_projection, ws: Mutex::new(None), attention: CudaAttention::Auto })
