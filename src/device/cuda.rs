@@ -642,6 +642,7 @@ pub(crate) trait Gpu {
     /// f16 buffers: the CLIP towers' GEMM inputs ([`CudaDevice::gemm_f16_rm`]).
     fn alloc_f16(&self, len: usize, what: &str) -> Result<GpuBuf<half::f16>>;
     fn upload_f16(&self, host: &[half::f16], what: &str) -> Result<GpuBuf<half::f16>>;
+    fn download_f16(&self, buf: &GpuBuf<half::f16>, what: &str) -> Result<Vec<half::f16>>;
     /// The product with f16 A and B, f32 accumulation, and C in f16 (`c_f16`) or f32.
     fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()>;
     /// Waits for the queued work; a fault in it is reported as an error naming `after`.
@@ -693,6 +694,9 @@ impl Gpu for CudaDevice {
     }
     fn upload_f16(&self, host: &[half::f16], what: &str) -> Result<GpuBuf<half::f16>> {
         self.upload(host, what)
+    }
+    fn download_f16(&self, buf: &GpuBuf<half::f16>, what: &str) -> Result<Vec<half::f16>> {
+        self.download(buf, what)
     }
     fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
         self.gemm_f16_rm(g, c_f16)

@@ -33,15 +33,9 @@ fn f16s(x: &[f32]) -> Vec<f16> {
     x.iter().map(|&v| f16::from_f32(v)).collect()
 }
 
-/// The f16 buffer's values as f32 (through an f32 copy: the backend downloads f32 only).
-fn download_f16(g: &dyn Gpu, buf: &crate::device::cuda::GpuBuf<f16>, rows: usize, cols: usize) -> Vec<f32> {
-    // An identity product widens f16 to f32 exactly: C = A · I.
-    let eye: Vec<f16> = (0..cols * cols).map(|i| f16::from_f32(if i / cols == i % cols { 1.0 } else { 0.0 })).collect();
-    let eye = g.upload_f16(&eye, "identity").unwrap();
-    let out = g.alloc_f32(rows * cols, true, "widened").unwrap();
-    let p = RmGemm { ta: false, tb: false, m: rows, n: cols, k: cols, alpha: 1.0, a: (buf.ptr(), cols, 0), b: (eye.ptr(), cols, 0), beta: 0.0, c: (out.ptr(), cols, 0), batch: 1 };
-    g.gemm_f16(&p, false).unwrap();
-    g.download_f32(&out, "widened").unwrap()
+/// The f16 buffer's values as f32.
+fn download_f16(g: &dyn Gpu, buf: &crate::device::cuda::GpuBuf<f16>) -> Vec<f32> {
+    g.download_f16(buf, "f16 output").unwrap().iter().map(|h| h.to_f32()).collect()
 }
 
 /// erf with |error| < 1.2e-7 (Numerical Recipes erfc Chebyshev fit, in f64), for the GELU reference.
@@ -81,7 +75,7 @@ fn elementwise(g: &dyn Gpu, rows: usize, d: usize) {
         }
     }
     let e32 = max_rel(&g.download_f32(&o32, "ln32").unwrap(), &want);
-    let e16 = max_rel(&download_f16(g, &o16, rows, d), &want);
+    let e16 = max_rel(&download_f16(g, &o16), &want);
     assert!(e32 < 1e-5 && e16 < 1e-2, "layer_norm: f32 {e32:.1e}, f16 {e16:.1e}");
 
     for act in [NnActivation::QuickGelu, NnActivation::Gelu] {
@@ -96,7 +90,7 @@ fn elementwise(g: &dyn Gpu, rows: usize, d: usize) {
                 }
             })
             .collect();
-        let e = max_rel(&download_f16(g, &out, rows, d), &want);
+        let e = max_rel(&download_f16(g, &out), &want);
         assert!(e < 1e-2, "{act:?}: {e:.1e}");
     }
 
@@ -117,7 +111,7 @@ fn elementwise(g: &dyn Gpu, rows: usize, d: usize) {
             let p = softmax_f64(&s[r * n..][..lim].iter().map(|&v| v as f64).collect::<Vec<_>>());
             want[r * n..][..lim].copy_from_slice(&p);
         }
-        let e = max_rel(&download_f16(g, &pb, 3 * n, n), &want);
+        let e = max_rel(&download_f16(g, &pb), &want);
         assert!(e < 1e-2, "softmax causal={causal}: {e:.1e}");
     }
 }
@@ -146,7 +140,7 @@ fn fused_attention(g: &dyn Gpu, shapes: &[(usize, usize, usize, usize, bool)]) {
                 }
             }
         }
-        let e = max_rel(&download_f16(g, &ob, b * seq, d), &want);
+        let e = max_rel(&download_f16(g, &ob), &want);
         assert!(e < 1e-2, "attention b={b} seq={seq} heads={heads} hd={hd} causal={causal}: {e:.1e}");
     }
 }
@@ -161,7 +155,7 @@ fn patches_and_tokens(g: &dyn Gpu) {
     let np = gh * gw;
     let mut patches = g.alloc_f16(b * np * 3 * p * p, "patches").unwrap();
     nn::patches_im2col(g, &pb, b, h, w, p, &mut patches).unwrap();
-    let got = download_f16(g, &patches, b * np, 3 * p * p);
+    let got = download_f16(g, &patches);
     for (i, v) in got.iter().enumerate() {
         let (row, col) = (i / (3 * p * p), i % (3 * p * p));
         let (n, k) = (row / np, row % np);

@@ -229,6 +229,9 @@ impl Gpu for Emu {
         }
         Ok(buf)
     }
+    fn download_f16(&self, buf: &GpuBuf<half::f16>, _what: &str) -> Result<Vec<half::f16>> {
+        Ok((0..buf.len()).map(|i| half::f16::from_f32(self.rh(buf.ptr(), i))).collect())
+    }
     fn gemm_f16(&self, g: &RmGemm, c_f16: bool) -> Result<()> {
         if let Some(cm) = g.to_column_major()? {
             self.gemm_cm(&cm, true, c_f16);
